@@ -1,0 +1,732 @@
+/**
+ * The rockchip-iommu driver's kernel log lines: render them exactly as the driver prints them,
+ * parse them back (with the usual dmesg / syslog / journald prefixes), group the three lines of
+ * a page fault into one report, compute what `log_iova` prints for a given memory image, and
+ * match lines against expectations whose addresses may vary.
+ *
+ * Format strings are verbatim from `drivers/iommu/rockchip-iommu.c` (research/rockchip-iommu.md
+ * §1.6–§1.8, checked again in microsoft/WSL2-Linux-Kernel @ d1b51b130d32080f42c568f24f5cb4445265600a;
+ * identical in S-66, S-612, S-618L and S-7x per the research). `dev_err` lines carry the prefix
+ * `rk_iommu <dev_name>: `; the "already mapped" line is a `pr_err` without a device prefix.
+ * Number formatting follows Linux vsprintf (see `printk.ts`).
+ *
+ * Pure: no I/O, no clocks.
+ *
+ * @module
+ */
+
+import type { EntryFormat } from "./types.ts";
+import { kscanf, ksprintf, type PrintkArg } from "./printk.ts";
+import {
+  decodeDteAddrRegister,
+  decodePte,
+  type DteAddrLayout,
+  isValid,
+  ptAddress,
+  type PteOptions,
+  RK_PTE_PAGE_FLAGS_MASK,
+} from "./entries.ts";
+import { ENTRY_SIZE, NUM_DT_ENTRIES, NUM_PT_ENTRIES, SPAGE_SIZE, splitIova } from "./iova.ts";
+import { toU32 } from "./bits.ts";
+
+/** The driver name `dev_err` prints before the device name. */
+export const RK_IOMMU_DRIVER = "rk_iommu";
+
+/** Direction of a page fault, from STATUS bit 5. */
+export type Access = "read" | "write";
+
+/** Fields common to every line printed with `dev_err(iommu->dev, ...)`. */
+interface DeviceEvent<K extends string> {
+  kind: K;
+  /** `dev_name()` of the IOMMU, e.g. `fde4b000.iommu`. */
+  device: string;
+}
+
+/** `Page fault at %pad of type %s` (rk_iommu_irq). */
+export interface PageFaultEvent extends DeviceEvent<"page_fault"> {
+  iova: number;
+  access: Access;
+}
+
+/** `iova = %pad: dte_index: %#03x pte_index: %#03x page_offset: %#03x` (log_iova, line 1). */
+export interface IovaSplitEvent extends DeviceEvent<"iova_split"> {
+  iova: number;
+  dteIndex: number;
+  pteIndex: number;
+  pageOffset: number;
+}
+
+/**
+ * `mmu_dte_addr: %pa dte@%pa: %#08x valid: %u pte@%pa: %#08x valid: %u page@%pa flags: %#03x`
+ * (log_iova, line 2). Fields after the first invalid level are 0.
+ */
+export interface WalkEvent extends DeviceEvent<"walk"> {
+  /** The DTE_ADDR register, decoded by the driver. */
+  mmuDteAddr: number;
+  /** Physical address of the DTE read. */
+  dteAddr: number;
+  dte: number;
+  dteValid: boolean;
+  /** Physical address of the PTE read (0 when the DTE is invalid). */
+  pteAddr: number;
+  pte: number;
+  pteValid: boolean;
+  /** Page address + page offset (0 when the PTE is invalid). */
+  pageAddr: number;
+  /** `pte & 0x1fe` (0 when the PTE is invalid). */
+  flags: number;
+}
+
+/** `BUS_ERROR occurred at %pad`. */
+export interface BusErrorEvent extends DeviceEvent<"bus_error"> {
+  iova: number;
+}
+
+/** `unexpected int_status: %#08x`. */
+export interface UnexpectedIntStatusEvent extends DeviceEvent<"unexpected_int_status"> {
+  intStatus: number;
+}
+
+/** Kinds of the `... request timed out, status: %#08x` lines (one per bank). */
+export type StatusTimeoutKind =
+  | "enable_stall_timeout"
+  | "disable_stall_timeout"
+  | "enable_paging_timeout"
+  | "disable_paging_timeout";
+
+/** A `... request timed out, status: %#08x` line. */
+export interface StatusTimeoutEvent<K extends StatusTimeoutKind> extends DeviceEvent<K> {
+  status: number;
+}
+
+/** Kinds of the fixed-text device lines. */
+export type PlainKind =
+  | "not_attached"
+  | "raw_reset_error"
+  | "force_reset_timeout"
+  | "dt_map_error"
+  | "pt_map_error";
+
+/** A fixed-text device line. */
+export type PlainEvent<K extends PlainKind> = DeviceEvent<K>;
+
+/** `iova: %pad already mapped to %pa cannot remap to phys: %pa prot: %#x` (pr_err, no device). */
+export interface AlreadyMappedEvent {
+  kind: "already_mapped";
+  iova: number;
+  /** The page the existing PTE points to. */
+  existingPhys: number;
+  /** The physical address being mapped. */
+  phys: number;
+  /** `IOMMU_READ` (1) | `IOMMU_WRITE` (2) | ... */
+  prot: number;
+}
+
+/**
+ * A line that carries the rk_iommu prefix (or looks like the "already mapped" pr_err) but
+ * matches no known format. `device` is null when even the `rk_iommu <dev>: ` prefix is broken;
+ * then `text` is everything after the line prefix, otherwise everything after `<dev>: `.
+ */
+export interface UnknownEvent {
+  kind: "unknown";
+  device: string | null;
+  text: string;
+}
+
+/** Every rk_iommu kernel log line, as a discriminated union on `kind`. */
+export type RkIommuEvent =
+  | PageFaultEvent
+  | IovaSplitEvent
+  | WalkEvent
+  | BusErrorEvent
+  | UnexpectedIntStatusEvent
+  | StatusTimeoutEvent<"enable_stall_timeout">
+  | StatusTimeoutEvent<"disable_stall_timeout">
+  | StatusTimeoutEvent<"enable_paging_timeout">
+  | StatusTimeoutEvent<"disable_paging_timeout">
+  | PlainEvent<"not_attached">
+  | PlainEvent<"raw_reset_error">
+  | PlainEvent<"force_reset_timeout">
+  | PlainEvent<"dt_map_error">
+  | PlainEvent<"pt_map_error">
+  | AlreadyMappedEvent
+  | UnknownEvent;
+
+/** Kinds of known (non-unknown) events. */
+export type KnownKind = Exclude<RkIommuEvent["kind"], "unknown">;
+
+/** The driver's format strings (without the trailing `\n`), by event kind. */
+export const RK_IOMMU_FORMATS: Readonly<Record<KnownKind, string>> = {
+  page_fault: "Page fault at %pad of type %s",
+  iova_split: "iova = %pad: dte_index: %#03x pte_index: %#03x page_offset: %#03x",
+  walk: "mmu_dte_addr: %pa dte@%pa: %#08x valid: %u pte@%pa: %#08x valid: %u page@%pa flags: %#03x",
+  bus_error: "BUS_ERROR occurred at %pad",
+  not_attached: "Page fault while iommu not attached to domain?",
+  unexpected_int_status: "unexpected int_status: %#08x",
+  enable_stall_timeout: "Enable stall request timed out, status: %#08x",
+  disable_stall_timeout: "Disable stall request timed out, status: %#08x",
+  enable_paging_timeout: "Enable paging request timed out, status: %#08x",
+  disable_paging_timeout: "Disable paging request timed out, status: %#08x",
+  raw_reset_error: "Error during raw reset. MMU_DTE_ADDR is not functioning",
+  force_reset_timeout: "FORCE_RESET command timed out",
+  dt_map_error: "DMA map error for DT",
+  pt_map_error: "DMA mapping error while allocating page table",
+  already_mapped: "iova: %pad already mapped to %pa cannot remap to phys: %pa prot: %#x",
+};
+
+/** The event fields filled by each format's conversions, in order. */
+const FIELDS: Readonly<Record<KnownKind, readonly string[]>> = {
+  page_fault: ["iova", "access"],
+  iova_split: ["iova", "dteIndex", "pteIndex", "pageOffset"],
+  walk: [
+    "mmuDteAddr",
+    "dteAddr",
+    "dte",
+    "dteValid",
+    "pteAddr",
+    "pte",
+    "pteValid",
+    "pageAddr",
+    "flags",
+  ],
+  bus_error: ["iova"],
+  not_attached: [],
+  unexpected_int_status: ["intStatus"],
+  enable_stall_timeout: ["status"],
+  disable_stall_timeout: ["status"],
+  enable_paging_timeout: ["status"],
+  disable_paging_timeout: ["status"],
+  raw_reset_error: [],
+  force_reset_timeout: [],
+  dt_map_error: [],
+  pt_map_error: [],
+  already_mapped: ["iova", "existingPhys", "phys", "prot"],
+};
+
+const BOOL_FIELDS = new Set(["dteValid", "pteValid"]);
+const DEVICE_KINDS = (Object.keys(RK_IOMMU_FORMATS) as KnownKind[]).filter(
+  (k) => k !== "already_mapped",
+);
+
+/** Literal text before the first conversion: a cheap filter before running the regex. */
+const LEADS: Readonly<Record<string, string>> = Object.fromEntries(
+  Object.entries(RK_IOMMU_FORMATS).map((
+    [k, f],
+  ) => [k, f.includes("%") ? f.slice(0, f.indexOf("%")) : f]),
+);
+
+/** The `dev_err` prefix for an IOMMU device: `rk_iommu <device>: `. */
+export function devicePrefix(device: string): string {
+  return `${RK_IOMMU_DRIVER} ${device}: `;
+}
+
+/** The message text of an event, without any device prefix. */
+function renderMessage(ev: Exclude<RkIommuEvent, UnknownEvent>): string {
+  const rec = ev as unknown as Record<string, unknown>;
+  const args: PrintkArg[] = FIELDS[ev.kind].map((f) => {
+    const v = rec[f];
+    if (typeof v === "boolean") return v ? 1 : 0;
+    if (typeof v === "number" || typeof v === "string") return v;
+    throw new TypeError(`renderEvent: field ${f} of ${ev.kind} is ${String(v)}`);
+  });
+  return ksprintf(RK_IOMMU_FORMATS[ev.kind], args);
+}
+
+/**
+ * The kernel log line (without the dmesg/syslog prefix and without the newline) the driver
+ * prints for `ev`. Numbers are formatted as the C arguments would be (`%#08x` of a u32,
+ * `%pad` of a 64-bit address).
+ */
+export function renderEvent(ev: RkIommuEvent): string {
+  if (ev.kind === "unknown") {
+    return ev.device === null ? ev.text : devicePrefix(ev.device) + ev.text;
+  }
+  if (ev.kind === "already_mapped") return renderMessage(ev);
+  return devicePrefix(ev.device) + renderMessage(ev);
+}
+
+/** Parse a message (after the device prefix) as one known kind, or null. */
+function parseAs(kind: KnownKind, message: string, device: string | null): RkIommuEvent | null {
+  if (!message.startsWith(LEADS[kind])) return null;
+  const args = kscanf(RK_IOMMU_FORMATS[kind], message);
+  if (args === null) return null;
+  const ev: Record<string, unknown> = { kind };
+  if (device !== null) ev.device = device;
+  const fields = FIELDS[kind];
+  for (let i = 0; i < fields.length; i++) {
+    const f = fields[i];
+    const v = args[i];
+    if (f === "access") {
+      if (v !== "read" && v !== "write") return null;
+      ev[f] = v;
+    } else if (BOOL_FIELDS.has(f)) {
+      if (v !== 0 && v !== 1) return null;
+      ev[f] = v === 1;
+    } else {
+      ev[f] = v;
+    }
+  }
+  return ev as unknown as RkIommuEvent;
+}
+
+/** What was in front of the kernel message on a captured line. */
+export interface LinePrefix {
+  /** The prefix text exactly as captured (may be empty). */
+  raw: string;
+  /** dmesg `[    12.345678]` timestamp, in seconds since boot. */
+  timestampSec?: number;
+  /** syslog `<N>` priority number as printed (kmsg, `dmesg -r`). */
+  priority?: number;
+  /** `dmesg -x` facility name, e.g. `kern`. */
+  facility?: string;
+  /** `dmesg -x` level name, e.g. `err`. */
+  level?: string;
+  /** journald / syslog wall-clock stamp, e.g. `Nov 24 20:28:01`. */
+  wallClock?: string;
+  /** journald / syslog host name. */
+  host?: string;
+  /** `dmesg -T` human-readable time, e.g. `Mon Nov 24 20:28:01 2025`. */
+  humanTime?: string;
+  /** CONFIG_PRINTK_CALLER id, e.g. `T123` or `C1`. */
+  caller?: string;
+}
+
+/** One parsed log line: the prefix, the event, and whether the line ended in CR. */
+export interface ParsedLine {
+  prefix: LinePrefix;
+  event: RkIommuEvent;
+  /** True when the line ended with `\r` (CRLF captures, serial consoles). */
+  cr: boolean;
+}
+
+const FACILITIES = "kern|user|mail|daemon|auth|syslog|lpr|news|uucp|cron|authpriv|ftp|local[0-7]";
+const LEVELS = "emerg|alert|crit|err|warn|notice|info|debug";
+const RE_JOURNAL = /^([A-Z][a-z]{2} [ 0-9][0-9] [0-9]{2}:[0-9]{2}:[0-9]{2}) (\S{1,255}) kernel: /;
+const RE_PRIORITY = /^<([0-9]{1,3})>/;
+const RE_DMESG_X = new RegExp(`^(${FACILITIES}) {0,8}:(${LEVELS}) {0,8}: `);
+const RE_TIMESTAMP = /^\[ {0,12}([0-9]{1,12})\.([0-9]{1,9})\]/;
+const RE_HUMAN =
+  /^\[([A-Z][a-z]{2} [A-Z][a-z]{2} [ 0-9][0-9] [0-9]{2}:[0-9]{2}:[0-9]{2} [0-9]{4})\]/;
+const RE_CALLER = /^\[ {0,12}([TC][0-9]{1,10})\]/;
+
+/** Strip the known prefixes off a line; returns the prefix and the rest. */
+function splitPrefix(line: string): { prefix: LinePrefix; rest: string } {
+  const prefix: LinePrefix = { raw: "" };
+  let rest = line;
+  const take = (n: number) => {
+    prefix.raw += rest.slice(0, n);
+    rest = rest.slice(n);
+  };
+  let m = RE_JOURNAL.exec(rest);
+  if (m) {
+    prefix.wallClock = m[1];
+    prefix.host = m[2];
+    take(m[0].length);
+  }
+  m = RE_PRIORITY.exec(rest);
+  if (m) {
+    prefix.priority = Number(m[1]);
+    take(m[0].length);
+  }
+  m = RE_DMESG_X.exec(rest);
+  if (m) {
+    prefix.facility = m[1];
+    prefix.level = m[2];
+    take(m[0].length);
+  }
+  let stamped = false;
+  m = RE_TIMESTAMP.exec(rest);
+  if (m) {
+    prefix.timestampSec = Number(m[1]) + Number(m[2]) / 10 ** m[2].length;
+    take(m[0].length);
+    stamped = true;
+  } else if ((m = RE_HUMAN.exec(rest))) {
+    prefix.humanTime = m[1];
+    take(m[0].length);
+    stamped = true;
+  }
+  if (stamped) {
+    m = RE_CALLER.exec(rest);
+    if (m) {
+      prefix.caller = m[1];
+      take(m[0].length);
+    }
+    if (rest.startsWith(" ")) take(1);
+  }
+  return { prefix, rest };
+}
+
+const RE_DEVICE = /^rk_iommu (\S+?): /;
+
+/** Classify a message (the line after its prefix) as an rk_iommu event, or null. */
+export function parseMessage(message: string): RkIommuEvent | null {
+  if (message.startsWith(`${RK_IOMMU_DRIVER} `)) {
+    const m = RE_DEVICE.exec(message);
+    if (!m) return { kind: "unknown", device: null, text: message };
+    const device = m[1];
+    const body = message.slice(m[0].length);
+    for (const kind of DEVICE_KINDS) {
+      const ev = parseAs(kind, body, device);
+      if (ev) return ev;
+    }
+    return { kind: "unknown", device, text: body };
+  }
+  if (message.startsWith(LEADS.already_mapped)) {
+    const ev = parseAs("already_mapped", message, null);
+    if (ev) return ev;
+    if (message.includes(" already mapped to ")) {
+      return { kind: "unknown", device: null, text: message };
+    }
+  }
+  return null;
+}
+
+/**
+ * Parse one captured line. Tolerates, in this order and each optional: a journald/syslog
+ * `Mon DD HH:MM:SS host kernel: ` stamp, a syslog `<N>` priority, a `dmesg -x`
+ * `kern  :err   : ` facility/level, a dmesg `[   12.345678]` or `dmesg -T` timestamp with an
+ * optional `[T123]` caller id, and a trailing `\r`. Returns null for lines that are not
+ * rk_iommu lines; never throws. `renderLine(parseLine(l))` reproduces `l` exactly.
+ */
+export function parseLine(line: string): ParsedLine | null {
+  const cr = line.endsWith("\r");
+  const body = cr ? line.slice(0, -1) : line;
+  const { prefix, rest } = splitPrefix(body);
+  const event = parseMessage(rest);
+  return event === null ? null : { prefix, event, cr };
+}
+
+/** Reassemble a parsed line: prefix + rendered event (+ `\r`). */
+export function renderLine(p: ParsedLine): string {
+  return p.prefix.raw + renderEvent(p.event) + (p.cr ? "\r" : "");
+}
+
+/** How the numbers of a walk line decode for a given entry format. */
+export interface WalkDecoding {
+  format: EntryFormat;
+  /** The first level found invalid, or "none" when the walk reached a valid page. */
+  invalidAt: "dte" | "pte" | "none";
+  /** Directory table address (the decoded DTE_ADDR register, `mmu_dte_addr`). */
+  dtAddress: number;
+  /** `(dte@ - mmu_dte_addr) / 4` when that is a valid index, else null. */
+  dteIndex: number | null;
+  /** Page-table address decoded from the DTE value, when the DTE is valid. */
+  ptAddress: number | null;
+  /** `(pte@ - ptAddress) / 4` when that is a valid index, else null. */
+  pteIndex: number | null;
+  /** Page address decoded from the PTE value, when the PTE is valid. */
+  pageBase: number | null;
+  /** `page@ - pageBase` when it is a valid offset, else null. */
+  pageOffset: number | null;
+  /** Permissions from the PTE (when valid), honouring `v2PermSwapped`. */
+  read: boolean | null;
+  write: boolean | null;
+  /**
+   * Bits of the printed `flags` that are really address bits: in v2, bit 8 is phys bit 32 and
+   * bits 7:4 are phys bits 39:36 (so a v2 page in 4–8 GiB prints `flags: 0x106` for R|W). 0 in v1.
+   */
+  flagsAddressBits: number;
+  /** Bits of `flags` that are attributes: v1 bits 8:1, v2 bits 3:1. */
+  flagsAttributeBits: number;
+  /** Every arithmetic relation the driver guarantees between the numbers holds. */
+  consistent: boolean;
+  /** What did not hold, in words. */
+  problems: string[];
+}
+
+/**
+ * Decode the numbers of a walk line for `format`: page-table address from the DTE value, page
+ * from the PTE, permissions, and the v2 flags quirk; check that the numbers are consistent with
+ * each other (and with `split` when given).
+ */
+export function decodeWalk(
+  format: EntryFormat,
+  walk: WalkEvent,
+  opts: PteOptions & { split?: IovaSplitEvent } = {},
+): WalkDecoding {
+  const problems: string[] = [];
+  const index = (addr: number, base: number, n: number): number | null => {
+    const d = addr - base;
+    return d >= 0 && d % ENTRY_SIZE === 0 && d / ENTRY_SIZE < n ? d / ENTRY_SIZE : null;
+  };
+  const dteIndex = index(walk.dteAddr, walk.mmuDteAddr, NUM_DT_ENTRIES);
+  if (dteIndex === null) problems.push("dte@ is not mmu_dte_addr + 4 * index");
+  if (walk.dteValid !== isValid(walk.dte)) problems.push("dte valid flag disagrees with dte bit 0");
+  let ptAddr: number | null = null;
+  let pteIndex: number | null = null;
+  let pageBase: number | null = null;
+  let pageOffset: number | null = null;
+  let read: boolean | null = null;
+  let write: boolean | null = null;
+  let invalidAt: WalkDecoding["invalidAt"] = "none";
+  const zeroAfter = (what: string, fields: [string, number | boolean][]) => {
+    for (const [n, v] of fields) {
+      if (v !== 0 && v !== false) problems.push(`${n} should be 0 after ${what}`);
+    }
+  };
+  if (!walk.dteValid) {
+    invalidAt = "dte";
+    zeroAfter("an invalid DTE", [
+      ["pte@", walk.pteAddr],
+      ["pte", walk.pte],
+      ["pte valid", walk.pteValid],
+      ["page@", walk.pageAddr],
+      ["flags", walk.flags],
+    ]);
+  } else {
+    ptAddr = ptAddress(format, walk.dte);
+    pteIndex = index(walk.pteAddr, ptAddr, NUM_PT_ENTRIES);
+    if (pteIndex === null) problems.push("pte@ is not pt_address(dte) + 4 * index");
+    if (walk.pteValid !== isValid(walk.pte)) {
+      problems.push("pte valid flag disagrees with pte bit 0");
+    }
+    if (!walk.pteValid) {
+      invalidAt = "pte";
+      zeroAfter("an invalid PTE", [["page@", walk.pageAddr], ["flags", walk.flags]]);
+    } else {
+      const d = decodePte(format, walk.pte, opts);
+      pageBase = d.address;
+      read = d.read;
+      write = d.write;
+      const off = walk.pageAddr - pageBase;
+      pageOffset = off >= 0 && off < SPAGE_SIZE ? off : null;
+      if (pageOffset === null) problems.push("page@ is not pt_address(pte) + offset");
+      if (walk.flags !== (toU32(walk.pte) & RK_PTE_PAGE_FLAGS_MASK)) {
+        problems.push("flags is not pte & 0x1fe");
+      }
+    }
+  }
+  const split = opts.split;
+  if (split) {
+    if (dteIndex !== null && dteIndex !== split.dteIndex) {
+      problems.push("dte index differs from iova line");
+    }
+    if (pteIndex !== null && pteIndex !== split.pteIndex) {
+      problems.push("pte index differs from iova line");
+    }
+    if (pageOffset !== null && pageOffset !== split.pageOffset) {
+      problems.push("page offset differs from iova line");
+    }
+  }
+  return {
+    format,
+    invalidAt,
+    dtAddress: walk.mmuDteAddr,
+    dteIndex,
+    ptAddress: ptAddr,
+    pteIndex,
+    pageBase,
+    pageOffset,
+    read,
+    write,
+    flagsAddressBits: format === "v2" ? walk.flags & 0x1f0 : 0,
+    flagsAttributeBits: format === "v2" ? walk.flags & 0x00e : walk.flags & RK_PTE_PAGE_FLAGS_MASK,
+    consistent: problems.length === 0,
+    problems,
+  };
+}
+
+/**
+ * The two lines `log_iova(iommu, bank, iova)` prints, computed as the driver does: split the
+ * IOVA, decode the HARDWARE DTE_ADDR register (`pt_address`, or `dte_addr_phys` with the
+ * pre-6df63b7ebdaf "vendor" layout), read the DTE through `readU32` (the CPU's view of physical
+ * memory, `*phys_to_virt(addr)`), and the PTE if the DTE is valid; fields after the first
+ * invalid level stay 0.
+ */
+export function logIova(
+  format: EntryFormat,
+  device: string,
+  iova: number,
+  dteAddrRegister: number,
+  readU32: (phys: number) => number,
+  opts: { layout?: DteAddrLayout } = {},
+): [IovaSplitEvent, WalkEvent] {
+  const { dteIndex, pteIndex, pageOffset } = splitIova(iova);
+  const mmuDteAddr = decodeDteAddrRegister(format, dteAddrRegister, opts.layout ?? "dte");
+  const dteAddr = mmuDteAddr + ENTRY_SIZE * dteIndex;
+  const dte = toU32(readU32(dteAddr));
+  let pteAddr = 0;
+  let pte = 0;
+  let pageAddr = 0;
+  let flags = 0;
+  if (isValid(dte)) {
+    pteAddr = ptAddress(format, dte) + ENTRY_SIZE * pteIndex;
+    pte = toU32(readU32(pteAddr));
+    if (isValid(pte)) {
+      pageAddr = ptAddress(format, pte) + pageOffset;
+      flags = pte & RK_PTE_PAGE_FLAGS_MASK;
+    }
+  }
+  return [
+    { kind: "iova_split", device, iova, dteIndex, pteIndex, pageOffset },
+    {
+      kind: "walk",
+      device,
+      mmuDteAddr,
+      dteAddr,
+      dte,
+      dteValid: isValid(dte),
+      pteAddr,
+      pte,
+      pteValid: isValid(pte),
+      pageAddr,
+      flags,
+    },
+  ];
+}
+
+/** An event with the 1-based line number it was found on. */
+export interface LogEntry {
+  line: number;
+  parsed: ParsedLine;
+}
+
+/** The lines of one page fault report, grouped. */
+export interface FaultReport {
+  device: string;
+  access: Access;
+  iova: number;
+  /** Timestamp of the `Page fault at` line, if it had one. */
+  timestampSec?: number;
+  /** 1-based line numbers of the lines that make up the report. */
+  lines: {
+    pageFault: number;
+    split?: number;
+    walk?: number;
+    notAttached?: number;
+    busError?: number;
+  };
+  split?: IovaSplitEvent;
+  walk?: WalkEvent;
+  /** A `Page fault while iommu not attached to domain?` line followed. */
+  notAttached: boolean;
+  /** A `BUS_ERROR occurred at` line for the same IOVA followed (both IRQ bits set). */
+  busError: boolean;
+  /** Both log_iova lines were found. */
+  complete: boolean;
+  /** Present when `parseLog` was given an entry format and the walk line was found. */
+  decoded?: WalkDecoding;
+}
+
+/** Result of {@link parseLog}. */
+export interface ParsedLog {
+  /** Every rk_iommu line, in order. */
+  entries: LogEntry[];
+  /** Page faults, each with its log_iova lines attached. */
+  faults: FaultReport[];
+}
+
+/**
+ * Parse a captured log (any of the prefixes {@link parseLine} accepts, LF or CRLF) and group
+ * each `Page fault at` line with the `iova =` and `mmu_dte_addr:` lines that follow it for the
+ * same device (other lines may be interleaved). With `opts.format`, each complete report gets a
+ * {@link WalkDecoding}.
+ */
+export function parseLog(
+  text: string,
+  opts: PteOptions & { format?: EntryFormat } = {},
+): ParsedLog {
+  const entries: LogEntry[] = [];
+  const faults: FaultReport[] = [];
+  const open = new Map<string, FaultReport>();
+  const lines = text.split("\n");
+  for (let i = 0; i < lines.length; i++) {
+    const parsed = parseLine(lines[i]);
+    if (!parsed) continue;
+    const line = i + 1;
+    entries.push({ line, parsed });
+    const ev = parsed.event;
+    if (ev.kind === "unknown" || ev.kind === "already_mapped") continue;
+    const cur = open.get(ev.device);
+    if (ev.kind === "page_fault") {
+      const report: FaultReport = {
+        device: ev.device,
+        access: ev.access,
+        iova: ev.iova,
+        lines: { pageFault: line },
+        notAttached: false,
+        busError: false,
+        complete: false,
+      };
+      if (parsed.prefix.timestampSec !== undefined) {
+        report.timestampSec = parsed.prefix.timestampSec;
+      }
+      faults.push(report);
+      open.set(ev.device, report);
+    } else if (ev.kind === "iova_split") {
+      if (cur && !cur.split && !cur.walk && ev.iova === cur.iova) {
+        cur.split = ev;
+        cur.lines.split = line;
+      }
+    } else if (ev.kind === "walk") {
+      if (cur && !cur.walk) {
+        cur.walk = ev;
+        cur.lines.walk = line;
+        cur.complete = cur.split !== undefined;
+        if (opts.format) {
+          cur.decoded = decodeWalk(opts.format, ev, { ...opts, split: cur.split });
+        }
+      }
+    } else if (ev.kind === "not_attached") {
+      if (cur && !cur.notAttached) {
+        cur.notAttached = true;
+        cur.lines.notAttached = line;
+      }
+    } else if (ev.kind === "bus_error") {
+      if (cur && ev.iova === cur.iova && !cur.busError) {
+        cur.busError = true;
+        cur.lines.busError = line;
+      }
+      open.delete(ev.device);
+    } else {
+      open.delete(ev.device);
+    }
+  }
+  return { entries, faults };
+}
+
+/** A half-open numeric range `[start, end)`, like `PhysRange`. */
+export interface NumberRange {
+  start: number;
+  end: number;
+}
+
+/** What one field of an expected line may be: a fixed value, `"any"`, or a numeric range. */
+export type FieldPattern<T> = T | "any" | (T extends number ? NumberRange : never);
+
+type PatternOf<E> = E extends { kind: infer K }
+  ? { kind: K } & { [F in Exclude<keyof E, "kind">]?: FieldPattern<E[F]> }
+  : never;
+
+/**
+ * An expected rk_iommu line where some fields may vary: `kind` is fixed, every other field is
+ * optional (omitted means any) and may be a value, `"any"`, or a `{start, end}` range.
+ */
+export type FaultLinePattern = PatternOf<RkIommuEvent>;
+
+/**
+ * The first field where `event` does not match `pattern`, as a short description, or null
+ * when it matches.
+ */
+export function patternMismatch(pattern: FaultLinePattern, event: RkIommuEvent): string | null {
+  if (pattern.kind !== event.kind) return `kind: expected ${pattern.kind}, got ${event.kind}`;
+  const ev = event as unknown as Record<string, unknown>;
+  for (const [field, want] of Object.entries(pattern)) {
+    if (field === "kind" || want === undefined || want === "any") continue;
+    const got = ev[field];
+    if (typeof want === "object" && want !== null) {
+      const r = want as NumberRange;
+      if (typeof got !== "number" || got < r.start || got >= r.end) {
+        return `${field}: expected [${r.start}, ${r.end}), got ${String(got)}`;
+      }
+    } else if (got !== want) {
+      return `${field}: expected ${String(want)}, got ${String(got)}`;
+    }
+  }
+  return null;
+}
+
+/** True when `event` matches `pattern` (see {@link FaultLinePattern}). */
+export function matchesPattern(pattern: FaultLinePattern, event: RkIommuEvent): boolean {
+  return patternMismatch(pattern, event) === null;
+}
