@@ -150,18 +150,20 @@ function decodeFormat(fmt: string): Piece[] {
       precision = pr ? Number(pr[0]) : 0;
       if (pr) p += pr[0].length;
     }
-    let size = 32;
-    if (fmt.startsWith("ll", p)) (size = 64), (p += 2);
-    else if (fmt.startsWith("hh", p)) (size = 8), (p += 2);
-    else if (fmt[p] === "l" || fmt[p] === "z" || fmt[p] === "t") (size = 64), p++;
-    else if (fmt[p] === "h") (size = 16), p++;
+    // Qualifiers: the argument's C type (arm64: long, size_t and ptrdiff_t are 64-bit).
+    const qual = /^(ll|hh|l|z|t|h)?/.exec(fmt.slice(p))?.[0] ?? "";
+    p += qual.length;
+    const size = qual === "hh" ? 8 : qual === "h" ? 16 : qual === "" ? 32 : 64;
     const conv = fmt[p++];
     const spec: Spec = { flags, fieldWidth, precision, base: 10, size };
     if (conv === "%") {
       text += "%";
       continue;
     }
-    if (text) pieces.push({ kind: "text", text }), (text = "");
+    if (text) {
+      pieces.push({ kind: "text", text });
+      text = "";
+    }
     if (conv === "s") pieces.push({ kind: "str", spec });
     else if (conv === "d" || conv === "i") {
       pieces.push({ kind: "num", spec: { ...spec, flags: flags | SIGN } });
