@@ -1,0 +1,97 @@
+/**
+ * Running host tools with a timeout that has an owner, and errors that say what failed.
+ *
+ * @module
+ */
+
+import { InfraError, TimeoutError } from "../errors.ts";
+
+/** Result of a finished command. */
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Options of {@linkcode run}. */
+export interface RunOptions {
+  cwd?: string;
+  env?: Record<string, string>;
+  /** Kill the command after this long (default 10 minutes). */
+  timeoutMs?: number;
+  /** Who set the timeout, for the TimeoutError. */
+  owner?: string;
+  /** Do not throw on a non-zero exit status; return it. */
+  allowFailure?: boolean;
+  /** Bytes to write on stdin. */
+  stdin?: Uint8Array;
+}
+
+/** Last `n` lines of a text, for error messages. */
+export function tail(text: string, n = 12): string {
+  const lines = text.trimEnd().split("\n");
+  return lines.slice(-n).join("\n");
+}
+
+/**
+ * Run `cmd args...`, collect its output, and throw an InfraError naming the command and the
+ * tail of its stderr if it fails (unless `allowFailure`), or a TimeoutError if it runs too long.
+ */
+export async function run(cmd: string, args: string[], opts: RunOptions = {}): Promise<RunResult> {
+  const timeoutMs = opts.timeoutMs ?? 600_000;
+  const owner = opts.owner ?? `${cmd} ${args.slice(0, 3).join(" ")}`;
+  let child: Deno.ChildProcess;
+  try {
+    child = new Deno.Command(cmd, {
+      args,
+      cwd: opts.cwd,
+      env: opts.env,
+      stdin: opts.stdin ? "piped" : "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) {
+      throw new InfraError(
+        `${cmd} is not installed`,
+        "run `rkhil qemu setup` (ensureHostTools) or install it with apt-get",
+        { cause: err },
+      );
+    }
+    throw err;
+  }
+  if (opts.stdin) {
+    const w = child.stdin.getWriter();
+    await w.write(opts.stdin);
+    await w.close();
+  }
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    try {
+      child.kill("SIGKILL");
+    } catch { /* already gone */ }
+  }, timeoutMs);
+  const out = await child.output().finally(() => clearTimeout(timer));
+  const result = {
+    code: out.code,
+    stdout: new TextDecoder().decode(out.stdout),
+    stderr: new TextDecoder().decode(out.stderr),
+  };
+  if (timedOut) {
+    throw new TimeoutError(
+      owner,
+      timeoutMs,
+      `\`${cmd} ${args.join(" ")}\` did not finish; check the network or the mirror`,
+    );
+  }
+  if (result.code !== 0 && !opts.allowFailure) {
+    throw new InfraError(
+      `\`${cmd} ${args.join(" ")}\` failed with status ${result.code}:\n${
+        tail(result.stderr || result.stdout)
+      }`,
+      `see the output above; rerun the command by hand to investigate`,
+    );
+  }
+  return result;
+}
