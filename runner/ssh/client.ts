@@ -853,12 +853,19 @@ export class SshSession {
   /** Close the connection (and the jump connection). Idempotent. */
   async close(): Promise<void> {
     if (this.#closing) return;
+    if (this.#lost) {
+      this.#closeClients();
+      return;
+    }
+    const client = this.#client;
+    let timer: ReturnType<typeof setTimeout> | undefined;
     const closed = new Promise<void>((r) => {
-      this.#client.once("close", () => r());
-      setTimeout(r, 1000);
+      client.once("close", () => r());
+      timer = setTimeout(r, 1000);
     });
     this.#closeClients();
     await closed;
+    clearTimeout(timer);
   }
 }
 
@@ -1001,6 +1008,8 @@ class ChannelDuplex implements ByteDuplex {
       } catch { /* already gone */ }
     }
     this.#pending.delete(this.#onLost);
-    await Promise.race([this.#closed, new Promise((r) => setTimeout(r, 1000))]);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([this.#closed, new Promise((r) => timer = setTimeout(r, 1000))]);
+    clearTimeout(timer);
   }
 }

@@ -67,7 +67,14 @@ export function freePort(): number {
 let testKey: Promise<ClientKey> | null = null;
 export function testClientKey(): Promise<ClientKey> {
   if (!testKey) {
-    testKey = Deno.makeTempDir({ prefix: "rkhil-ssh-key-" }).then((d) => ensureClientKey(d));
+    testKey = Deno.makeTempDir({ prefix: "rkhil-ssh-key-" }).then((d) => {
+      globalThis.addEventListener("unload", () => {
+        try {
+          Deno.removeSync(d, { recursive: true });
+        } catch { /* already gone */ }
+      });
+      return ensureClientKey(d);
+    });
   }
   return testKey;
 }
