@@ -1,0 +1,155 @@
+/**
+ * The memory view the predictor works with: boot arguments applied to the board's banks, the
+ * zone layout, the SWIOTLB window, and two questions asked of them — where does a page with
+ * these GFP flags come from, and what does `dma_map_single` do with it for a given mask.
+ * Everything is computed by `memory.ts`, `swiotlb.ts` and `bootargs.ts`; this module only
+ * phrases their answers for `predict.ts`.
+ *
+ * @module
+ */
+import { BootArgsError, parseBootArgs } from "./bootargs.ts";
+import {
+  applyMemLimit,
+  computeZones,
+  FOUR_GIB,
+  placeAllocation,
+  type ZoneName,
+  zoneOf,
+  zoneRuleForRelease,
+} from "./memory.ts";
+import type { MemorySummary, Step } from "./prediction.ts";
+import { parseRelease } from "./releases.ts";
+import { OracleInputError, type Scenario } from "./scenario.ts";
+import { dmaMapSingle, type SwiotlbWindow, swiotlbWindow } from "./swiotlb.ts";
+import { type Fact, fact, type GfpZone, type PhysRange } from "./types.ts";
+
+/** Below this, a preferred zone can plausibly run dry before a driver probes: say so [D]. */
+const CONDITIONAL_ZONE_BYTES = 1024 * 1024 * 1024;
+
+/** Where a page with given GFP flags comes from. */
+export interface Placement {
+  zone: "DMA" | "DMA32" | "NORMAL";
+  /** Smallest range covering the zone's memory. */
+  range: PhysRange;
+  above4G: boolean;
+  /** Set when the answer depends on free memory. */
+  condition?: string;
+  facts: Fact<unknown>[];
+}
+
+/** What `dma_map_single` does with a placed page. */
+export interface Mapping {
+  kind: "direct" | "bounced" | "failed";
+  /** Range the DMA address falls in. */
+  dmaRange: PhysRange;
+}
+
+/** The memory view of a scenario. */
+export interface MemView {
+  summary: MemorySummary;
+  steps: Step[];
+  place(gfp: Fact<GfpZone>): Placement;
+  map(p: Placement, maskBits: number): Mapping;
+}
+
+const ZONE_KEY: Record<ZoneName, Placement["zone"]> = {
+  DMA: "DMA",
+  DMA32: "DMA32",
+  Normal: "NORMAL",
+};
+
+function hull(ranges: readonly PhysRange[]): PhysRange {
+  return { start: ranges[0].start, end: ranges[ranges.length - 1].end };
+}
+
+function fmt(r: PhysRange | null): string {
+  return r ? `[0x${r.start.toString(16)}, 0x${r.end.toString(16)})` : "empty";
+}
+
+/** Compute the memory view of a scenario. Throws OracleInputError on malformed boot arguments. */
+export function memoryView(s: Scenario): MemView {
+  let args;
+  try {
+    args = parseBootArgs(s.bootargs);
+  } catch (err) {
+    if (err instanceof BootArgsError) {
+      throw new OracleInputError(`bad boot arguments: ${err.message}`, "fix --bootargs");
+    }
+    throw err;
+  }
+  const limited = applyMemLimit(s.board.banks, args.mem?.limit);
+  const r = parseRelease(s.driver.release);
+  const layout = computeZones(
+    limited.banks,
+    r ? { rule: zoneRuleForRelease(r.major, r.minor) } : {},
+  );
+  const sw = swiotlbWindow(layout, args, {
+    bounceUnalignedKmalloc: s.config.dmaBounceUnalignedKmalloc,
+  });
+  const span = (n: ZoneName) => zoneOf(layout, n)?.span ?? null;
+  const swBelow = sw.placement.kind === "exact"
+    ? sw.placement.window.end
+    : sw.placement.kind === "bounded"
+    ? sw.placement.within.end
+    : null;
+  const summary: MemorySummary = {
+    banks: limited.banks,
+    zones: { dma: span("DMA"), dma32: span("DMA32"), normal: span("Normal") },
+    swiotlb: { present: sw.enabled, forced: sw.forced, sizeBytes: sw.sizeBytes, below: swBelow },
+  };
+  const ramFact = fact("DRAM banks", s.board.banks, s.board.ramSource, s.board.ramConfidence);
+  const steps: Step[] = [
+    {
+      rule: "memory map",
+      conclusion: `DRAM ${limited.banks.map(fmt).join(" + ")}` +
+        (limited.cutAt !== null ? ` (mem= cuts at 0x${limited.cutAt.toString(16)})` : "") +
+        `; ZONE_DMA ${fmt(summary.zones.dma)}, ZONE_DMA32 ${fmt(summary.zones.dma32)}, ` +
+        `ZONE_NORMAL ${fmt(summary.zones.normal)}`,
+      facts: [ramFact, ...limited.facts, ...layout.facts],
+    },
+    {
+      rule: "SWIOTLB",
+      conclusion: sw.enabled
+        ? `${sw.forced ? "forced: every mapping bounces; " : ""}${sw.sizeBytes / 2 ** 20} MiB ` +
+          `bounce buffer below 0x${(swBelow ?? 0).toString(16)} (${sw.reason})`
+        : `no bounce buffer (${sw.reason})`,
+      facts: sw.facts,
+    },
+  ];
+
+  const place = (gfp: Fact<GfpZone>): Placement => {
+    const pl = placeAllocation(layout, gfp.value);
+    const likely = pl.likely;
+    const zone = likely ? layout.zones.find((z) => z.name === likely.zone) : undefined;
+    if (!zone || zone.present.length === 0) {
+      throw new OracleInputError(
+        `no memory zone can serve a ${gfp.value} allocation on board ${s.board.id}`,
+        "check the board's RAM banks and mem=",
+      );
+    }
+    const range = hull(zone.present);
+    const small = pl.preferred !== null && pl.fallbacks.length > 0 &&
+      pl.preferred.presentBytes < CONDITIONAL_ZONE_BYTES;
+    const out: Placement = {
+      zone: ZONE_KEY[zone.name],
+      range,
+      above4G: range.start >= FOUR_GIB,
+      facts: [gfp, ...pl.facts],
+    };
+    if (small) out.condition = `${pl.condition}${likely ? `; ${likely.rule}` : ""}`;
+    return out;
+  };
+
+  const map = (p: Placement, maskBits: number): Mapping => mapRange(p.range, maskBits, sw);
+  return { summary, steps, place, map };
+}
+
+function mapRange(range: PhysRange, maskBits: number, sw: SwiotlbWindow): Mapping {
+  const mask = 2 ** maskBits - 1;
+  // A zone lies on one side of a 32- or 40-bit mask on every catalogued board, so the top page
+  // decides for the whole range.
+  const top = dmaMapSingle(range.end - 4096, 4096, mask, sw);
+  if (top.kind === "direct") return { kind: "direct", dmaRange: range };
+  if (top.kind === "bounced") return { kind: "bounced", dmaRange: top.slotRange };
+  return { kind: "failed", dmaRange: range };
+}
