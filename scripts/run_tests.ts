@@ -1,0 +1,36 @@
+/**
+ * The project's test command (`./rkhil test`): runs every `*_test.ts` with Deno's test runner,
+ * writes a JUnit report to `runs/tests/junit.xml`, and ends with the plain summary line
+ * `N passed, N failed, N skipped` that CI reads. Exits non-zero on any failure.
+ *
+ * Extra arguments are passed to `deno test` (e.g. a path or `--filter`).
+ */
+const junitDir = "runs/tests";
+await Deno.mkdir(junitDir, { recursive: true });
+const junitPath = `${junitDir}/junit.xml`;
+await Deno.remove(junitPath).catch(() => {});
+
+const deno = Deno.env.get("RKHIL_DENO") ?? Deno.execPath();
+const args = ["test", "-A", "--no-prompt", `--junit-path=${junitPath}`, ...Deno.args];
+const child = new Deno.Command(deno, { args, stdin: "null", stdout: "inherit", stderr: "inherit" })
+  .spawn();
+const status = await child.status;
+
+let passed = 0, failed = 0, skipped = 0;
+try {
+  const xml = await Deno.readTextFile(junitPath);
+  // Deno writes one <testcase> per test and per step; a failed one holds <failure>, an ignored
+  // one <skipped>. Counting elements is all this needs.
+  for (const m of xml.matchAll(/<testcase\b[^>]*?(\/>|>([\s\S]*?)<\/testcase>)/g)) {
+    const body = m[2] ?? "";
+    if (/<failure\b/.test(body) || /<error\b/.test(body)) failed++;
+    else if (/<skipped\b/.test(body)) skipped++;
+    else passed++;
+  }
+} catch (err) {
+  console.error(`run_tests: no JUnit report at ${junitPath}: ${(err as Error).message}`);
+}
+// A test runner that crashed or failed to type-check exits non-zero without failed cases.
+if (!status.success && failed === 0) failed = 1;
+console.log(`${passed} passed, ${failed} failed, ${skipped} skipped`);
+Deno.exit(failed > 0 || !status.success ? 1 : 0);
