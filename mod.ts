@@ -1,0 +1,147 @@
+/**
+ * rkhil: a hardware-in-the-loop test runner for Rockchip NPU boards, with an IOMMU oracle.
+ *
+ * The oracle is a pure model of the Linux `rockchip-iommu` driver, the arm64 memory zones and
+ * SWIOTLB, and the Rockchip IOMMU hardware revisions. Build a {@link Scenario} with
+ * {@link buildScenario}, ask {@link predict} what happens, and hold an observation against it
+ * with {@link compare}:
+ *
+ * ```ts
+ * import { boardFacts, buildScenario, compare, findBoard, predict } from "./mod.ts";
+ *
+ * const { board, path } = await findBoard("rock-3b-8g");
+ * const p = predict(buildScenario({ board: boardFacts(board, path), kernel: "6.12" }));
+ * p.instances.find((i) => i.unit === "fde4b000")?.outcome; // "BUS_ERROR"
+ * compare(p, { instances: [{ unit: "fde4b000", outcome: "OK", source: "my board" }] }).verdict;
+ * // "disagree"
+ * ```
+ *
+ * @module
+ */
+
+// --- The oracle: scenarios, predictions, comparisons -------------------------------------
+
+/** Predict every IOMMU instance of a scenario. */
+export { predict } from "./oracle/predict.ts";
+/** Compare a prediction with an observation: agree, disagree (first differing fact) or inconclusive. */
+export { compare, compareInstance } from "./oracle/compare.ts";
+export type {
+  Comparison,
+  Difference,
+  InstanceComparison,
+  InstanceObservation,
+  Observation,
+} from "./oracle/compare.ts";
+/** Build a scenario from a board, a release (or driver facts), patch sets and boot arguments. */
+export {
+  buildScenario,
+  OracleInputError,
+  resolvePatches,
+  resolveRelease,
+} from "./oracle/scenario.ts";
+export type {
+  BoardFacts,
+  BufferSource,
+  DtIommuNode,
+  Scenario,
+  ScenarioInput,
+  Workload,
+} from "./oracle/scenario.ts";
+export { PREDICTION_SCHEMA_VERSION } from "./oracle/prediction.ts";
+export type {
+  ExpectedLine,
+  InstancePrediction,
+  LatencyBand,
+  MemorySummary,
+  Prediction,
+  Step,
+  TablePrediction,
+  WorkloadVerdict,
+} from "./oracle/prediction.ts";
+export { fact, OUTCOMES } from "./oracle/types.ts";
+export type {
+  Confidence,
+  EntryFormat,
+  Fact,
+  GfpZone,
+  HwRevision,
+  Outcome,
+  PhysRange,
+  Provenance,
+} from "./oracle/types.ts";
+
+// --- Knowledge: releases, patch sets, SoCs -----------------------------------------------
+
+/** Driver facts per mainline release, 5.14 … 7.3. */
+export {
+  compareRelease,
+  isKnownRelease,
+  mainlineFacts,
+  parseRelease,
+  releaseKey,
+  RELEASES,
+} from "./oracle/releases.ts";
+export type { DriverFacts, OpsSpec, Release } from "./oracle/releases.ts";
+/** Named downstream patch sets (`--patch`). */
+export { getPatch, patchNames } from "./oracle/patches.ts";
+export type { PatchSet } from "./oracle/patches.ts";
+/** The SoC catalog: IOMMU instances, hardware revisions and walker reach. */
+export { findInstance, getSoc, socIds, walkerReach } from "./oracle/soc.ts";
+export type { IommuInstance, Soc, WalkerReach } from "./oracle/soc.ts";
+
+// --- Driver details: entries, log lines, memory ------------------------------------------
+
+/** v1/v2 DTE and PTE codecs and the DTE_ADDR register layouts. */
+export {
+  decodeDte,
+  decodeDteAddrRegister,
+  decodePte,
+  dteAddrRegister,
+  invalidate,
+  mkDte,
+  mkPte,
+  ptAddress,
+  truncatedBy,
+} from "./oracle/entries.ts";
+/** IOVA geometry (10/10/12). */
+export { joinIova, splitIova } from "./oracle/iova.ts";
+/** Render and parse the driver's kernel log lines. */
+export { logIova, parseLine, parseLog, renderEvent, renderLine } from "./oracle/klog.ts";
+export type { FaultReport, ParsedLine, ParsedLog, RkIommuEvent } from "./oracle/klog.ts";
+/** Linux printk number formatting as the driver uses it. */
+export { ksprintf } from "./oracle/printk.ts";
+/** Kernel command line (mem=, swiotlb=, cma=). */
+export { BootArgsError, parseBootArgs } from "./oracle/bootargs.ts";
+export type { BootArgs } from "./oracle/bootargs.ts";
+/** arm64 zones, allocation placement, SWIOTLB and dma_map_single. */
+export {
+  applyMemLimit,
+  computeZones,
+  dmaMapSingle,
+  parseSwiotlbLine,
+  parseZoneRanges,
+  placeAllocation,
+  renderZoneRanges,
+  swiotlbWindow,
+} from "./oracle/memory.ts";
+
+// --- Boards ---------------------------------------------------------------------------
+
+/** Board files: load, list, find; refused with file, line and field on error. */
+export { BoardFileError, findBoard, listBoards, loadBoardFile, parseBoard } from "./boards/load.ts";
+export type { LoadedBoard } from "./boards/load.ts";
+export type { BoardSpec } from "./boards/schema.ts";
+/** A board file as the oracle's `BoardFacts`. */
+export { boardFacts } from "./boards/facts.ts";
+
+// --- Runner errors ----------------------------------------------------------------------
+
+/** Typed errors with a hint on what to do, classified PASS/FAIL/ERROR/MISS/SKIP/DONE. */
+export {
+  describeError,
+  InfraError,
+  RkhilError,
+  TimeoutError,
+  UserInputError,
+} from "./runner/errors.ts";
+export type { Verdict } from "./runner/errors.ts";
