@@ -34,6 +34,8 @@ export interface Placement {
   above4G: boolean;
   /** Set when the answer depends on free memory. */
   condition?: string;
+  /** When it does and the other zone lies on the other side of 4 GiB: that zone. */
+  alternative?: Placement;
   facts: Fact<unknown>[];
 }
 
@@ -60,6 +62,11 @@ const ZONE_KEY: Record<ZoneName, Placement["zone"]> = {
 
 function hull(ranges: readonly PhysRange[]): PhysRange {
   return { start: ranges[0].start, end: ranges[ranges.length - 1].end };
+}
+
+function placementIn(present: PhysRange[], name: ZoneName, facts: Fact<unknown>[]): Placement {
+  const range = hull(present);
+  return { zone: ZONE_KEY[name], range, above4G: range.start >= FOUR_GIB, facts };
 }
 
 function fmt(r: PhysRange | null): string {
@@ -127,16 +134,14 @@ export function memoryView(s: Scenario): MemView {
         "check the board's RAM banks and mem=",
       );
     }
-    const range = hull(zone.present);
-    const small = pl.preferred !== null && pl.fallbacks.length > 0 &&
-      pl.preferred.presentBytes < CONDITIONAL_ZONE_BYTES;
-    const out: Placement = {
-      zone: ZONE_KEY[zone.name],
-      range,
-      above4G: range.start >= FOUR_GIB,
-      facts: [gfp, ...pl.facts],
-    };
-    if (small) out.condition = `${pl.condition}${likely ? `; ${likely.rule}` : ""}`;
+    const out = placementIn(zone.present, zone.name, [gfp, ...pl.facts]);
+    const preferred = pl.preferred;
+    if (preferred && pl.fallbacks.length > 0 && preferred.presentBytes < CONDITIONAL_ZONE_BYTES) {
+      out.condition = `${pl.condition}${likely ? `; ${likely.rule}` : ""}`;
+      const other = preferred.name === zone.name ? pl.fallbacks[0] : preferred;
+      const alt = placementIn(other.present, other.name, out.facts);
+      if (alt.above4G !== out.above4G) out.alternative = alt;
+    }
     return out;
   };
 

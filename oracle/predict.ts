@@ -22,7 +22,7 @@ import { memoryView, type MemView, type Placement } from "./memview.ts";
 import type { OpsSpec } from "./releases.ts";
 import { type DtIommuNode, OracleInputError, type Scenario } from "./scenario.ts";
 import { findInstance, getSoc, type Soc, socIds, walkerReach } from "./soc.ts";
-import { type Fact, fact, type Outcome, type PhysRange } from "./types.ts";
+import { type Fact, fact, type HwRevision, type Outcome, type PhysRange } from "./types.ts";
 
 const FOUR_GIB = 0x1_0000_0000;
 const R16 = "research/rockchip-iommu.md §1.6";
@@ -124,7 +124,7 @@ function predictInstance(
     node.confidence,
   );
   if (node.status !== "okay") {
-    return finish(s, base, null, "DISABLED", [], undefined, {}, [{
+    return finish(s, base, "DISABLED", {}, [{
       rule: "status",
       conclusion: "node is disabled: the driver never probes it",
       facts: [nodeFact],
@@ -132,7 +132,7 @@ function predictInstance(
   }
   const bound = opsFor(s, node);
   if (!bound) {
-    return finish(s, base, null, "PROBE_FAILED", [], undefined, {}, [{
+    return finish(s, base, "PROBE_FAILED", {}, [{
       rule: "compatible match",
       conclusion: `no compatible of the node is in ${s.driver.release}'s driver table ` +
         `(${Object.keys(s.driver.compatibles).join(", ")}): rk_iommu never binds, and the ` +
@@ -165,7 +165,7 @@ function predictInstance(
         ),
       ],
     });
-    return finish(s, base, ops, "PROBE_FAILED", probeFailedLines(node.unit), undefined, {}, steps);
+    return finish(s, base, "PROBE_FAILED", { ops, lines: probeFailedLines(node.unit) }, steps);
   }
 
   // The device that maps the tables, and so the DMA mask that decides bouncing.
@@ -184,54 +184,89 @@ function predictInstance(
 
   const hwRev = hw?.revision ??
     fact("hardware revision", "unknown" as const, `not in the ${soc.id} catalog`, "unknown");
-  const reach = walkerReach(hwRev);
-
-  const dtPlace = mem.place(ops.gfpZone);
-  const dtMap = mem.map(dtPlace, maskBits);
-  const ptPlace = mem.place(ops.gfpZone);
-  const ptMap = mem.map(ptPlace, maskBits);
-  steps.push(
-    placementStep("directory table", dtPlace, dtMap.kind, dtMap.dmaRange, s.driver.allocCall),
+  const ctx: WalkContext = { s, soc, mem, node, ops, maskBits, hwRev, reach: walkerReach(hwRev) };
+  const place = mem.place(ops.gfpZone);
+  const walk = evaluate(ctx, place);
+  steps.push(...walk.steps);
+  const conditions = [...walk.conditions];
+  if (place.condition && place.alternative) {
+    // The placement depends on free memory: when the other zone changes the outcome, say so.
+    const alt = evaluate(ctx, place.alternative);
+    if (alt.outcome !== walk.outcome) {
+      conditions.unshift(place.condition);
+      conditions.push(
+        `if the tables come from ZONE_${place.alternative.zone} instead: ${alt.outcome}`,
+      );
+    }
+  }
+  return finish(
+    s,
+    base,
+    walk.outcome,
+    { ops, lines: walk.lines, condition: joinConditions(conditions), dt: walk.dt, pt: walk.pt },
+    steps,
+    walk.possible,
   );
-  steps.push(placementStep("page table", ptPlace, ptMap.kind, ptMap.dmaRange, s.driver.allocCall));
+}
 
-  if (dtMap.kind === "failed") {
+interface WalkContext {
+  s: Scenario;
+  soc: Soc;
+  mem: MemView;
+  node: DtIommuNode;
+  ops: OpsSpec;
+  maskBits: number;
+  hwRev: Fact<HwRevision>;
+  reach: ReturnType<typeof walkerReach>;
+}
+
+interface Walk {
+  outcome: Outcome;
+  possible: Outcome[];
+  lines: ExpectedLine[];
+  conditions: string[];
+  steps: Step[];
+  dt?: TablePrediction;
+  pt?: TablePrediction;
+}
+
+/**
+ * Follow what the driver and the walker do with tables placed in `place`: map them, program
+ * the DTE, walk the directory and the page table, then the pages. The directory and every page
+ * table come from the same GFP flags, so they share one placement.
+ */
+function evaluate(ctx: WalkContext, place: Placement): Walk {
+  const { s, node, ops, maskBits, hwRev, reach } = ctx;
+  const steps: Step[] = [];
+  const map = ctx.mem.map(place, maskBits);
+  for (const what of ["directory table", "page table"]) {
+    steps.push(placementStep(what, place, map.kind, map.dmaRange, s.driver.allocCall));
+  }
+  const done = (outcome: Outcome, extra: Partial<Walk> = {}): Walk => ({
+    outcome,
+    possible: [outcome],
+    lines: [],
+    conditions: [],
+    steps,
+    ...extra,
+  });
+
+  if (map.kind === "failed") {
     steps.push({
       rule: "dma_map_single",
       conclusion: "mapping the directory table fails: domain allocation returns NULL, the master " +
         "cannot attach",
       facts: [ops.dmaMaskBits],
     });
-    return finish(
-      s,
-      base,
-      ops,
-      "PROBE_FAILED",
-      [line(node.unit, "DMA map error for DT", "verified")],
-      undefined,
-      {},
-      steps,
-    );
+    return done("PROBE_FAILED", { lines: [line(node.unit, "DMA map error for DT", "verified")] });
   }
 
-  const dt = table(
-    dtPlace,
-    dtMap.kind === "bounced",
-    dtMap.dmaRange,
-    reachable(dtMap.dmaRange, reach.dt),
-  );
-  const pt = table(
-    ptPlace,
-    ptMap.kind === "bounced",
-    ptMap.dmaRange,
-    reachable(ptMap.dmaRange, reach.pt),
-  );
-  const conditions: string[] = [];
-  if (dtPlace.condition) conditions.push(dtPlace.condition);
-
-  // The set of outcomes still possible, walking the chain a DMA takes.
+  const bounced = map.kind === "bounced";
+  const dt = table(place, bounced, map.dmaRange, reachable(map.dmaRange, reach.dt));
+  const pt = table(place, bounced, map.dmaRange, reachable(map.dmaRange, reach.pt));
   const possible = new Set<Outcome>();
   const lines: ExpectedLine[] = [];
+  const conditions: string[] = [];
 
   // 1. DTE_ADDR written in the vendor layout: hardware that expects DTE encoding misreads a
   //    directory above 4 GiB.
@@ -251,8 +286,7 @@ function predictInstance(
   // 2. The walker reads the directory table.
   walkStep(steps, "directory table", dt, reach.dt, hwRev);
   if (dt.reachable === false) {
-    lines.push(...busErrorLines(node.unit));
-    return finish(s, base, ops, "BUS_ERROR", lines, joinConditions(conditions), { dt, pt }, steps);
+    return done("BUS_ERROR", { lines: busErrorLines(node.unit), dt, pt });
   }
   if (dt.reachable === null) possible.add("BUS_ERROR");
 
@@ -269,26 +303,17 @@ function predictInstance(
     possible.add("PAGE_FAULT").add("WRONG_PAGE");
   }
   walkStep(steps, "page table", pt, reach.pt, hwRev);
+  let settled: Outcome | null = null;
   if (pt.reachable === false) {
+    settled = "BUS_ERROR";
     lines.push(...busErrorLines(node.unit));
-    return finish(
-      s,
-      base,
-      ops,
-      possible.size ? "UNCERTAIN" : "BUS_ERROR",
-      lines,
-      joinConditions(conditions),
-      { dt, pt },
-      steps,
-      possible.size ? [...possible, "BUS_ERROR"] : undefined,
-    );
+  } else if (pt.reachable === null) {
+    possible.add("BUS_ERROR");
   }
-  if (pt.reachable === null) possible.add("BUS_ERROR");
 
   // 4. Bounce poisoning: the CPU writes PTEs into the bounce copy and every flush copies the
   //    zero original over them.
-  let settled: Outcome | null = null;
-  if (pt.bounced) {
+  if (!settled && pt.bounced) {
     steps.push({
       rule: "bounce poisoning",
       conclusion: "the DTE holds the bounce address; rk_dte_get_page_table() returns " +
@@ -310,7 +335,7 @@ function predictInstance(
   }
 
   // 5. Pages: what the device's buffers are, and what the entries encode.
-  const pages = pagePlacement(s, mem, node.unit, soc);
+  const pages = pagePlacement(s, ctx.mem, node.unit, ctx.soc);
   if (!settled && ops.format === "v1" && pages.mayBeAbove4G) {
     steps.push({
       rule: "v1 PTE truncation",
@@ -348,20 +373,15 @@ function predictInstance(
   const outcome: Outcome = settled ?? "OK";
   if (possible.size > 0) {
     possible.add(outcome);
-    const alternatives = [...possible];
-    return finish(
-      s,
-      base,
-      ops,
-      "UNCERTAIN",
+    return done("UNCERTAIN", {
+      possible: [...possible],
       lines,
-      joinConditions([uncertainCondition(hwRev, dt, pt), ...conditions]),
-      { dt, pt },
-      steps,
-      alternatives,
-    );
+      conditions: [uncertainCondition(hwRev, dt, pt), ...conditions],
+      dt,
+      pt,
+    });
   }
-  return finish(s, base, ops, outcome, lines, joinConditions(conditions), { dt, pt }, steps);
+  return done(outcome, { lines, conditions, dt, pt });
 }
 
 function uncertainCondition(
@@ -622,29 +642,35 @@ const VERDICTS: Record<Outcome, WorkloadVerdict> = {
   UNCERTAIN: "unknown",
 };
 
+interface Detail {
+  ops?: OpsSpec;
+  lines?: ExpectedLine[];
+  condition?: string;
+  dt?: TablePrediction;
+  pt?: TablePrediction;
+}
+
 function finish(
   s: Scenario,
   base: Pick<InstancePrediction, "unit" | "label" | "master" | "compatible" | "status">,
-  ops: OpsSpec | null,
   outcome: Outcome,
-  lines: ExpectedLine[],
-  condition: string | undefined,
-  tables: { dt?: TablePrediction; pt?: TablePrediction },
+  detail: Detail,
   explanation: Step[],
   possible?: Outcome[],
 ): InstancePrediction {
   const soc = getSoc(s.board.soc);
   const p: InstancePrediction = {
     ...base,
-    ops: ops?.name ?? null,
-    format: ops?.format ?? null,
+    ops: detail.ops?.name ?? null,
+    format: detail.ops?.format ?? null,
     outcome,
     possible: possible ?? [outcome],
-    expectedLines: lines,
+    expectedLines: detail.lines ?? [],
     explanation,
-    ...tables,
   };
-  if (condition) p.condition = condition;
+  if (detail.dt) p.dt = detail.dt;
+  if (detail.pt) p.pt = detail.pt;
+  if (detail.condition) p.condition = detail.condition;
   if (s.workload && soc && workloadUnit(s, soc) === base.unit) {
     const verdict = VERDICTS[outcome];
     const latency = outcome === "OK" ? latencyBand(s, s.workload.name) : undefined;

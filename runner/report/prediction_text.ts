@@ -60,10 +60,13 @@ export function renderPrediction(p: Prediction, opts: { explain?: boolean } = {}
   }
   out.push(table.toString().split("\n").map((l) => l.trimEnd()).join("\n"));
 
-  const conditional = p.instances.filter((i) => i.condition);
-  if (conditional.length) {
+  const byCondition = new Map<string, string[]>();
+  for (const i of p.instances) {
+    if (i.condition) byCondition.set(i.condition, [...(byCondition.get(i.condition) ?? []), i.unit]);
+  }
+  if (byCondition.size) {
     out.push("", "Conditions:");
-    for (const i of conditional) out.push(`  ${i.unit}: ${i.condition}`);
+    for (const [c, units] of byCondition) out.push(`  ${units.join(", ")}: ${c}`);
   }
   const workloads = p.instances.filter((i) => i.workload);
   if (workloads.length) {
