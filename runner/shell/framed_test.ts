@@ -1,0 +1,336 @@
+// Tests of the marker-framed shell against real shells (dash, busybox sh) on real ptys.
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { TimeoutError, UserInputError } from "../errors.ts";
+import { openPty } from "../serial/deno_binding.ts";
+import { TtyConsole } from "../serial/port.ts";
+import {
+  frameCommand,
+  FramedShell,
+  type FramedShellOptions,
+  KernelLineSplitter,
+  makeMarker,
+  MARKER_ALPHABET,
+} from "./framed.ts";
+
+const have = (bin: string) => {
+  try {
+    return new Deno.Command("sh", { args: ["-c", `command -v ${bin}`], stdout: "null" })
+      .outputSync().success;
+  } catch {
+    return false;
+  }
+};
+const SHELLS: { name: string; argv: string[] }[] = [
+  { name: "dash", argv: ["dash", "-i"] },
+  ...(have("busybox") ? [{ name: "busybox sh", argv: ["busybox", "sh", "-i"] }] : []),
+];
+
+interface Rig {
+  shell: FramedShell;
+  slavePath: string;
+  kernel: string[];
+  done(): Promise<void>;
+}
+
+/** Runs `argv` as a session leader on the slave of a new pty; the framed shell gets the master. */
+async function rig(argv: string[], opts: FramedShellOptions = {}): Promise<Rig> {
+  const pty = openPty();
+  const child = new Deno.Command("sh", {
+    args: [
+      "-c",
+      'p="$1"; shift; exec setsid -c "$@" <>"$p" >&0 2>&1',
+      "sh",
+      pty.slavePath,
+      ...argv,
+    ],
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+    env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", HOME: "/tmp", TERM: "vt100", PS1: "$ " },
+    clearEnv: true,
+  }).spawn();
+  await pty.slave.close();
+  const con = new TtyConsole(pty.master);
+  const kernel: string[] = [];
+  try {
+    const shell = await FramedShell.start(con, {
+      name: "test shell",
+      quietMs: 150,
+      loginTimeoutMs: 10_000,
+      onKernelLine: (l) => kernel.push(l),
+      ...opts,
+    });
+    return {
+      shell,
+      slavePath: pty.slavePath,
+      kernel,
+      async done() {
+        await shell.close(); // hangs up the pty: the shell gets SIGHUP
+        try {
+          child.kill("SIGKILL");
+        } catch { /* already gone */ }
+        await child.status;
+      },
+    };
+  } catch (err) {
+    await con.close();
+    try {
+      child.kill("SIGKILL");
+    } catch { /* gone */ }
+    await child.status;
+    throw err;
+  }
+}
+
+for (const sh of SHELLS) {
+  Deno.test(`framed ${sh.name}: exit statuses, stdin from /dev/null, stderr merged`, async () => {
+    const r = await rig(sh.argv);
+    try {
+      const ok = await r.shell.run("echo hello");
+      assert.equal(ok.stdout, "hello\n");
+      assert.equal(ok.exitStatus, 0);
+      assert.equal((await r.shell.run("false")).exitStatus, 1);
+      assert.equal((await r.shell.run("exit 7")).exitStatus, 7);
+      assert.equal((await r.shell.run("sh -c 'kill -TERM $$'")).exitStatus, 143);
+      // $$ in the subshell is the interactive shell, which ignores SIGTERM and lives on.
+      assert.equal((await r.shell.run("kill -TERM $$; echo alive")).stdout, "alive\n");
+      assert.equal((await r.shell.run("printf 'no newline'")).stdout, "no newline");
+      assert.equal((await r.shell.run("cat")).stdout, "");
+      assert.equal((await r.shell.run('read x; echo "got:$x"')).stdout, "got:\n");
+      assert.equal((await r.shell.run("echo oops >&2; exit 3")).stdout, "oops\n");
+      assert.equal((await r.shell.run("true # trailing comment")).exitStatus, 0);
+      assert.equal((await r.shell.run("echo a\necho b")).stdout, "a\nb\n");
+      assert.equal(
+        (await r.shell.run('echo \'un"usual\' \\$HOME "$((1+2))"')).stdout,
+        'un"usual $HOME 3\n',
+      );
+      assert.equal((await r.shell.run("echo ünïcødé ✓")).stdout, "ünïcødé ✓\n");
+      assert.ok(r.shell.usable);
+    } finally {
+      await r.done();
+    }
+  });
+
+  Deno.test(`framed ${sh.name}: large output, a 1 MB line without newlines, binary bytes`, async () => {
+    const r = await rig(sh.argv);
+    try {
+      const big = await r.shell.run("seq 1 150000", { timeoutMs: 30_000 });
+      const want = Array.from({ length: 150000 }, (_, i) => `${i + 1}\n`).join("");
+      assert.equal(big.stdout.length, want.length);
+      assert.equal(big.stdout, want);
+      const line = await r.shell.run("head -c 1000000 /dev/zero | tr '\\000' x", {
+        timeoutMs: 30_000,
+      });
+      assert.equal(line.stdout, "x".repeat(1_000_000));
+      const fmt = Array.from({ length: 256 }, (_, i) => "\\" + i.toString(8).padStart(3, "0"))
+        .join("");
+      const bin = await r.shell.run(`printf '${fmt}'`);
+      assert.deepEqual([...bin.stdoutBytes], Array.from({ length: 256 }, (_, i) => i));
+    } finally {
+      await r.done();
+    }
+  });
+
+  Deno.test(`framed ${sh.name}: interleaved kernel lines are cut out and reported`, async () => {
+    const r = await rig(sh.argv);
+    try {
+      const k = "rk_iommu fde4b000.iommu: Page fault at 0x00000000deadb000 of type read";
+      // Another process writes kernel-style lines (CRLF, like the serial core) to the tty.
+      const writer = new Deno.Command("sh", {
+        args: [
+          "-c",
+          `i=0; while [ $i -lt 40 ]; do printf '[ %5d.%06d] ${k}\\r\\n' $i $i > "$1"; ` +
+          `i=$((i+1)); sleep 0.005; done`,
+          "sh",
+          r.slavePath,
+        ],
+      }).spawn();
+      const res = await r.shell.run(
+        'i=0; while [ $i -lt 300 ]; do echo "line $i of output"; i=$((i+1)); done; sleep 0.3',
+      );
+      await writer.status;
+      const want = Array.from({ length: 300 }, (_, i) => `line ${i} of output\n`).join("");
+      assert.equal(res.stdout, want);
+      assert.equal(res.exitStatus, 0);
+      // All 40 reached the callback (some may land between commands: then not in res).
+      await r.shell.run("true");
+      assert.equal(r.kernel.length, 40);
+      assert.ok(r.kernel.every((l) => l.endsWith(k) && l.startsWith("[")));
+      assert.ok(res.kernelLines.length > 0);
+      // dmesg-style output of a command (bare LF) stays in stdout.
+      const dm = await r.shell.run(`printf '[    1.000000] ${k}\\n'`);
+      assert.equal(dm.stdout, `[    1.000000] ${k}\n`);
+      assert.equal(dm.kernelLines.length, 0);
+    } finally {
+      await r.done();
+    }
+  });
+
+  Deno.test(`framed ${sh.name}: timeout sends Ctrl-C and the shell recovers`, async () => {
+    const r = await rig(sh.argv);
+    try {
+      const t0 = performance.now();
+      await assert.rejects(
+        r.shell.run("sleep 30", { timeoutMs: 400 }),
+        (e: unknown) => e instanceof TimeoutError && e.ms === 400 && e.verdict === "MISS",
+      );
+      assert.ok(performance.now() - t0 < 5000);
+      assert.equal((await r.shell.run("echo after")).stdout, "after\n");
+      // A command left in an open quote: PS2 state, cancelled the same way.
+      await assert.rejects(r.shell.run("echo 'unterminated", { timeoutMs: 400 }), TimeoutError);
+      assert.equal((await r.shell.run("echo fine")).stdout, "fine\n");
+      assert.ok(r.shell.usable);
+    } finally {
+      await r.done();
+    }
+  });
+
+  Deno.test(`framed ${sh.name}: hostile output does not break framing`, async () => {
+    // A fixed RNG: the test knows the markers the shell will use.
+    let seed = 42;
+    const rng = () => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
+    const r = await rig(sh.argv, { rng });
+    try {
+      const fake = "printf 'ABCEFGHJKLMN<0\\nABCEFGHJKLMN>\\n%s\\n' 'rkhil$ '";
+      const res = await r.shell.run(fake);
+      assert.equal(res.stdout, "ABCEFGHJKLMN<0\nABCEFGHJKLMN>\nrkhil$ \n");
+      // A command that names the next marker gets another one.
+      const probeRng = (() => {
+        let s = seed;
+        return () => {
+          s = (s * 1103515245 + 12345) % 2 ** 31;
+          return s / 2 ** 31;
+        };
+      })();
+      const next = makeMarker(probeRng);
+      const named = await r.shell.run(`echo ${next}; echo '${next}<5'`);
+      assert.equal(named.stdout, `${next}\n${next}<5\n`);
+      assert.equal(named.exitStatus, 0);
+      // Escape sequences, CR, and a bell in the output.
+      const esc = await r.shell.run("printf '\\033[2J\\033[?2004h\\r\\a'");
+      assert.equal(esc.stdout, "\x1b[2J\x1b[?2004h\r\x07");
+      await assert.rejects(r.shell.run("echo \x03"), UserInputError);
+      await assert.rejects(r.shell.run("echo " + "y".repeat(5000)), UserInputError);
+      assert.equal((await r.shell.run("echo still here")).stdout, "still here\n");
+    } finally {
+      await r.done();
+    }
+  });
+}
+
+Deno.test("framed: echo left on (no normalisation) never matches the marker", async () => {
+  // skipSetup: the shell echoes every line we send; fast-check over commands.
+  const r = await rig(["dash", "-i"], { skipSetup: true });
+  try {
+    assert.ok(await r.shell.sync());
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.constantFrom(...MARKER_ALPHABET, "a", "z", "0", " ", "-", "_"), {
+          minLength: 1,
+          maxLength: 40,
+        }).map((a) => a.join("")),
+        async (word) => {
+          const res = await r.shell.run(`printf '%s\\n' '${word}'`);
+          assert.equal(res.stdout, `${word}\n`);
+          assert.equal(res.exitStatus, 0);
+        },
+      ),
+      { numRuns: 25 },
+    );
+  } finally {
+    await r.done();
+  }
+});
+
+Deno.test("framed: the sent line never contains its marker (property)", () => {
+  fc.assert(
+    fc.property(
+      fc.string({ maxLength: 200 }),
+      fc.integer({ min: 1, max: 2 ** 31 - 1 }),
+      (cmd, s) => {
+        let seed = s;
+        const rng = () => {
+          seed = (seed * 48271) % 2147483647;
+          return seed / 2147483647;
+        };
+        const m = makeMarker(rng);
+        fc.pre(!cmd.includes(m));
+        assert.ok(!frameCommand(cmd, m, rng).includes(m));
+        assert.ok(![..."RID"].some((c) => m.includes(c)));
+      },
+    ),
+    { numRuns: 2000 },
+  );
+});
+
+Deno.test("framed: kernel lines split anywhere, chunked anyhow, are recovered (property)", () => {
+  const kline = fc.tuple(fc.integer({ min: 0, max: 99999 }), fc.integer({ min: 0, max: 999999 }))
+    .map(([s, us]) =>
+      `[${String(s).padStart(5)}.${String(us).padStart(6, "0")}] rk_iommu: fault ${s}\r\n`
+    );
+  fc.assert(
+    fc.property(
+      fc.string({ unit: "binary-ascii", maxLength: 300 }).map((s) => s.replace(/\r\n/g, "\n")),
+      fc.array(fc.tuple(fc.nat(), kline), { maxLength: 5 }),
+      fc.array(fc.integer({ min: 1, max: 40 }), { minLength: 1, maxLength: 20 }),
+      (text, inserts, cuts) => {
+        fc.pre(!/\[ *\d+\.\d+\] [^\r\n]*\r\n/.test(text));
+        let stream = text;
+        const sorted = inserts.map(([p, l]) => [p % (text.length + 1), l] as const)
+          .sort((a, b) => b[0] - a[0]);
+        for (const [p, l] of sorted) stream = stream.slice(0, p) + l + stream.slice(p);
+        const got: string[] = [];
+        const sp = new KernelLineSplitter((l) => got.push(l));
+        let out = "";
+        let i = 0, c = 0;
+        while (i < stream.length) {
+          const n = cuts[c++ % cuts.length];
+          out += sp.push(stream.slice(i, i + n));
+          i += n;
+        }
+        out += sp.flush();
+        assert.equal(out, text);
+        assert.equal(got.length, inserts.length);
+      },
+    ),
+    { numRuns: 1500 },
+  );
+});
+
+Deno.test("framed: logs in at a login prompt after a press-Enter banner", async () => {
+  const script = [
+    'printf "\\nPlease press Enter to activate this console. "',
+    "read x",
+    'printf "rock-3b login: "',
+    "read u",
+    "stty -echo",
+    'printf "Password: "',
+    "read p",
+    "stty echo",
+    "echo",
+    '[ "$u" = radxa ] && [ "$p" = s3cret ] && exec dash -i',
+    'echo "Login incorrect"',
+    "sleep 1",
+  ].join("\n");
+  const r = await rig(["sh", "-c", script], { user: "radxa", password: "s3cret" });
+  try {
+    assert.equal((await r.shell.run("echo logged in")).stdout, "logged in\n");
+  } finally {
+    await r.done();
+  }
+  await assert.rejects(
+    rig(["sh", "-c", script], { loginTimeoutMs: 3000 }),
+    (e: unknown) => e instanceof UserInputError && /no user/.test(e.message),
+  );
+});
+
+Deno.test("framed: silence with no shell is a TimeoutError naming the console", async () => {
+  await assert.rejects(
+    rig(["sleep", "5"], { loginTimeoutMs: 1500, syncTimeoutMs: 300 }),
+    (e: unknown) => e instanceof TimeoutError && /reaching a shell/.test(e.message),
+  );
+});
