@@ -36,6 +36,9 @@
  * - `set()`/`get()` use `TIOCMGET`/`TIOCMSET`; on devices without modem lines (pseudo
  *   terminals) `set()` only applies `brk` and `get()` reports every line as false.
  * - `lock` (default true) takes an advisory `flock(LOCK_EX|LOCK_NB)`, as bindings-cpp does.
+ * - Bytes that arrived before `open()` configured raw mode were already processed by the
+ *   line discipline's previous settings (a fresh pty in cooked mode turns CR into LF and
+ *   echoes them back). They are kept, not flushed; call `flush()` to drop them.
  *
  * Platform: Linux with the generic ioctl and open-flag numbering (x86_64, aarch64, arm,
  * riscv64) and glibc or musl with `openpty` in libc (glibc 2.34 or later). Permissions:

@@ -199,6 +199,17 @@ Deno.test("binding: close while a read is pending rejects it as canceled", async
   });
 });
 
+Deno.test("binding: close while a write waits on a full buffer rejects it as canceled", async () => {
+  await withPty(async (pty) => {
+    const port = await DenoSerialBinding.open({ path: pty.slavePath, baudRate: 1_500_000 });
+    // Nobody reads the master: the pty buffer fills and the write waits for POLLOUT.
+    const pending = port.write(Buffer.from(pattern(1 << 20, 5)));
+    await new Promise((r) => setTimeout(r, 50));
+    await port.close();
+    await assert.rejects(pending, (e: Error & { canceled?: boolean }) => e.canceled === true);
+  });
+});
+
 Deno.test("binding: the stream survives close with a pending read (no error event)", async () => {
   await withPty(async (pty) => {
     const port = await openStream(pty.slavePath);
