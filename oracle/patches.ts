@@ -18,6 +18,8 @@ export interface PatchSet {
   requires: string[];
   /** Oldest release whose code the patch applies to. */
   minRelease?: Release;
+  /** Compatible strings the patch adds to the driver's match table. */
+  addsCompatibles?: string[];
   /** Release from which mainline has the same change (the patch is then a no-op). */
   mainlineFrom?: Release;
   driver?: (f: DriverFacts) => DriverFacts;
@@ -115,6 +117,7 @@ const PATCHES: PatchSet[] = [
     confidence: "reported",
     requires: ["per-device-ops"],
     minRelease: { major: 6, minor: 6 },
+    addsCompatibles: ["rockchip,rk3568-iommu-v1"],
     driver: (f) =>
       withOps(f, "rockchip,rk3568-iommu-v1", {
         name: "iommu_data_ops_v1_0 (proposed)",
@@ -140,6 +143,15 @@ const PATCHES: PatchSet[] = [
         : nodes,
   },
 ];
+
+/** Every compatible string rk_iommu binds in some release or patch set. */
+export function driverCompatibles(): string[] {
+  return [
+    "rockchip,iommu",
+    "rockchip,rk3568-iommu",
+    ...PATCHES.flatMap((p) => p.addsCompatibles ?? []),
+  ];
+}
 
 /** Names of every known patch set. */
 export function patchNames(): string[] {

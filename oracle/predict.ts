@@ -112,7 +112,7 @@ function predictInstance(
   const hw = findInstance(soc, node.unit);
   const base = {
     unit: node.unit,
-    label: node.label || hw?.label || "",
+    label: node.label && !node.label.includes("@") ? node.label : hw?.label ?? node.label,
     master: hw?.master ?? "unknown master",
     compatible: node.compatible,
     status: node.status,

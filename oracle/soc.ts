@@ -46,6 +46,7 @@ const JONAS = "seed thread: Jonas Karlman, 2026-04-01 (VOP2 MMU handles 40-bit D
 const RESEARCH_31 = "research/rockchip-iommu.md §3.1 (upstream rk356x-base.dtsi)";
 const RESEARCH_32 = "research/rockchip-iommu.md §3.2 (vendor BSP rk3568.dtsi)";
 const RESEARCH_34 = "research/rockchip-iommu.md §3.4 (upstream rk3588-base.dtsi)";
+const RK3588_DTB = `${RESEARCH_34}; Debian 7.3.4 rk3588-rock-5b.dtb (runner/fdt/testdata)`;
 
 function unknownRevision(source: string): Fact<HwRevision> {
   return fact(
@@ -143,12 +144,17 @@ const RK3588: Soc = {
     rk3588npu("fdab9000", "rknn_mmu_0", "npu@fdab0000 (core 0)", ["fdaba000"]),
     rk3588npu("fdaca000", "rknn_mmu_1", "npu@fdac0000 (core 1)"),
     rk3588npu("fdada000", "rknn_mmu_2", "npu@fdad0000 (core 2)"),
-    inst("fdb50800", "vdpu_mmu", "vdpu", unknownRevision(RESEARCH_34)),
-    inst("fdb60f00", "rga3_0_mmu", "rga3_0", unknownRevision(RESEARCH_34)),
-    inst("fdba0800", "jpeg_enc0_mmu", "jpeg_enc0", unknownRevision(RESEARCH_34)),
-    inst("fdc38700", "vdec0_mmu", "vdec0", unknownRevision(RESEARCH_34), ["fdc38740"]),
-    inst("fdc40700", "vdec1_mmu", "vdec1", unknownRevision(RESEARCH_34)),
+    inst("fdb50800", "vpu121_mmu", "vpu121 (Hantro G1 decoder)", unknownRevision(RK3588_DTB)),
+    inst("fdb60f00", "rga3_0_mmu", "rga3_0", unknownRevision(RK3588_DTB)),
+    inst("fdb70f00", "rga3_1_mmu", "rga3_1", unknownRevision(RK3588_DTB)),
+    inst("fdba0800", "vepu121_0_mmu", "vepu121_0 (JPEG encoder)", unknownRevision(RK3588_DTB)),
+    inst("fdba4800", "vepu121_1_mmu", "vepu121_1 (JPEG encoder)", unknownRevision(RK3588_DTB)),
+    inst("fdba8800", "vepu121_2_mmu", "vepu121_2 (JPEG encoder)", unknownRevision(RK3588_DTB)),
+    inst("fdbac800", "vepu121_3_mmu", "vepu121_3 (JPEG encoder)", unknownRevision(RK3588_DTB)),
+    inst("fdc38700", "vdec0_mmu", "vdec0", unknownRevision(RK3588_DTB), ["fdc38740"]),
+    inst("fdc40700", "vdec1_mmu", "vdec1", unknownRevision(RK3588_DTB)),
     inst("fdcb7f00", "isp0_mmu", "isp0", unknownRevision(RESEARCH_34)),
+    inst("fdce0800", "vicap_mmu", "vicap", unknownRevision(RK3588_DTB)),
     inst(
       "fdd97e00",
       "vop_mmu",

@@ -1,0 +1,136 @@
+/**
+ * The rkhil command line. Run it through `./rkhil` (which finds or installs Deno first).
+ *
+ * @module
+ */
+import { Command, CommanderError, Option } from "commander";
+import { findBoard, listBoards } from "./boards/load.ts";
+import { boardFacts } from "./boards/facts.ts";
+import { getPatch, patchNames } from "./oracle/patches.ts";
+import { predict } from "./oracle/predict.ts";
+import { RELEASES } from "./oracle/releases.ts";
+import { buildScenario, OracleInputError, type Workload } from "./oracle/scenario.ts";
+import { describeError, UserInputError } from "./runner/errors.ts";
+import { renderPrediction } from "./runner/report/prediction_text.ts";
+import { dtbIommuNodes } from "./runner/dtb.ts";
+
+const WORKLOADS = ["mobilenet_v1", "yolov5s"];
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+/** Build the CLI. Exposed for tests. */
+export function cli(): Command {
+  const program = new Command("rkhil")
+    .description(
+      "Hardware-in-the-loop test runner for Rockchip NPU boards, with an IOMMU oracle",
+    )
+    .showHelpAfterError("(run with --help for usage)")
+    .exitOverride();
+
+  program.command("predict")
+    .description(
+      "Predict, per IOMMU instance, where page tables land and what happens " +
+        "(OK, BUS_ERROR, PAGE_FAULT, WRONG_PAGE, PROBE_FAILED, UNCERTAIN, DISABLED)",
+    )
+    .requiredOption("--board <id>", "board id (see `rkhil boards`)")
+    .requiredOption(
+      "--kernel <release>",
+      "kernel release, e.g. 6.1, 6.12, 7.1 (see `rkhil releases`)",
+    )
+    .option(
+      "--dtb <file>",
+      "read the IOMMU nodes from this device-tree blob instead of the board's",
+    )
+    .option(
+      "--patch <name>",
+      "apply a downstream patch set (repeatable; see `rkhil patches`)",
+      collect,
+      [],
+    )
+    .option("--bootargs <cmdline>", "kernel command line (mem=, swiotlb=, cma= move memory)", "")
+    .addOption(new Option("--workload <name>", "NPU workload to predict for").choices(WORKLOADS))
+    .option("--boards-dir <dir>", "extra directory of board files (searched first)", collect, [])
+    .option("--json", "print the prediction as JSON (schema in README)")
+    .option("--explain", "list the facts behind every explanation step, with their sources")
+    .action(async (o: {
+      board: string;
+      kernel: string;
+      dtb?: string;
+      patch: string[];
+      bootargs: string;
+      workload?: string;
+      boardsDir: string[];
+      json?: boolean;
+      explain?: boolean;
+    }) => {
+      const loaded = await findBoard(o.board, o.boardsDir);
+      const board = boardFacts(loaded.board, loaded.path);
+      const devicetree = o.dtb ? (await dtbIommuNodes(o.dtb, board.soc)).nodes : undefined;
+      const workload: Workload | undefined = o.workload
+        ? { name: o.workload, buffers: "all-memory" }
+        : undefined;
+      const scenario = buildScenario({
+        board,
+        kernel: o.kernel,
+        patches: o.patch,
+        devicetree,
+        bootargs: o.bootargs,
+        workload,
+      });
+      const p = predict(scenario);
+      console.log(
+        o.json ? JSON.stringify(p, null, 2) : renderPrediction(p, { explain: o.explain }),
+      );
+    });
+
+  program.command("boards")
+    .description("List the board definitions")
+    .option("--boards-dir <dir>", "a directory of board files to list instead of the built-in ones")
+    .action(async (o: { boardsDir?: string }) => {
+      const boards = await listBoards(o.boardsDir);
+      for (const { board } of boards) {
+        console.log(`${board.id.padEnd(14)} ${board.soc.padEnd(10)} ${board.name}`);
+      }
+    });
+
+  program.command("releases")
+    .description("List the kernel releases the driver knowledge base covers")
+    .action(() => console.log(RELEASES.join(" ")));
+
+  program.command("patches")
+    .description("List the downstream patch sets --patch accepts")
+    .action(() => {
+      for (const name of patchNames()) {
+        const p = getPatch(name)!;
+        const req = p.requires.length ? ` (on top of ${p.requires.join(", ")})` : "";
+        console.log(`${name.padEnd(20)} ${p.title}${req}\n${"".padEnd(21)}source: ${p.source}`);
+      }
+    });
+
+  return program;
+}
+
+/** Run the CLI; returns the exit status. */
+export async function main(argv: string[]): Promise<number> {
+  try {
+    await cli().parseAsync(argv, { from: "user" });
+    return 0;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Commander already printed its message (and help where asked).
+      return err.exitCode === 0 ? 0 : 2;
+    }
+    if (err instanceof OracleInputError) {
+      console.error(describeError(new UserInputError(err.message, err.hint)));
+      return 2;
+    }
+    console.error(describeError(err, Deno.env.get("RKHIL_DEBUG") === "1"));
+    return err instanceof UserInputError ? 2 : 1;
+  }
+}
+
+if (import.meta.main) {
+  Deno.exit(await main(Deno.args));
+}

@@ -1,0 +1,215 @@
+/**
+ * The CLI as a user runs it: a subprocess, its output and its exit status.
+ */
+import assert from "node:assert/strict";
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+async function rkhil(...args: string[]): Promise<Run> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", new URL("./main.ts", import.meta.url).pathname, ...args],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+function noStackTrace(r: Run): void {
+  assert.doesNotMatch(r.stderr, /\n\s+at .*\.ts:\d+/, "stack trace printed");
+}
+
+Deno.test("predict prints one row per IOMMU instance with its unit address and outcome", async () => {
+  const r = await rkhil("predict", "--board", "rock-3b-8g", "--kernel", "6.12");
+  assert.equal(r.code, 0, r.stderr);
+  const row = r.stdout.split("\n").find((l) => l.includes("fde4b000") && l.includes("rknpu_mmu"));
+  assert.ok(row, r.stdout);
+  assert.match(row, /BUS_ERROR/);
+  assert.match(r.stdout, /fe043e00\s+vop_mmu\s+iommu_data_ops_v2\s+OK/);
+  assert.match(r.stdout, /rk_iommu fde4b000\.iommu: BUS_ERROR occurred at/);
+  assert.match(r.stdout, /Explanation:/);
+  const r61 = await rkhil("predict", "--board", "rock-3b-8g", "--kernel", "6.1");
+  assert.match(r61.stdout, /fde4b000\s+rknpu_mmu\s+iommu_data_ops_v1?2?\s+OK/);
+});
+
+Deno.test("predict --json is the documented schema", async () => {
+  const r = await rkhil(
+    "predict",
+    "--board",
+    "rock-3b-8g",
+    "--kernel",
+    "7.1",
+    "--patch",
+    "rocket-rk3568-rfc",
+    "--workload",
+    "mobilenet_v1",
+    "--json",
+  );
+  assert.equal(r.code, 0, r.stderr);
+  const p = JSON.parse(r.stdout);
+  assert.equal(p.schema, 1);
+  assert.equal(p.board, "rock-3b-8g");
+  assert.deepEqual(p.patches, ["per-device-ops", "rocket-rk3568-rfc"]);
+  const npu = p.instances.find((i: { unit: string }) => i.unit === "fde4b000");
+  assert.equal(npu.outcome, "WRONG_PAGE");
+  assert.equal(npu.workload.verdict, "wrong-output");
+  for (const key of ["unit", "label", "outcome", "possible", "expectedLines", "explanation"]) {
+    assert.ok(key in npu, key);
+  }
+});
+
+Deno.test("predict --explain names the facts and their sources", async () => {
+  const r = await rkhil("predict", "--board", "rock-3b-8g", "--kernel", "6.12", "--explain");
+  assert.equal(r.code, 0);
+  assert.match(r.stdout, /hardware revision = v1\.0 \[reported: seed thread: Simon Xue/);
+  assert.match(r.stdout, /table gfp zone = none \[reported: .*2a7e6400f72b/);
+});
+
+Deno.test("unknown board, kernel, patch and workload: clear error listing what is known", async () => {
+  const b = await rkhil("predict", "--board", "rock-3b-16g", "--kernel", "6.12");
+  assert.equal(b.code, 2);
+  assert.match(b.stderr, /rock-3b-8g/);
+  noStackTrace(b);
+
+  const k = await rkhil("predict", "--board", "rock-3b-8g", "--kernel", "4.19");
+  assert.equal(k.code, 2);
+  assert.match(k.stderr, /unknown kernel release "4\.19"/);
+  assert.match(k.stderr, /5\.14 … 7\.3/);
+  noStackTrace(k);
+
+  const p = await rkhil("predict", "--board", "rock-3b-8g", "--kernel", "6.12", "--patch", "x");
+  assert.equal(p.code, 2);
+  assert.match(p.stderr, /v2-dma32-withdrawn/);
+  noStackTrace(p);
+
+  const w = await rkhil("predict", "--board", "rock-3b-8g", "--kernel", "6.12", "--workload", "x");
+  assert.equal(w.code, 2);
+  assert.match(w.stderr, /mobilenet_v1/);
+
+  const a = await rkhil(
+    "predict",
+    "--board",
+    "rock-3b-8g",
+    "--kernel",
+    "6.12",
+    "--bootargs",
+    "mem=lots",
+  );
+  assert.equal(a.code, 2);
+  assert.match(a.stderr, /mem=/);
+  noStackTrace(a);
+});
+
+Deno.test("a broken board file is refused with file, line and field", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const good = await Deno.readTextFile(new URL("./boards/rk3568-2g.yaml", import.meta.url));
+    const bad = good.replace("id: rk3568-2g", "id: my-board").replace(
+      /end: 0x8000_0000/,
+      "end: 0x80zz",
+    );
+    await Deno.writeTextFile(`${dir}/my-board.yaml`, bad);
+    const r = await rkhil(
+      "predict",
+      "--board",
+      "my-board",
+      "--kernel",
+      "6.12",
+      "--boards-dir",
+      dir,
+    );
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /my-board\.yaml:\d+:\d+: ram\.banks\[0\]\.end/);
+    noStackTrace(r);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("boards, releases and patches list what the oracle knows", async () => {
+  const b = await rkhil("boards");
+  assert.match(b.stdout, /rock-3b-8g\s+rk3568/);
+  assert.match(b.stdout, /qemu-virt-8g/);
+  const r = await rkhil("releases");
+  assert.match(r.stdout, /^5\.14 .* 7\.3$/m);
+  const p = await rkhil("patches");
+  assert.match(p.stdout, /rk3568-iommu-v1 .*\n.*source:/);
+});
+
+const DTB = (rel: string) => new URL(`./runner/fdt/testdata/${rel}`, import.meta.url).pathname;
+
+Deno.test("predict --dtb reads the IOMMU nodes of a real Debian DTB", async () => {
+  const r = await rkhil(
+    "predict",
+    "--board",
+    "rk3588-16g",
+    "--kernel",
+    "7.3",
+    "--dtb",
+    DTB("7.3.4+deb13-arm64/rk3588-rock-5b.dtb"),
+    "--json",
+  );
+  assert.equal(r.code, 0, r.stderr);
+  const p = JSON.parse(r.stdout);
+  const units = p.instances.map((i: { unit: string }) => i.unit);
+  assert.ok(units.includes("fdab9000"));
+  // The AV1 decoder's MMU belongs to the Verisilicon IOMMU driver, not rk_iommu.
+  assert.ok(!units.includes("fdca0000"));
+  assert.equal(p.instances.find((i: { unit: string }) => i.unit === "fdab9000").outcome, "OK");
+
+  // Debian's ROCK 3B device tree has no NPU MMU at all.
+  const b = await rkhil(
+    "predict",
+    "--board",
+    "rock-3b-8g",
+    "--kernel",
+    "6.12",
+    "--dtb",
+    DTB("6.12.118+deb13-arm64/rk3568-rock-3b.dtb"),
+  );
+  assert.equal(b.code, 0, b.stderr);
+  assert.doesNotMatch(b.stdout, /fde4b000/);
+  assert.match(b.stdout, /fe043e00\s+vop_mmu\s+iommu_data_ops_v2\s+OK/);
+});
+
+Deno.test("predict --dtb refuses a blob for another SoC, and a file that is no DTB", async () => {
+  const m = await rkhil(
+    "predict",
+    "--board",
+    "rock-3b-8g",
+    "--kernel",
+    "7.3",
+    "--dtb",
+    DTB("7.3.4+deb13-arm64/rk3588-rock-5b.dtb"),
+  );
+  assert.equal(m.code, 2);
+  assert.match(m.stderr, /is for Radxa ROCK 5B, not for an rk3568 board/);
+  const g = await rkhil(
+    "predict",
+    "--board",
+    "rock-3b-8g",
+    "--kernel",
+    "7.3",
+    "--dtb",
+    DTB("README.md"),
+  );
+  assert.equal(g.code, 2);
+  assert.match(g.stderr, /not a valid device-tree blob: .*bad magic/);
+  noStackTrace(g);
+  const n = await rkhil(
+    "predict",
+    "--board",
+    "rock-3b-8g",
+    "--kernel",
+    "7.3",
+    "--dtb",
+    "/nonexistent",
+  );
+  assert.equal(n.code, 2);
+  assert.match(n.stderr, /cannot read DTB/);
+});
