@@ -20,6 +20,9 @@ export const HOST_TOOLS: Readonly<Record<string, string>> = {
   "dpkg-deb": "dpkg",
   "apt-get": "apt",
   setpriv: "util-linux",
+  busybox: "busybox",
+  dtc: "device-tree-compiler",
+  dash: "dash",
 };
 
 const EXTRA_PATH = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"];

@@ -12,18 +12,13 @@ import {
   makeMarker,
   MARKER_ALPHABET,
 } from "./framed.ts";
+import { ensureHostTools } from "../debian/host_tools.ts";
 
-const have = (bin: string) => {
-  try {
-    return new Deno.Command("sh", { args: ["-c", `command -v ${bin}`], stdout: "null" })
-      .outputSync().success;
-  } catch {
-    return false;
-  }
-};
+// Both shells are real; a missing one is installed, not skipped.
+await ensureHostTools(["dash", "busybox"]);
 const SHELLS: { name: string; argv: string[] }[] = [
   { name: "dash", argv: ["dash", "-i"] },
-  ...(have("busybox") ? [{ name: "busybox sh", argv: ["busybox", "sh", "-i"] }] : []),
+  { name: "busybox sh", argv: ["busybox", "sh", "-i"] },
 ];
 
 interface Rig {
