@@ -91,6 +91,10 @@ dbTest("pinned host key accepted; exec stdout, stderr, exit codes, stdin, signal
     assert.equal(r.exitStatus, 7);
     assert.equal(r.signal, null);
     assert.ok(r.durationMs > 0);
+    // stderr without the PID line, also when the command writes nothing or no newline.
+    assert.equal((await s.exec("printf x >&2")).stderr, "x");
+    assert.equal((await s.exec("true")).stderr, "");
+    assert.equal((await s.exec("echo raw >&2", { killOnTimeout: false })).stderr, "raw\n");
     const zero = await s.exec("true");
     assert.equal(zero.exitStatus, 0);
     const piped = await s.exec("tr a-z A-Z", { stdin: "hello\n" });
@@ -198,14 +202,28 @@ dbTest(
       const s = await connect(await optsFor(db));
       sessions.push(s);
       const t0 = performance.now();
-      const err = await s.exec("sleep 30", { timeoutMs: 500 }).then(() => null, (e: unknown) => e);
+      const err = await s.exec("sleep 30.25", { timeoutMs: 500 }).then(
+        () => null,
+        (e: unknown) => e,
+      );
       const took = performance.now() - t0;
       assert.ok(err instanceof TimeoutError, String(err));
       assert.equal(err.verdict, "MISS");
       assert.equal(err.ms, 500);
-      assert.match(err.owner, /exec 'sleep 30'/);
+      assert.match(err.owner, /exec 'sleep 30.25'/);
       assert.ok(took < 1_500, `took ${took} ms`);
       assert.equal((await s.exec("echo ok")).stdout, "ok\n");
+      // The command was killed in the target, not just abandoned with its channel.
+      const left = await s.exec("ps -eo args | grep -c '^sleep 30[.]25' || true");
+      assert.equal(left.stdout.trim(), "0");
+      // Without the PID line the command is only abandoned (servers ignore SSH signals).
+      const raw = await s.exec("echo e >&2; sleep 30.5", { timeoutMs: 300, killOnTimeout: false })
+        .then(() => null, (e: unknown) => e);
+      assert.ok(raw instanceof TimeoutError);
+      const left2 = await s.exec("ps -eo args | grep -c '^sleep 30[.]5' || true");
+      assert.equal(left2.stdout.trim(), "1", "if this fails, the server now honours signals");
+      // No more execs here: the abandoned process dying while dropbear starts another exec
+      // is the race that killOnTimeout avoids. The server's stop() reaps it.
     });
   },
 );
@@ -326,7 +344,7 @@ dbTest("server killed mid-command: classified InfraError quickly, then reconnect
     assert.ok(shErr instanceof InfraError, String(shErr));
     assert.equal(s.connected, false);
     // New work fails at once, classified.
-    assert.throws(() => s.exec("true"), InfraError);
+    await assert.rejects(s.exec("true"), InfraError);
 
     // The "target" comes back (same host key, same port): reconnect within a bounded wait.
     const restart = new Promise((r) => setTimeout(r, 600)).then(() => db.restart());

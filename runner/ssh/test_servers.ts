@@ -35,6 +35,8 @@ export interface TestServer {
   thaw(): Promise<void>;
   /** Stop everything and remove the temporary directory. Idempotent. */
   stop(): Promise<void>;
+  /** `stop()` for an unload handler: SIGKILL the tree, remove the directory, synchronously. */
+  stopSync(): void;
   /** Server stderr so far (for failing-test diagnostics). */
   log(): string;
 }
@@ -44,7 +46,7 @@ export function serverSkipReason(kind: "dropbear" | "sshd"): string | null {
   if (Deno.uid() !== 0) return "needs root (private mount namespace / sshd privilege separation)";
   const bins = kind === "dropbear"
     ? ["/usr/sbin/dropbear", "/usr/bin/dropbearkey", "/usr/bin/unshare"]
-    : ["/usr/sbin/sshd", "/usr/bin/ssh-keygen"];
+    : ["/usr/sbin/sshd", "/usr/bin/ssh-keygen", "/usr/bin/unshare"];
   for (const b of bins) {
     try {
       Deno.statSync(b);
@@ -112,8 +114,26 @@ function descendants(pid: number): number[] {
   return out;
 }
 
-function signalTree(pid: number, sig: Deno.Signal): void {
-  for (const p of [pid, ...descendants(pid)]) {
+/** PIDs in the mount namespace `ns` (e.g. "mnt:[4026532301]"). */
+function inNamespace(ns: string): number[] {
+  const out: number[] = [];
+  for (const e of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    try {
+      if (Deno.readLinkSync(`/proc/${e.name}/ns/mnt`) === ns) out.push(Number(e.name));
+    } catch { /* gone */ }
+  }
+  return out;
+}
+
+/**
+ * Signal the server and everything it started: its process tree, and (when it runs in a
+ * private mount namespace) every process in that namespace. Session shells that were
+ * re-parented to init after their connection died are caught by the second rule.
+ */
+function signalTree(pid: number, sig: Deno.Signal, ns: string | null = null): void {
+  const pids = new Set([pid, ...descendants(pid), ...(ns ? inNamespace(ns) : [])]);
+  for (const p of pids) {
     try {
       Deno.kill(p, sig);
     } catch { /* already gone */ }
@@ -150,6 +170,7 @@ async function startServer(
   spawn: () => Spawn,
 ): Promise<TestServer> {
   let child: Deno.ChildProcess | null = null;
+  let ns: string | null = null;
   let stderrText = "";
   let stopped = false;
   const start = async () => {
@@ -170,6 +191,8 @@ async function startServer(
     })().catch(() => {});
     try {
       await waitListening(port, c, 5000);
+      const mine = Deno.readLinkSync(`/proc/${c.pid}/ns/mnt`);
+      ns = mine !== Deno.readLinkSync("/proc/self/ns/mnt") ? mine : null;
     } catch (err) {
       await kill();
       throw new Error(`${kind} did not start: ${(err as Error).message}\n${stderrText}`);
@@ -179,7 +202,7 @@ async function startServer(
     const c = child;
     if (!c) return;
     child = null;
-    signalTree(c.pid, "SIGKILL");
+    signalTree(c.pid, "SIGKILL", ns);
     await c.status;
     // Session processes re-parented away from the listener are found through their
     // listener ancestry only while it lives; signalTree ran before the listener died.
@@ -200,19 +223,27 @@ async function startServer(
     },
     kill,
     freeze: () => {
-      if (child) signalTree(child.pid, "SIGSTOP");
+      if (child) signalTree(child.pid, "SIGSTOP", ns);
       return Promise.resolve();
     },
     thaw: () => {
-      if (child) signalTree(child.pid, "SIGCONT");
+      if (child) signalTree(child.pid, "SIGCONT", ns);
       return Promise.resolve();
     },
     stop: async () => {
       if (stopped) return;
       stopped = true;
-      if (child) signalTree(child.pid, "SIGCONT");
+      if (child) signalTree(child.pid, "SIGCONT", ns);
       await kill();
       await Deno.remove(dir, { recursive: true }).catch(() => {});
+    },
+    stopSync: () => {
+      stopped = true;
+      if (child) signalTree(child.pid, "SIGKILL", ns);
+      child = null;
+      try {
+        Deno.removeSync(dir, { recursive: true });
+      } catch { /* gone */ }
     },
     log: () => stderrText,
   };
@@ -304,8 +335,9 @@ export async function startSshd(): Promise<TestServer> {
   );
   // sshd insists on its privilege separation directory (Debian's unit creates it at boot).
   await Deno.mkdir("/run/sshd", { recursive: true, mode: 0o755 });
+  // A private mount namespace (no mounts changed) only to find every process it starts.
   return startServer("sshd", dir, port, fingerprint, () => ({
-    cmd: "/usr/sbin/sshd",
-    args: ["-D", "-e", "-f", cfg],
+    cmd: "/usr/bin/unshare",
+    args: ["-m", "--propagation", "private", "/usr/sbin/sshd", "-D", "-e", "-f", cfg],
   }));
 }
