@@ -103,16 +103,45 @@ export {
   ptAddress,
   truncatedBy,
 } from "./oracle/entries.ts";
+export type { DecodedDte, DecodedPte, DteAddrLayout, PteOptions } from "./oracle/entries.ts";
 /** IOVA geometry (10/10/12). */
 export { joinIova, splitIova } from "./oracle/iova.ts";
+export type { IovaParts } from "./oracle/iova.ts";
 /** Render and parse the driver's kernel log lines. */
 export { logIova, parseLine, parseLog, renderEvent, renderLine } from "./oracle/klog.ts";
-export type { FaultReport, ParsedLine, ParsedLog, RkIommuEvent } from "./oracle/klog.ts";
+export type {
+  Access,
+  AlreadyMappedEvent,
+  BusErrorEvent,
+  FaultReport,
+  IovaSplitEvent,
+  LinePrefix,
+  LogEntry,
+  PageFaultEvent,
+  ParsedLine,
+  ParsedLog,
+  PlainEvent,
+  RkIommuEvent,
+  StatusTimeoutEvent,
+  UnexpectedIntStatusEvent,
+  UnknownEvent,
+  WalkDecoding,
+  WalkEvent,
+} from "./oracle/klog.ts";
 /** Linux printk number formatting as the driver uses it. */
 export { ksprintf } from "./oracle/printk.ts";
+export type { PrintkArg } from "./oracle/printk.ts";
 /** Kernel command line (mem=, swiotlb=, cma=). */
 export { BootArgsError, parseBootArgs } from "./oracle/bootargs.ts";
-export type { BootArgs } from "./oracle/bootargs.ts";
+export type {
+  BootArgs,
+  BootParam,
+  CmaArg,
+  MemArg,
+  MemSize,
+  ParseBootArgsOptions,
+  SwiotlbArg,
+} from "./oracle/bootargs.ts";
 /** arm64 zones, allocation placement, SWIOTLB and dma_map_single. */
 export {
   applyMemLimit,
@@ -124,12 +153,26 @@ export {
   renderZoneRanges,
   swiotlbWindow,
 } from "./oracle/memory.ts";
+export type {
+  DmaMapOptions,
+  DmaMapOutcome,
+  MemLimitResult,
+  ParsedMemoryLog,
+  ParsedSwiotlbLine,
+  Placement,
+  SwiotlbKernelFacts,
+  SwiotlbWindow,
+  Zone,
+  ZoneLayout,
+  ZoneOptions,
+} from "./oracle/memory.ts";
 
 // --- Boards ---------------------------------------------------------------------------
 
 /** Board files: load, list, find; refused with file, line and field on error. */
 export { BoardFileError, findBoard, listBoards, loadBoardFile, parseBoard } from "./boards/load.ts";
-export type { LoadedBoard } from "./boards/load.ts";
+export type { BoardIssue, LoadedBoard } from "./boards/load.ts";
+export { BoardSchema } from "./boards/schema.ts";
 export type { BoardSpec } from "./boards/schema.ts";
 /** A board file as the oracle's `BoardFacts`. */
 export { boardFacts } from "./boards/facts.ts";
