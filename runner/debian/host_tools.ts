@@ -22,6 +22,10 @@ export const HOST_TOOLS: Readonly<Record<string, string>> = {
   setpriv: "util-linux",
   busybox: "busybox",
   dtc: "device-tree-compiler",
+  dropbear: "dropbear-bin",
+  sshd: "openssh-server",
+  "ssh-keygen": "openssh-client",
+  unshare: "util-linux",
   dash: "dash",
 };
 

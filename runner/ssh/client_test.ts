@@ -16,7 +16,12 @@ import {
   type TestServer,
 } from "./test_servers.ts";
 import { InfraError, TimeoutError, UserInputError } from "../errors.ts";
+import { ensureHostTools } from "../debian/host_tools.ts";
 
+// The servers are real: install them when missing (root only, as the servers need it).
+if (Deno.uid() === 0) {
+  await ensureHostTools(["dropbear", "dropbearkey", "sshd", "ssh-keygen", "unshare"]);
+}
 const dropbearSkip = serverSkipReason("dropbear");
 const sshdSkip = serverSkipReason("sshd");
 if (dropbearSkip) console.warn(`runner/ssh dropbear tests skipped: ${dropbearSkip}`);
