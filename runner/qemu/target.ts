@@ -1,0 +1,232 @@
+/**
+ * A QEMU target with a power state machine: `off → booting → shell → ready`. `booting` ends
+ * when the console shows the guest's shell prompt (`shell`); `ready` when SSH answers with a
+ * banner too. A boot that hangs is power-cycled (QMP system_reset, or a fresh QEMU if QMP is
+ * gone) up to `retries` times; every wait has a timeout with an owner.
+ *
+ * @module
+ */
+
+import { InfraError, TimeoutError } from "../errors.ts";
+import { type FetchedKernel, fetchKernel } from "../debian/kernel.ts";
+import { ensureHostTools } from "../debian/host_tools.ts";
+import {
+  buildInitramfs,
+  GUEST_PROMPT,
+  type Initramfs,
+  type InitramfsOptions,
+} from "./initramfs.ts";
+import { type ConsolePort } from "./console.ts";
+import { DEFAULT_APPEND, QemuMachine } from "./machine.ts";
+
+/** Power states. */
+export type TargetState = "off" | "booting" | "shell" | "ready";
+
+/** Options of {@linkcode QemuTarget.prepare}. */
+export interface QemuTargetOptions {
+  /** Kernel spec (`debian:trixie`, `debian:6.1.192-2`, ...). */
+  kernel: string;
+  /** Run directory (console logs etc.). */
+  runDir: string;
+  memory?: string;
+  cpus?: number;
+  /** Extra kernel arguments appended to the default command line. */
+  extraAppend?: string;
+  /** Boot-to-shell timeout per attempt (default 120 s; TCG on a loaded host is slow). */
+  bootTimeoutMs?: number;
+  /** Shell-to-SSH timeout (default 60 s). */
+  sshTimeoutMs?: number;
+  /** Power cycles after a hung boot (default 2). */
+  retries?: number;
+  initramfs?: InitramfsOptions;
+  openConsole?: (ptyPath: string) => Promise<ConsolePort>;
+  /** Skip ensureHostTools (tests that already did it). */
+  skipHostTools?: boolean;
+}
+
+/** Timings of one boot, in seconds since power on (QMP cont). */
+export interface BootTimes {
+  /** First console byte. */
+  firstByte?: number;
+  /** `rkhil-init: start` seen. */
+  init?: number;
+  /** Shell prompt seen. */
+  shell?: number;
+  /** SSH banner read. */
+  ssh?: number;
+  attempts: number;
+}
+
+/** A state transition, for the run record. */
+export interface Transition {
+  at: string;
+  from: TargetState;
+  to: TargetState;
+  why: string;
+}
+
+/** A QEMU target: kernel, image and (while on) a machine. */
+export class QemuTarget {
+  state: TargetState = "off";
+  readonly transitions: Transition[] = [];
+  machine?: QemuMachine;
+  sshBanner?: string;
+
+  private constructor(
+    readonly opts: QemuTargetOptions,
+    readonly kernel: FetchedKernel,
+    readonly image: Initramfs,
+  ) {}
+
+  /** Install missing host tools, fetch the kernel and build (or reuse) the initramfs. */
+  static async prepare(opts: QemuTargetOptions): Promise<QemuTarget> {
+    if (!opts.skipHostTools) await ensureHostTools();
+    const kernel = await fetchKernel(opts.kernel);
+    const image = await buildInitramfs(kernel, opts.initramfs);
+    return new QemuTarget(opts, kernel, image);
+  }
+
+  #to(to: TargetState, why: string): void {
+    this.transitions.push({ at: new Date().toISOString(), from: this.state, to, why });
+    this.machine?.console.note(`state ${this.state} -> ${to} (${why})`);
+    this.state = to;
+  }
+
+  /** The host port forwarded to the guest's SSH port. */
+  get sshPort(): number | undefined {
+    return this.machine?.sshPort;
+  }
+
+  async #launch(): Promise<QemuMachine> {
+    const m = await QemuMachine.launch({
+      kernel: this.kernel.vmlinuz,
+      initrd: this.image.path,
+      append: [DEFAULT_APPEND, this.opts.extraAppend].filter(Boolean).join(" "),
+      memory: this.opts.memory,
+      cpus: this.opts.cpus,
+      runDir: this.opts.runDir,
+      openConsole: this.opts.openConsole,
+    });
+    this.machine = m;
+    return m;
+  }
+
+  /** Wait for the shell prompt after `from` (a console mark) and check a command runs. */
+  async #waitShell(m: QemuMachine, from: number, t0: number, times: BootTimes): Promise<void> {
+    const timeoutMs = this.opts.bootTimeoutMs ?? 120_000;
+    const owner = `boot ${this.kernel.release} to shell`;
+    m.console.waitFor(/[\s\S]/, { timeoutMs, owner, from }).then(() =>
+      times.firstByte ??= (performance.now() - t0) / 1000
+    ).catch(() => {});
+    const died = m.exitStatus.then((s) => {
+      throw new InfraError(`QEMU exited (status ${s.code}) during boot`, "see qemu.log");
+    });
+    // The prompt must come from the new boot, not from output still arriving from before a
+    // reset: look for it only after this boot's init marker.
+    const booted = async () => {
+      const init = await m.console.waitFor("rkhil-init: start", {
+        timeoutMs,
+        owner,
+        from,
+        hint: "the kernel did not start init (kernel hang or panic?)",
+      });
+      times.init = (performance.now() - t0) / 1000;
+      const left = Math.max(1, timeoutMs - (performance.now() - t0));
+      await m.console.waitFor(GUEST_PROMPT, {
+        timeoutMs: left,
+        owner,
+        from: init.index,
+        hint: "init started but no shell prompt (module load or dropbear hung?)",
+      });
+    };
+    await Promise.race([booted(), died]);
+    times.shell = (performance.now() - t0) / 1000;
+  }
+
+  /**
+   * Power on and bring the target to `ready` (or to `shell` with `{ ssh: false }`), power
+   * cycling a hung boot. Returns the boot timings.
+   */
+  async powerOn(opts: { ssh?: boolean } = {}): Promise<BootTimes> {
+    if (this.state !== "off") {
+      throw new InfraError(`target is ${this.state}, not off`, "power it off first");
+    }
+    const retries = this.opts.retries ?? 2;
+    const times: BootTimes = { attempts: 0 };
+    let lastErr: unknown;
+    for (let attempt = 0; attempt <= retries; attempt++) {
+      times.attempts = attempt + 1;
+      let m = this.machine;
+      let t0: number;
+      let from: number;
+      if (!m || m.exited || m.qmp.closed) {
+        if (m) await m.quit(2_000).catch(() => {});
+        m = await this.#launch();
+        from = m.console.mark();
+        t0 = performance.now();
+        this.#to("booting", attempt === 0 ? "power on" : `power cycle ${attempt} (new QEMU)`);
+        await m.cont();
+      } else {
+        from = m.console.mark();
+        t0 = performance.now();
+        this.#to("booting", `power cycle ${attempt} (QMP system_reset)`);
+        await m.reset();
+      }
+      try {
+        await this.#waitShell(m, from, t0, times);
+        this.#to("shell", "console prompt seen");
+        if (opts.ssh === false) return times;
+        this.sshBanner = await m.waitSshBanner(
+          this.opts.sshTimeoutMs ?? 60_000,
+          `ssh banner of ${this.kernel.release}`,
+        );
+        times.ssh = (performance.now() - t0) / 1000;
+        this.#to("ready", `ssh answers: ${this.sshBanner}`);
+        return times;
+      } catch (err) {
+        lastErr = err;
+        if (!(err instanceof TimeoutError) && !(err instanceof InfraError)) throw err;
+        m.console.note(`attempt ${attempt + 1} failed: ${(err as Error).message.split("\n")[0]}`);
+      }
+    }
+    await this.powerOff();
+    throw lastErr;
+  }
+
+  /** Reset (QMP system_reset) and wait for the shell again; returns the new boot's timings. */
+  async reset(opts: { ssh?: boolean } = {}): Promise<BootTimes> {
+    const m = this.machine;
+    if (!m || this.state === "off") throw new InfraError("target is off", "power it on first");
+    const from = m.console.mark();
+    const t0 = performance.now();
+    this.#to("booting", "reset requested");
+    await m.reset();
+    const times: BootTimes = { attempts: 1 };
+    await this.#waitShell(m, from, t0, times);
+    this.#to("shell", "console prompt seen after reset");
+    if (opts.ssh !== false) {
+      this.sshBanner = await m.waitSshBanner(this.opts.sshTimeoutMs ?? 60_000);
+      times.ssh = (performance.now() - t0) / 1000;
+      this.#to("ready", "ssh answers after reset");
+    }
+    return times;
+  }
+
+  /** Run a command on the console shell. */
+  async consoleRun(cmd: string, timeoutMs = 30_000): Promise<{ output: string; status: number }> {
+    const m = this.machine;
+    if (!m || (this.state !== "shell" && this.state !== "ready")) {
+      throw new InfraError(`target is ${this.state}, no shell`, "power it on first");
+    }
+    return await m.console.run(cmd, { timeoutMs, owner: `console \`${cmd.slice(0, 40)}\`` });
+  }
+
+  /** Power off (QMP quit, SIGKILL if needed). */
+  async powerOff(): Promise<void> {
+    if (this.machine) {
+      await this.machine.quit();
+      this.machine = undefined;
+    }
+    if (this.state !== "off") this.#to("off", "power off");
+  }
+}
