@@ -16,7 +16,7 @@ import {
   type Initramfs,
   type InitramfsOptions,
 } from "./initramfs.ts";
-import { type ConsolePort } from "./console.ts";
+import type { ConsolePort } from "./console.ts";
 import { DEFAULT_APPEND, QemuMachine } from "./machine.ts";
 
 /** Power states. */
