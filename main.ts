@@ -8,10 +8,17 @@ import { findBoard, listBoards } from "./boards/load.ts";
 import { boardFacts } from "./boards/facts.ts";
 import { getPatch, patchNames } from "./oracle/patches.ts";
 import { predict } from "./oracle/predict.ts";
-import { RELEASES } from "./oracle/releases.ts";
-import { buildScenario, OracleInputError, type Workload } from "./oracle/scenario.ts";
+import { compareRelease, parseRelease, RELEASES } from "./oracle/releases.ts";
+import { releaseTimeline } from "./oracle/changes.ts";
+import {
+  buildScenario,
+  OracleInputError,
+  resolveRelease,
+  type Workload,
+} from "./oracle/scenario.ts";
 import { describeError, UserInputError } from "./runner/errors.ts";
 import { renderPrediction } from "./runner/report/prediction_text.ts";
+import { renderReleaseReport } from "./runner/report/release_report.ts";
 import { dtbIommuNodes } from "./runner/dtb.ts";
 
 const WORKLOADS = ["mobilenet_v1", "yolov5s"];
@@ -82,6 +89,48 @@ export function cli(): Command {
       const p = predict(scenario);
       console.log(
         o.json ? JSON.stringify(p, null, 2) : renderPrediction(p, { explain: o.explain }),
+      );
+    });
+
+  program.command("changes")
+    .description(
+      "What each kernel release changes for a board: outcome regressions and fixes per IOMMU, " +
+        "with the driver facts (commits) behind them",
+    )
+    .requiredOption("--board <id>", "board id (see `rkhil boards`)")
+    .option("--from <release>", "first release", RELEASES[0])
+    .option("--to <release>", "last release", RELEASES[RELEASES.length - 1])
+    .option("--patch <name>", "apply a downstream patch set (repeatable)", collect, [])
+    .option("--bootargs <cmdline>", "kernel command line", "")
+    .option("--boards-dir <dir>", "extra directory of board files (searched first)", collect, [])
+    .option("--markdown", "print a Markdown report")
+    .option("--json", "print the timeline as JSON")
+    .action(async (o: {
+      board: string;
+      from: string;
+      to: string;
+      patch: string[];
+      bootargs: string;
+      boardsDir: string[];
+      markdown?: boolean;
+      json?: boolean;
+    }) => {
+      const loaded = await findBoard(o.board, o.boardsDir);
+      const from = resolveRelease(o.from), to = resolveRelease(o.to);
+      const releases = RELEASES.filter((r) => {
+        const x = parseRelease(r)!;
+        return compareRelease(x, from) >= 0 && compareRelease(x, to) <= 0;
+      });
+      const steps = releaseTimeline(
+        { board: boardFacts(loaded.board, loaded.path), patches: o.patch, bootargs: o.bootargs },
+        releases,
+      );
+      const title = `What each kernel release changes on ${loaded.board.name} (${o.board})` +
+        (o.patch.length ? ` with ${o.patch.join(", ")}` : "");
+      console.log(
+        o.json
+          ? JSON.stringify(steps, null, 2)
+          : renderReleaseReport(title, steps, { markdown: o.markdown }),
       );
     });
 
