@@ -217,7 +217,7 @@ Deno.test("predict --dtb refuses a blob for another SoC, and a file that is no D
 Deno.test("changes names the release that brought the NPU regression and the commit", async () => {
   const r = await rkhil("changes", "--board", "rock-3b-8g", "--from", "6.1", "--to", "6.12");
   assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stdout, /6\.6 \(from 6\.5\):\n  REGRESSION: fde4b000 rknpu_mmu: OK → BUS_ERROR/);
+  assert.match(r.stdout, /6\.6 \(from 6\.5\):\n {2}REGRESSION: fde4b000 rknpu_mmu: OK → BUS_ERROR/);
   assert.match(r.stdout, /gfp zone: GFP_DMA32 -> none .*2a7e6400f72b/);
   assert.doesNotMatch(r.stdout, /^5\./m);
   const md = await rkhil("changes", "--board", "rock-3b-8g", "--markdown");

@@ -172,7 +172,6 @@ export type {
 /** Board files: load, list, find; refused with file, line and field on error. */
 export { BoardFileError, findBoard, listBoards, loadBoardFile, parseBoard } from "./boards/load.ts";
 export type { BoardIssue, LoadedBoard } from "./boards/load.ts";
-export { BoardSchema } from "./boards/schema.ts";
 export type { BoardSpec } from "./boards/schema.ts";
 /** A board file as the oracle's `BoardFacts`. */
 export { boardFacts } from "./boards/facts.ts";

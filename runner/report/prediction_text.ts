@@ -62,7 +62,9 @@ export function renderPrediction(p: Prediction, opts: { explain?: boolean } = {}
 
   const byCondition = new Map<string, string[]>();
   for (const i of p.instances) {
-    if (i.condition) byCondition.set(i.condition, [...(byCondition.get(i.condition) ?? []), i.unit]);
+    if (i.condition) {
+      byCondition.set(i.condition, [...(byCondition.get(i.condition) ?? []), i.unit]);
+    }
   }
   if (byCondition.size) {
     out.push("", "Conditions:");
