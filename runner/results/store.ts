@@ -1,0 +1,90 @@
+/**
+ * The results store of a run: one directory per run under `runs/`, with `results.jsonl`
+ * written as results happen (one JSON object a line, flushed to disk before `record` returns),
+ * so a crash of the runner, the target or the transport leaves every finished result readable
+ * (DESIGN.md boundary 5). A reader tolerates a truncated last line.
+ *
+ * @module
+ */
+import type { Verdict } from "../errors.ts";
+
+/** One measurement (DONE results carry one, others may). */
+export interface Measurement {
+  name: string;
+  value: number;
+  unit: string;
+}
+
+/** One test result. */
+export interface TestResult {
+  /** Test id, e.g. `boot`, `facts`, `oracle/memory`. */
+  test: string;
+  /** Target the test ran on (board id, or QEMU guest name). */
+  target: string;
+  /** Kernel under test (spec and release). */
+  kernel: string;
+  verdict: Verdict;
+  /** Why, for anything but PASS and DONE: the first line a human should read. */
+  reason?: string;
+  measurements?: Measurement[];
+  /** Anything the report shows (predicted/observed, findings). Must be JSON. */
+  details?: Record<string, unknown>;
+  startedAt: string;
+  durationMs: number;
+}
+
+/** A run directory and its append-only result log. */
+export class RunStore {
+  private constructor(readonly dir: string, private readonly file: Deno.FsFile) {}
+
+  /** Create `runs/<stamp>-<name>` (or open `dir` to resume it). */
+  static async open(dir: string): Promise<RunStore> {
+    await Deno.mkdir(dir, { recursive: true });
+    const file = await Deno.open(`${dir}/results.jsonl`, { append: true, create: true });
+    return new RunStore(dir, file);
+  }
+
+  /** A fresh run directory name under `root`: `2026-11-24T20-01-02Z-<name>`. */
+  static newDir(root: string, name: string, now: Date = new Date()): string {
+    const stamp = now.toISOString().replace(/\.\d+Z$/, "Z").replaceAll(":", "-");
+    return `${root}/${stamp}-${name}`;
+  }
+
+  /** Append one result and flush it to disk. */
+  async record(r: TestResult): Promise<void> {
+    const bytes = new TextEncoder().encode(JSON.stringify(r) + "\n");
+    let off = 0;
+    while (off < bytes.length) off += await this.file.write(bytes.subarray(off));
+    await this.file.syncData();
+  }
+
+  close(): void {
+    try {
+      this.file.close();
+    } catch { /* already closed */ }
+  }
+}
+
+/** Read a results log; a truncated or garbled line (a crash mid-write) is skipped and counted. */
+export function parseResults(text: string): { results: TestResult[]; damagedLines: number } {
+  const results: TestResult[] = [];
+  let damagedLines = 0;
+  for (const line of text.split("\n")) {
+    if (!line.trim()) continue;
+    try {
+      const r = JSON.parse(line);
+      if (r && typeof r.test === "string" && typeof r.verdict === "string") results.push(r);
+      else damagedLines++;
+    } catch {
+      damagedLines++;
+    }
+  }
+  return { results, damagedLines };
+}
+
+/** Count verdicts. */
+export function tally(results: readonly TestResult[]): Record<Verdict, number> {
+  const t: Record<Verdict, number> = { PASS: 0, FAIL: 0, ERROR: 0, MISS: 0, SKIP: 0, DONE: 0 };
+  for (const r of results) t[r.verdict]++;
+  return t;
+}

@@ -1,0 +1,69 @@
+import assert from "node:assert/strict";
+import { parseResults, RunStore, tally, type TestResult } from "./store.ts";
+
+const r = (test: string, verdict: TestResult["verdict"]): TestResult => ({
+  test,
+  target: "t",
+  kernel: "k",
+  verdict,
+  startedAt: new Date(0).toISOString(),
+  durationMs: 1,
+});
+
+Deno.test("results are appended, flushed and read back; a resumed run appends", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const s = await RunStore.open(dir);
+    await s.record(r("boot", "PASS"));
+    await s.record(r("facts", "MISS"));
+    s.close();
+    const s2 = await RunStore.open(dir);
+    await s2.record(r("oracle/memory", "FAIL"));
+    s2.close();
+    const { results, damagedLines } = parseResults(await Deno.readTextFile(`${dir}/results.jsonl`));
+    assert.deepEqual(results.map((x) => x.test), ["boot", "facts", "oracle/memory"]);
+    assert.equal(damagedLines, 0);
+    assert.deepEqual(tally(results), { PASS: 1, FAIL: 1, ERROR: 0, MISS: 1, SKIP: 0, DONE: 0 });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a runner killed mid-run loses no finished result", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    // A child process records results in a loop; kill it with SIGKILL partway.
+    const code = `
+      import { RunStore } from ${JSON.stringify(new URL("./store.ts", import.meta.url).href)};
+      const s = await RunStore.open(${JSON.stringify(dir)});
+      for (let i = 0; ; i++) {
+        await s.record({ test: "t" + i, target: "x", kernel: "k", verdict: "PASS",
+          startedAt: "", durationMs: 0, details: { pad: "x".repeat(5000) } });
+        if (i === 20) console.log("ready");
+      }`;
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["eval", code],
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+    const reader = child.stdout.getReader();
+    await reader.read(); // "ready": at least 21 results recorded
+    child.kill("SIGKILL");
+    await child.status;
+    reader.releaseLock();
+    const { results, damagedLines } = parseResults(await Deno.readTextFile(`${dir}/results.jsonl`));
+    assert.ok(results.length >= 21, `${results.length}`);
+    assert.ok(damagedLines <= 1);
+    results.forEach((x, i) => assert.equal(x.test, `t${i}`));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("garbage lines are counted, not fatal", () => {
+  const { results, damagedLines } = parseResults(
+    `${JSON.stringify(r("a", "PASS"))}\n{"test": "b", "verd\n\u0000\u0001\n[1,2]\n`,
+  );
+  assert.equal(results.length, 1);
+  assert.equal(damagedLines, 3);
+});
