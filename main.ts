@@ -36,6 +36,38 @@ export function cli(): Command {
     .showHelpAfterError("(run with --help for usage)")
     .exitOverride();
 
+  program.command("run")
+    .description(
+      "The main job: boot the default target (QEMU aarch64, 8 GiB) on real Debian kernels, read " +
+        "each kernel's facts, hold the oracle against them, and report per kernel release",
+    )
+    .option(
+      "--kernel <spec>",
+      "kernel to run, repeatable (default: debian:bookworm, debian:trixie, debian:trixie-backports)",
+      collect,
+      [],
+    )
+    .option("--mem <size>", "guest memory", "8G")
+    .option(
+      "--predict-board <id>",
+      "board to predict each release's driver for, repeatable (default: rock-3b-8g)",
+      collect,
+      [],
+    )
+    .option("--runs-dir <dir>", "where run directories go", "runs")
+    .action(
+      async (o: { kernel: string[]; mem: string; predictBoard: string[]; runsDir: string }) => {
+        const { DEFAULT_KERNELS, runMainJob } = await import("./runner/jobs/main_job.ts");
+        const r = await runMainJob({
+          kernels: o.kernel.length ? o.kernel : DEFAULT_KERNELS,
+          memory: o.mem,
+          predictBoards: o.predictBoard.length ? o.predictBoard : ["rock-3b-8g"],
+          runsRoot: o.runsDir,
+        });
+        if (r.exitCode !== 0) throw new CommanderError(r.exitCode, "rkhil.run", "");
+      },
+    );
+
   program.command("predict")
     .description(
       "Predict, per IOMMU instance, where page tables land and what happens " +

@@ -1,0 +1,335 @@
+/**
+ * The main job (`rkhil run`): for each kernel under test, boot the default embedded target (a
+ * QEMU aarch64 guest with 8 GiB, like a ROCK 3B 8 GB) on the real Debian kernel, reach it over
+ * SSH with a pinned host key, read the kernel's facts, hold the oracle's memory model against
+ * them, and say what that kernel release's driver does on the boards the oracle knows. Every
+ * step is a result in `runs/<id>/results.jsonl`, written as it happens; the run ends with a
+ * per-release report (`report.md`) and a terminal summary.
+ *
+ * @module
+ */
+import { boardFacts } from "../../boards/facts.ts";
+import { findBoard } from "../../boards/load.ts";
+import { predict } from "../../oracle/predict.ts";
+import { isKnownRelease, parseRelease, releaseKey } from "../../oracle/releases.ts";
+import { buildScenario } from "../../oracle/scenario.ts";
+import type { Outcome } from "../../oracle/types.ts";
+import { dtbIommuNodes } from "../dtb.ts";
+import { describeError, InfraError, RkhilError, type Verdict } from "../errors.ts";
+import {
+  collectKernelFacts,
+  compareWithModel,
+  type KernelFacts,
+  predictMemory,
+} from "../facts/collect.ts";
+import { QemuTarget } from "../qemu/target.ts";
+import { parseResults, RunStore, tally, type TestResult } from "../results/store.ts";
+import { type SshSession, waitForSsh } from "../ssh/mod.ts";
+
+/** The kernels the main job runs by default: 6.1, 6.12 and 7.x from Debian. */
+export const DEFAULT_KERNELS: readonly string[] = [
+  "debian:bookworm",
+  "debian:trixie",
+  "debian:trixie-backports",
+];
+
+/** Options of {@link runMainJob}. */
+export interface MainJobOptions {
+  kernels: readonly string[];
+  /** Guest memory (QEMU syntax), default 8G. */
+  memory?: string;
+  /** Boards whose outcome each release's driver is predicted for. */
+  predictBoards: readonly string[];
+  /** Root of run directories (default `runs`). */
+  runsRoot?: string;
+  /** Progress lines. */
+  log?: (line: string) => void;
+}
+
+/** What one kernel gave, for the report. */
+interface KernelRow {
+  spec: string;
+  release?: string;
+  bootSeconds?: number;
+  facts?: string;
+  memory?: string;
+  /** Per predicted board: outcome per IOMMU unit with the board file's device tree. */
+  outcomes: Record<string, Record<string, Outcome>>;
+  /** The same with the device tree the kernel package ships for that board, if any. */
+  dtbOutcomes: Record<string, Record<string, Outcome>>;
+}
+
+/** Result of the main job. */
+export interface MainJobResult {
+  dir: string;
+  results: TestResult[];
+  /** 0 when nothing failed, errored or went missing. */
+  exitCode: number;
+}
+
+/** Run the main job. */
+export async function runMainJob(opts: MainJobOptions): Promise<MainJobResult> {
+  const log = opts.log ?? ((l: string) => console.log(l));
+  const dir = RunStore.newDir(opts.runsRoot ?? "runs", "main");
+  const store = await RunStore.open(dir);
+  log(`rkhil run: results in ${dir}`);
+  const rows: KernelRow[] = [];
+  try {
+    for (const spec of opts.kernels) rows.push(await runKernel(spec, opts, store, dir, log));
+  } finally {
+    store.close();
+  }
+  const { results } = parseResults(await Deno.readTextFile(`${dir}/results.jsonl`));
+  const report = renderReport(rows, results, opts);
+  await Deno.writeTextFile(`${dir}/report.md`, report);
+  const t = tally(results);
+  log("");
+  log(report);
+  log(
+    `${t.PASS} PASS, ${t.DONE} DONE, ${t.FAIL} FAIL, ${t.ERROR} ERROR, ${t.MISS} MISS, ` +
+      `${t.SKIP} SKIP — report: ${dir}/report.md`,
+  );
+  return { dir, results, exitCode: t.FAIL + t.ERROR + t.MISS > 0 ? 1 : 0 };
+}
+
+type Step = (
+  row: KernelRow,
+) => Promise<Omit<TestResult, "test" | "target" | "kernel" | "startedAt" | "durationMs">>;
+
+async function step(
+  store: RunStore,
+  log: (l: string) => void,
+  test: string,
+  kernel: string,
+  row: KernelRow,
+  fn: Step,
+): Promise<TestResult> {
+  const startedAt = new Date().toISOString();
+  const t0 = performance.now();
+  let r: Omit<TestResult, "test" | "target" | "kernel" | "startedAt" | "durationMs">;
+  try {
+    r = await fn(row);
+  } catch (err) {
+    const verdict: Verdict = err instanceof RkhilError ? err.verdict : "ERROR";
+    r = { verdict, reason: describeError(err).replace(/^error: /, "") };
+  }
+  const result: TestResult = {
+    test,
+    target: "qemu-virt-8g",
+    kernel,
+    startedAt,
+    durationMs: Math.round(performance.now() - t0),
+    ...r,
+  };
+  await store.record(result);
+  log(
+    `  ${result.verdict.padEnd(5)} ${test}${
+      result.reason ? `: ${result.reason.split("\n")[0]}` : ""
+    }`,
+  );
+  return result;
+}
+
+async function runKernel(
+  spec: string,
+  opts: MainJobOptions,
+  store: RunStore,
+  dir: string,
+  log: (l: string) => void,
+): Promise<KernelRow> {
+  const row: KernelRow = { spec, outcomes: {}, dtbOutcomes: {} };
+  log(`\n${spec}`);
+  const kernelDir = `${dir}/${spec.replace(/[^a-z0-9.+-]/gi, "_")}`;
+  let target: QemuTarget | undefined;
+  let ssh: SshSession | undefined;
+  let facts: KernelFacts | undefined;
+  try {
+    const boot = await step(store, log, "boot", spec, row, async () => {
+      target = await QemuTarget.prepare({ kernel: spec, runDir: kernelDir, memory: opts.memory });
+      const times = await target.powerOn({ ssh: true });
+      row.release = target.kernel.release;
+      row.bootSeconds = times.ssh ?? times.shell;
+      return {
+        verdict: "PASS",
+        measurements: [
+          { name: "boot to shell", value: times.shell ?? NaN, unit: "s" },
+          { name: "boot to ssh", value: times.ssh ?? NaN, unit: "s" },
+        ],
+        details: { release: target.kernel.release, attempts: times.attempts },
+      };
+    });
+    if (boot.verdict !== "PASS" || !target) return row;
+    const t = target;
+
+    const conn = await step(store, log, "ssh", spec, row, async () => {
+      ssh = await waitForSsh({
+        host: "127.0.0.1",
+        port: t.sshPort,
+        user: "root",
+        hostKeyFingerprint: t.image.hostKey.fingerprint,
+        privateKey: await Deno.readTextFile(t.image.clientKey.privateKeyPath),
+      }, { totalMs: 60_000 });
+      const r = await ssh.exec("uname -r", { timeoutMs: 20_000 });
+      if (r.stdout.trim() !== t.kernel.release) {
+        return {
+          verdict: "FAIL",
+          reason: `guest runs ${r.stdout.trim()}, expected ${t.kernel.release}`,
+        };
+      }
+      return {
+        verdict: "PASS",
+        measurements: [{ name: "ssh connect", value: ssh.connectMs, unit: "ms" }],
+      };
+    });
+    if (conn.verdict !== "PASS" || !ssh) return row;
+    const session = ssh;
+
+    await step(store, log, "facts", spec, row, async () => {
+      facts = await collectKernelFacts(
+        (cmd, o) => session.exec(cmd, { timeoutMs: o.timeoutMs }),
+        { target: `qemu ${t.kernel.release}` },
+      );
+      const have = Object.entries(facts).filter(([k, v]) =>
+        v && typeof v === "object" && "provenance" in v && k
+      ).length;
+      row.facts = `${have} facts, ${facts.missing.length} missing`;
+      return {
+        verdict: facts.release ? "PASS" : "FAIL",
+        reason: facts.release ? undefined : "the kernel release could not be read",
+        details: {
+          missing: facts.missing,
+          problems: facts.problems,
+          zones: facts.zones?.value,
+          swiotlb: facts.swiotlb?.value,
+          cmdline: facts.cmdline?.value.raw,
+        },
+      };
+    });
+
+    await step(store, log, "oracle/memory", spec, row, () => {
+      if (!facts) throw new InfraError("no kernel facts", "see the facts result");
+      const p = predictMemory(facts);
+      if (!p.ok) {
+        row.memory = "inconclusive";
+        return Promise.resolve({ verdict: "SKIP" as const, reason: p.reason });
+      }
+      const c = compareWithModel(facts, p.summary);
+      row.memory = c.findings.length
+        ? `DISAGREE: ${c.findings.map((f) => f.fact).join(", ")}`
+        : `agree (${c.agreed.length} facts)`;
+      return Promise.resolve({
+        verdict: c.findings.length ? "FAIL" as const : "PASS" as const,
+        reason: c.findings.length
+          ? `the oracle's memory model disagrees with the kernel: ${
+            c.findings.map((f) =>
+              `${f.fact} predicted ${JSON.stringify(f.predicted)}, ` +
+              `measured ${JSON.stringify(f.measured)}`
+            ).join("; ")
+          }`
+          : undefined,
+        details: { ...c, assumptions: p.assumptions },
+      });
+    });
+
+    for (const boardId of opts.predictBoards) {
+      await step(store, log, `oracle/predict ${boardId}`, spec, row, async () => {
+        const rel = parseRelease(t.kernel.release);
+        if (!rel || !isKnownRelease(rel)) {
+          return {
+            verdict: "SKIP",
+            reason: `release ${t.kernel.release} is not in the driver knowledge base`,
+          };
+        }
+        const loaded = await findBoard(boardId);
+        const board = boardFacts(loaded.board, loaded.path);
+        const p = predict(buildScenario({ board, kernel: releaseKey(rel) }));
+        row.outcomes[boardId] = Object.fromEntries(p.instances.map((i) => [i.unit, i.outcome]));
+        // The same release's own device tree for that board, when the package ships one.
+        const dtb = await kernelDtbFor(t, loaded.board.name, board.soc);
+        if (dtb) {
+          const nodes = (await dtbIommuNodes(dtb, board.soc)).nodes;
+          const pd = predict(buildScenario({ board, kernel: releaseKey(rel), devicetree: nodes }));
+          row.dtbOutcomes[boardId] = Object.fromEntries(
+            pd.instances.map((i) => [i.unit, i.outcome]),
+          );
+        }
+        return {
+          verdict: "DONE",
+          details: {
+            release: releaseKey(rel),
+            outcomes: row.outcomes[boardId],
+            dtb,
+            dtbOutcomes: row.dtbOutcomes[boardId],
+          },
+        };
+      });
+    }
+  } finally {
+    await ssh?.close().catch(() => {});
+    await target?.powerOff().catch(() => {});
+  }
+  return row;
+}
+
+/** The board's DTB in the kernel package, found by the board's model name (e.g. ROCK 3B). */
+async function kernelDtbFor(
+  t: QemuTarget,
+  boardName: string,
+  soc: string,
+): Promise<string | undefined> {
+  const dir = t.kernel.dtbDir ? `${t.kernel.dtbDir}/rockchip` : undefined;
+  if (!dir) return undefined;
+  const slug = boardName.toLowerCase().replace(/radxa\s+/, "").replace(/\s+\d+\s*gb$/, "")
+    .replace(/\s+/g, "-");
+  const want = `${soc}-${slug}.dtb`;
+  try {
+    await Deno.stat(`${dir}/${want}`);
+    return `${dir}/${want}`;
+  } catch {
+    return undefined;
+  }
+}
+
+function renderReport(rows: KernelRow[], results: TestResult[], opts: MainJobOptions): string {
+  const t = tally(results);
+  const out: string[] = ["# rkhil run: QEMU aarch64 (8 GiB) on Debian kernels", ""];
+  out.push("| kernel | release | boot to ssh | kernel facts | oracle memory model |");
+  out.push("|---|---|---|---|---|");
+  for (const r of rows) {
+    out.push(
+      `| ${r.spec} | ${r.release ?? "-"} | ${
+        r.bootSeconds !== undefined ? `${r.bootSeconds.toFixed(2)} s` : "-"
+      } | ${r.facts ?? "-"} | ${r.memory ?? "-"} |`,
+    );
+  }
+  const table = (title: string, pick: (r: KernelRow) => Record<string, Outcome> | undefined) => {
+    const units = [...new Set(rows.flatMap((r) => Object.keys(pick(r) ?? {})))].sort();
+    if (!units.length) return;
+    out.push("", title, "");
+    out.push(`| release | ${units.join(" | ")} |`, `|---|${units.map(() => "---").join("|")}|`);
+    for (const r of rows) {
+      const o = pick(r);
+      if (o) out.push(`| ${r.release ?? r.spec} | ${units.map((u) => o[u] ?? "-").join(" | ")} |`);
+    }
+  };
+  for (const board of opts.predictBoards) {
+    table(
+      `## What each release's driver does on ${board} (board file's device tree)`,
+      (r) => r.outcomes[board],
+    );
+    table(
+      `## The same with the device tree each kernel package ships for ${board}`,
+      (r) => r.dtbOutcomes[board],
+    );
+  }
+  const bad = results.filter((r) => ["FAIL", "ERROR", "MISS"].includes(r.verdict));
+  if (bad.length) {
+    out.push("", "## Not passed", "");
+    for (const r of bad) out.push(`- ${r.verdict} ${r.kernel} ${r.test}: ${r.reason ?? ""}`);
+  }
+  out.push(
+    "",
+    `${t.PASS} PASS, ${t.DONE} DONE, ${t.FAIL} FAIL, ${t.ERROR} ERROR, ${t.MISS} MISS, ${t.SKIP} SKIP`,
+  );
+  return out.join("\n");
+}
