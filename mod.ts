@@ -187,3 +187,37 @@ export {
   UserInputError,
 } from "./runner/errors.ts";
 export type { Verdict } from "./runner/errors.ts";
+
+// --- What each release changes ------------------------------------------------------------
+
+/** Per-release timeline of outcome regressions and fixes, with the driver facts behind them. */
+export { driverFactChanges, releaseTimeline } from "./oracle/changes.ts";
+export type { FactChange, OutcomeChange, ReleaseStep } from "./oracle/changes.ts";
+
+// --- The runner: transports, targets, facts, watchers, results -----------------------------
+
+/** SSH to a target: pinned host keys, exec channels, a shell byte stream, verified uploads. */
+export { connect, HostKeyError, SshSession, waitForSsh } from "./runner/ssh/mod.ts";
+/** serialport's BindingInterface on Deno (FFI termios), and consoles over serial, TCP and ptys. */
+export { DenoSerialBinding, listPorts } from "./runner/serial/deno_binding.ts";
+export {
+  openSerialConsole,
+  openTcpConsole,
+  SerialConsole,
+  TcpConsole,
+  TtyConsole,
+} from "./runner/serial/port.ts";
+export type { ByteDuplex, ConsoleStream } from "./runner/serial/port.ts";
+/** Marker-framed commands over any byte stream (serial console, SSH shell channel). */
+export { FramedShell } from "./runner/shell/framed.ts";
+/** Console watchers: panics, Oopses, BUG, WARNING, IOMMU and NPU faults, silent resets. */
+export { attachToConsole, ConsoleWatcher, kernelLineAdapter } from "./runner/watch/watchers.ts";
+export type { WatchEvent } from "./runner/watch/watchers.ts";
+/** Kernel facts read from a live target, and the oracle's memory model held against them. */
+export { collectKernelFacts, compareWithModel, predictMemory } from "./runner/facts/collect.ts";
+export type { KernelFacts } from "./runner/facts/collect.ts";
+/** Results of a run: append-only, flushed JSON lines. */
+export { parseResults, RunStore, tally } from "./runner/results/store.ts";
+export type { Measurement, TestResult } from "./runner/results/store.ts";
+/** The main job (`rkhil run`). */
+export { DEFAULT_KERNELS, runMainJob } from "./runner/jobs/main_job.ts";
