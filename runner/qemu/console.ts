@@ -1,57 +1,49 @@
 /**
- * The serial console of a target: a small byte-port interface (so the pseudo-terminal reader
- * here can be swapped for the serialport-based binding in runner/serial/), a recorder that
- * writes every byte to the run directory with host timestamps from the first byte, waits with
- * owned timeouts, and marker-framed commands typed on the console.
+ * The serial console of a QEMU target, through the same code path as a USB UART: QEMU's
+ * pseudo-terminal is opened with `serialport` on rkhil's Deno binding ({@linkcode
+ * openSerialConsole}, 1 500 000 baud, which a pty ignores), and its `CaptureLog` writes every
+ * received byte with a timestamp index from the first byte (`console.raw` and
+ * `console.raw.idx.jsonl`).
+ *
+ * On top of that stream (listening with `onData`, never reading, so any number of readers can
+ * share the console):
+ * - {@linkcode ConsoleRecorder}: a human-readable `console.log` (each line prefixed with
+ *   seconds since the recorder started, host notes such as power events as `### rkhil:`
+ *   lines), a bounded in-memory transcript to wait on with owned timeouts, and console lines
+ *   for watchers ({@linkcode ConsoleRecorder.onLine}).
+ * - {@linkcode consoleTap}: a {@linkcode ByteDuplex} view of the console for one user (the
+ *   marker-framed shell, an interactive session). Closing a tap detaches it; the console
+ *   stays open.
+ *
+ * Commands on the console go through `runner/shell/framed.ts` (`FramedShell`) on a tap.
  *
  * @module
  */
 
 import { InfraError, TimeoutError } from "../errors.ts";
+import { type ConsoleStream, openSerialConsole } from "../serial/port.ts";
+import type { ByteDuplex } from "../shell/framed.ts";
 
-/** Minimal byte port: what the recorder needs from a console transport. */
-export interface ConsolePort {
-  /** Read into `buf`; resolve to the byte count, or null at end of stream. */
-  read(buf: Uint8Array): Promise<number | null>;
-  /** Write all of `data`. */
-  write(data: Uint8Array): Promise<void>;
-  close(): void;
+/** Baud rate set on the console (the ROCK 3B's debug UART; harmless on a pty). */
+export const CONSOLE_BAUD = 1_500_000;
+
+/**
+ * Open QEMU's console pty as a serial console capturing into `logPath` (the default
+ * `openConsole` of {@linkcode QemuMachine.launch}).
+ */
+export function openQemuConsole(ptyPath: string, logPath: string): Promise<ConsoleStream> {
+  // QEMU already put the pty into raw mode; the binding applies raw termios again.
+  return openSerialConsole({ path: ptyPath, baudRate: CONSOLE_BAUD, logPath, lock: true });
 }
 
-/** Open a pseudo-terminal (QEMU `-chardev pty`) as a ConsolePort with Deno.open. */
-export async function openPtyPort(path: string): Promise<ConsolePort> {
-  // QEMU puts its pty into raw mode (cfmakeraw) when it creates it, so no termios work here.
-  // Two handles: Deno serialises operations on one file resource, so a read blocked waiting
-  // for guest output would hold back every write (a deadlock when the guest waits for input).
-  const reader = await Deno.open(path, { read: true });
-  const writer = await Deno.open(path, { write: true });
-  let closed = false;
-  return {
-    async read(buf) {
-      if (closed) return null;
-      try {
-        return await reader.read(buf);
-      } catch (err) {
-        // EIO when QEMU closes the master side: end of stream.
-        if (closed || err instanceof Deno.errors.BadResource) return null;
-        if (err instanceof Error && /EIO|Input\/output/i.test(err.message)) return null;
-        throw err;
-      }
-    },
-    async write(data) {
-      let off = 0;
-      while (off < data.length) off += await writer.write(data.subarray(off));
-    },
-    close() {
-      if (closed) return;
-      closed = true;
-      for (const f of [reader, writer]) {
-        try {
-          f.close();
-        } catch { /* already closed */ }
-      }
-    },
-  };
+/** One console line, as handed to watchers. */
+export interface RecordedLine {
+  /** Text without the line end (decoded as UTF-8). */
+  text: string;
+  /** Epoch ms of the chunk that completed the line. */
+  atMs: number;
+  /** True when the line ended in CRLF (kernel console lines and `opost` tty output do). */
+  crlf: boolean;
 }
 
 interface Waiter {
@@ -60,115 +52,147 @@ interface Waiter {
   resolve: (m: RegExpExecArray) => void;
 }
 
-/** Result of a console command. */
-export interface ConsoleCommandResult {
-  output: string;
-  status: number;
-}
+/** Transcript characters kept in memory (older text is dropped; the files keep everything). */
+const TRANSCRIPT_KEEP = 4 << 20;
 
 /**
- * Records a console: `console.raw` (exact bytes), `console.log` (lines prefixed with seconds
- * since the recorder started, `[+   1.234567] `), and an in-memory transcript to wait on.
+ * Records a console (see the module documentation). Offsets (`mark()`, `from`, match
+ * indexes) are absolute positions in the transcript since the recorder started.
  */
 export class ConsoleRecorder {
   #text = "";
+  #base = 0;
   #waiters: Waiter[] = [];
-  #raw: Deno.FsFile;
   #log: Deno.FsFile;
   #atLineStart = true;
-  #done: Promise<void>;
   #ended = false;
-  readonly t0 = performance.now();
+  #line = "";
+  #lineCbs = new Set<(line: RecordedLine) => void>();
+  #off: (() => void)[] = [];
+  readonly t0 = performance.timeOrigin + performance.now();
   readonly #enc = new TextEncoder();
   readonly #dec = new TextDecoder();
 
-  private constructor(readonly port: ConsolePort, raw: Deno.FsFile, log: Deno.FsFile) {
-    this.#raw = raw;
+  private constructor(readonly stream: ConsoleStream, log: Deno.FsFile) {
     this.#log = log;
-    this.#done = this.#pump();
+    this.#off.push(stream.onData((chunk, atMs) => this.#received(chunk, atMs)));
+    this.#off.push(stream.onClose((err) => {
+      this.note(`console closed${err ? `: ${err.message}` : ""}`);
+      this.#ended = true;
+      this.#wake();
+    }));
   }
 
-  /** Start recording `port` into `dir/console.raw` and `dir/console.log` (appending). */
-  static async start(port: ConsolePort, dir: string): Promise<ConsoleRecorder> {
+  /** Start recording `stream` into `dir/console.log` (appending). */
+  static async start(stream: ConsoleStream, dir: string): Promise<ConsoleRecorder> {
     await Deno.mkdir(dir, { recursive: true });
-    const raw = await Deno.open(`${dir}/console.raw`, { append: true, create: true });
     const log = await Deno.open(`${dir}/console.log`, { append: true, create: true });
-    return new ConsoleRecorder(port, raw, log);
+    return new ConsoleRecorder(stream, log);
   }
 
-  /** Seconds since the recorder started. */
-  elapsed(): number {
-    return (performance.now() - this.t0) / 1000;
+  /** Seconds since the recorder started (or from `t0` to `atMs`). */
+  elapsed(atMs = performance.timeOrigin + performance.now()): number {
+    return (atMs - this.t0) / 1000;
   }
 
-  #stamp(): string {
-    return `[+${this.elapsed().toFixed(6).padStart(11)}] `;
+  #stamp(atMs?: number): string {
+    return `[+${this.elapsed(atMs).toFixed(6).padStart(11)}] `;
+  }
+
+  #writeLog(text: string): void {
+    try {
+      const b = this.#enc.encode(text);
+      let o = 0;
+      while (o < b.length) o += this.#log.writeSync(b.subarray(o));
+    } catch { /* closed */ }
   }
 
   /** Write a host-side note into the timestamped log (power events, for instance). */
   note(text: string): void {
     const prefix = this.#atLineStart ? "" : "\n";
-    this.#log.writeSync(this.#enc.encode(`${prefix}${this.#stamp()}### rkhil: ${text}\n`));
+    this.#writeLog(`${prefix}${this.#stamp()}### rkhil: ${text}\n`);
     this.#atLineStart = true;
   }
 
-  async #pump(): Promise<void> {
-    const buf = new Uint8Array(65536);
-    try {
-      while (true) {
-        const n = await this.port.read(buf);
-        if (n === null) break;
-        if (n === 0) continue;
-        const chunk = buf.slice(0, n);
-        this.#raw.writeSync(chunk);
-        const text = this.#dec.decode(chunk, { stream: true });
-        let stamped = "";
-        for (const ch of text.split(/(?<=\n)/)) {
-          if (this.#atLineStart) stamped += this.#stamp();
-          stamped += ch;
-          this.#atLineStart = ch.endsWith("\n");
-        }
-        this.#log.writeSync(this.#enc.encode(stamped));
-        this.#text += text;
-        this.#wake();
-      }
-    } catch (err) {
-      this.note(`console read error: ${err instanceof Error ? err.message : String(err)}`);
-    } finally {
-      this.#ended = true;
-      this.#wake();
+  #received(chunk: Uint8Array, atMs: number): void {
+    const text = this.#dec.decode(chunk, { stream: true });
+    let stamped = "";
+    for (const piece of text.split(/(?<=\n)/)) {
+      if (piece === "") continue;
+      if (this.#atLineStart) stamped += this.#stamp(atMs);
+      stamped += piece;
+      this.#atLineStart = piece.endsWith("\n");
     }
+    this.#writeLog(stamped);
+    this.#text += text;
+    if (this.#text.length > 2 * TRANSCRIPT_KEEP) {
+      const cut = this.#text.length - TRANSCRIPT_KEEP;
+      this.#text = this.#text.slice(cut);
+      this.#base += cut;
+    }
+    if (this.#lineCbs.size) this.#lines(text, atMs);
+    this.#wake();
+  }
+
+  #lines(text: string, atMs: number): void {
+    this.#line += text;
+    let nl = this.#line.indexOf("\n");
+    while (nl >= 0) {
+      let line = this.#line.slice(0, nl);
+      const crlf = line.endsWith("\r");
+      if (crlf) line = line.slice(0, -1);
+      this.#line = this.#line.slice(nl + 1);
+      for (const cb of this.#lineCbs) {
+        try {
+          cb({ text: line, atMs, crlf });
+        } catch { /* a watcher's bug must not stop the console */ }
+      }
+      nl = this.#line.indexOf("\n");
+    }
+    if (this.#line.length > 16384) this.#line = this.#line.slice(-16384);
+  }
+
+  /** Call `cb` for every complete console line from now on. Returns an unsubscribe. */
+  onLine(cb: (line: RecordedLine) => void): () => void {
+    this.#lineCbs.add(cb);
+    return () => this.#lineCbs.delete(cb);
   }
 
   #wake(): void {
     for (const w of [...this.#waiters]) {
-      w.re.lastIndex = w.from;
+      w.re.lastIndex = Math.max(0, w.from - this.#base);
       const m = w.re.exec(this.#text);
       if (m) {
         this.#waiters.splice(this.#waiters.indexOf(w), 1);
+        m.index += this.#base;
         w.resolve(m);
       }
     }
   }
 
-  /** The transcript so far (decoded). */
+  /** The transcript kept in memory (the last few MiB, decoded). */
   get text(): string {
     return this.#text;
   }
 
-  /** Current transcript length: pass as `from` to wait only for output after now. */
+  /** Current transcript position: pass as `from` to wait only for output after now. */
   mark(): number {
-    return this.#text.length;
+    return this.#base + this.#text.length;
   }
 
-  /** True once the port reached end of stream. */
+  /** The transcript from absolute position `from` (as far as it is still in memory). */
+  since(from: number): string {
+    return this.#text.slice(Math.max(0, from - this.#base));
+  }
+
+  /** True once the console ended. */
   get ended(): boolean {
     return this.#ended;
   }
 
   /**
    * Wait until `pattern` appears in the transcript at or after `from`. Rejects with a
-   * TimeoutError owned by `owner` after `timeoutMs`.
+   * TimeoutError owned by `owner` after `timeoutMs`. The match's `index` is absolute.
    */
   waitFor(
     pattern: RegExp | string,
@@ -206,12 +230,14 @@ export class ConsoleRecorder {
     });
   }
 
-  /** Type text on the console. */
+  /** Type text on the console (bounded: a stuck transport is an InfraError). */
   async write(text: string, timeoutMs = 10_000): Promise<void> {
-    if (this.#ended) throw new InfraError("console is closed", "power the target on again");
+    if (this.#ended || this.stream.closed) {
+      throw new InfraError("console is closed", "power the target on again");
+    }
     let t: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([
-      this.port.write(this.#enc.encode(text)),
+      this.stream.write(this.#enc.encode(text)),
       new Promise<never>((_, reject) => {
         t = setTimeout(() =>
           reject(
@@ -221,35 +247,64 @@ export class ConsoleRecorder {
     ]).finally(() => clearTimeout(t));
   }
 
-  /**
-   * Run a shell command on the console, framed by markers that the terminal's echo of the
-   * typed line can never match (the marker is split by quotes in what is typed). Returns the
-   * output (CRs removed) and the exit status.
-   */
-  async run(cmd: string, opts: { timeoutMs?: number; owner?: string } = {}): Promise<
-    ConsoleCommandResult
-  > {
-    const id = crypto.randomUUID().slice(0, 8);
-    const from = this.mark();
-    await this.write(
-      `printf '%s\\n' "@@R""S:${id}"; ${cmd}; printf '%s:%s\\n' "@@R""E:${id}" "$?"\n`,
-    );
-    const m = await this.waitFor(new RegExp(`@@RS:${id}\\r?\\n([\\s\\S]*?)@@RE:${id}:(\\d+)`), {
-      timeoutMs: opts.timeoutMs ?? 30_000,
-      owner: opts.owner ?? `console command \`${cmd.slice(0, 40)}\``,
-      from,
-    });
-    return { output: m[1].replace(/\r/g, ""), status: Number(m[2]) };
-  }
-
-  /** Stop recording (closes the port and the log files). */
-  async close(): Promise<void> {
-    this.port.close();
-    // The pump ends when the port reports end of stream; do not wait on a blocked read forever.
-    await Promise.race([this.#done, new Promise((r) => setTimeout(r, 200))]);
+  /** Stop recording (the stream itself is closed by its owner). */
+  close(): void {
+    for (const off of this.#off) off();
+    this.#off = [];
     try {
-      this.#raw.close();
       this.#log.close();
     } catch { /* closed */ }
   }
+}
+
+/**
+ * A {@linkcode ByteDuplex} view of `stream` for one user: every byte received after the call
+ * is queued for `read()`; `write()` goes to the console; `close()` detaches (the console
+ * stays open). `read()` ends with the console's close reason (an InfraError) when the
+ * console is lost, or null when it was closed by rkhil.
+ */
+export function consoleTap(stream: ConsoleStream): ByteDuplex {
+  const queue: Uint8Array[] = [];
+  let wake: (() => void) | undefined;
+  let detached = false;
+  let ended = stream.closed;
+  const offData = stream.onData((chunk) => {
+    queue.push(chunk);
+    wake?.();
+  });
+  const offClose = stream.onClose(() => {
+    ended = true;
+    wake?.();
+  });
+  const detach = () => {
+    detached = true;
+    offData();
+    offClose();
+    wake?.();
+  };
+  return {
+    async read() {
+      for (;;) {
+        const c = queue.shift();
+        if (c) return c;
+        if (detached) return null;
+        if (ended || stream.closed) {
+          if (stream.closeReason) throw stream.closeReason;
+          return null;
+        }
+        await new Promise<void>((r) => (wake = r));
+        wake = undefined;
+      }
+    },
+    async write(data) {
+      if (detached) {
+        throw new InfraError(`console ${stream.name}: tap is closed`, "open a new tap");
+      }
+      await stream.write(data);
+    },
+    close() {
+      detach();
+      return Promise.resolve();
+    },
+  };
 }

@@ -16,7 +16,8 @@
  */
 
 import { InfraError, TimeoutError } from "../errors.ts";
-import { type ConsolePort, ConsoleRecorder, openPtyPort } from "./console.ts";
+import type { ConsoleStream } from "../serial/port.ts";
+import { ConsoleRecorder, openQemuConsole } from "./console.ts";
 import { QmpClient } from "./qmp.ts";
 
 /** Options of {@linkcode QemuMachine.launch}. */
@@ -33,8 +34,11 @@ export interface QemuLaunchOptions {
   runDir: string;
   /** Host port for SSH (default: a free one). */
   sshPort?: number;
-  /** Open the console with another transport (default: Deno.open on the pty). */
-  openConsole?: (ptyPath: string) => Promise<ConsolePort>;
+  /**
+   * Open the console pty (default {@linkcode openQemuConsole}: serialport on the Deno
+   * binding, capturing every byte with timestamps into `logPath`).
+   */
+  openConsole?: (ptyPath: string, logPath: string) => Promise<ConsoleStream>;
   qemuBinary?: string;
   extraArgs?: string[];
 }
@@ -75,11 +79,14 @@ export class QemuMachine {
     readonly watchdog: Deno.ChildProcess,
     readonly qmp: QmpClient,
     readonly console: ConsoleRecorder,
+    readonly serial: ConsoleStream,
     readonly ptyPath: string,
     readonly sshPort: number,
     readonly qemuPid: number,
     readonly runDir: string,
     readonly args: string[],
+    /** The raw console capture (plus `.idx.jsonl`). */
+    readonly consoleCapturePath: string,
   ) {
     this.exitStatus = watchdog.status;
     this.exitStatus.then((s) => {
@@ -169,10 +176,36 @@ export class QemuMachine {
       );
     }
     const qemuPid = Number((await Deno.readTextFile(pidPath)).trim());
-    const port = await (opts.openConsole ?? openPtyPort)(ptyPath);
-    const recorder = await ConsoleRecorder.start(port, opts.runDir);
-    recorder.note(`QEMU pid ${qemuPid} paused; console ${ptyPath}; ssh 127.0.0.1:${sshPort}`);
-    return new QemuMachine(watchdog, qmp, recorder, ptyPath, sshPort, qemuPid, opts.runDir, args);
+    // The capture is open before the guest runs (`cont`): it has the first byte. A second
+    // QEMU in the same run directory (power cycle) gets the next free name.
+    let logPath = `${opts.runDir}/console.raw`;
+    for (let i = 1; await exists(logPath); i++) logPath = `${opts.runDir}/console.${i}.raw`;
+    let serial: ConsoleStream;
+    try {
+      serial = await (opts.openConsole ?? openQemuConsole)(ptyPath, logPath);
+    } catch (err) {
+      try {
+        watchdog.kill("SIGKILL");
+      } catch { /* gone */ }
+      throw err;
+    }
+    const recorder = await ConsoleRecorder.start(serial, opts.runDir);
+    recorder.note(
+      `QEMU pid ${qemuPid} paused; console ${ptyPath} (capture ${logPath}); ` +
+        `ssh 127.0.0.1:${sshPort}`,
+    );
+    return new QemuMachine(
+      watchdog,
+      qmp,
+      recorder,
+      serial,
+      ptyPath,
+      sshPort,
+      qemuPid,
+      opts.runDir,
+      args,
+      logPath,
+    );
   }
 
   /** True once QEMU has exited. */
@@ -207,6 +240,8 @@ export class QemuMachine {
    * with QEMU gone and the console closed.
    */
   async quit(timeoutMs = 5_000): Promise<void> {
+    // Close the console first: its end is then ours, not a lost console.
+    await this.serial.close().catch(() => {});
     if (!this.#exited) {
       this.console.note("power off (QMP quit)");
       await this.qmp.execute("quit", undefined, timeoutMs).catch(() => {});
@@ -219,7 +254,7 @@ export class QemuMachine {
     }
     this.qmp.close();
     await this.watchdog.stdin.close().catch(() => {});
-    await this.console.close();
+    this.console.close();
   }
 
   /** SIGKILL QEMU (and the watchdog). */
@@ -246,6 +281,15 @@ export class QemuMachine {
       await new Promise((r) => setTimeout(r, 200));
     }
     throw new TimeoutError(owner, timeoutMs, `no SSH banner on 127.0.0.1:${this.sshPort}`);
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch {
+    return false;
   }
 }
 

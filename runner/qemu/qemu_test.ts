@@ -75,13 +75,18 @@ for (const spec of KERNELS) {
       const r = await t.consoleRun(
         "uname -r; test -r /sys/firmware/fdt && test -r /proc/kcore && test -r /sys/kernel/btf/vmlinux && echo introspection-ok",
       );
-      assert.equal(r.status, 0);
-      assert.equal(r.output.split("\n")[0], k.release);
-      assert.match(r.output, /introspection-ok/);
+      assert.equal(r.exitStatus, 0);
+      assert.equal(r.stdout.split("\n")[0], k.release);
+      assert.match(r.stdout, /introspection-ok/);
       const fail = await t.consoleRun("false");
-      assert.equal(fail.status, 1);
+      assert.equal(fail.exitStatus, 1);
       const log = await Deno.readTextFile(`${runDir}/console.log`);
       assert.match(log, /^\[\+ +\d+\.\d{6}\] /m, "timestamped console log");
+      // The raw capture (serialport path) has every byte from the first one, with an index.
+      const raw = await Deno.readTextFile(`${runDir}/console.raw`);
+      assert.match(raw, /Booting Linux|Linux version/);
+      const idx = (await Deno.readTextFile(`${runDir}/console.raw.idx.jsonl`)).split("\n");
+      assert.equal(JSON.parse(idx[0]).off, 0);
     } finally {
       await t.powerOff();
     }

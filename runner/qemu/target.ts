@@ -16,8 +16,27 @@ import {
   type Initramfs,
   type InitramfsOptions,
 } from "./initramfs.ts";
-import type { ConsolePort } from "./console.ts";
+import type { ConsoleStream } from "../serial/port.ts";
+import { FramedShell, type FramedShellOptions, type RunResult } from "../shell/framed.ts";
+import { consoleTap } from "./console.ts";
 import { DEFAULT_APPEND, QemuMachine } from "./machine.ts";
+
+/**
+ * Host tools a QEMU target needs (QEMU, the watchdog's setpriv, initramfs building and the
+ * private apt's extraction), and nothing else: {@linkcode QemuTarget.prepare} installs only
+ * these.
+ */
+export const QEMU_HOST_TOOLS = [
+  "qemu-system-aarch64",
+  "setpriv",
+  "dropbearkey",
+  "dpkg-deb",
+  "apt-get",
+  "depmod",
+  "xz",
+  "zstd",
+  "gzip",
+] as const;
 
 /** Power states. */
 export type TargetState = "off" | "booting" | "shell" | "ready";
@@ -39,7 +58,7 @@ export interface QemuTargetOptions {
   /** Power cycles after a hung boot (default 2). */
   retries?: number;
   initramfs?: InitramfsOptions;
-  openConsole?: (ptyPath: string) => Promise<ConsolePort>;
+  openConsole?: (ptyPath: string, logPath: string) => Promise<ConsoleStream>;
   /** Skip ensureHostTools (tests that already did it). */
   skipHostTools?: boolean;
 }
@@ -71,6 +90,9 @@ export class QemuTarget {
   readonly transitions: Transition[] = [];
   machine?: QemuMachine;
   sshBanner?: string;
+  /** Boots so far (power on, power cycles, resets); identifies the current boot. */
+  bootCount = 0;
+  #shell?: { boot: number; machine: QemuMachine; shell: Promise<FramedShell> };
 
   private constructor(
     readonly opts: QemuTargetOptions,
@@ -80,13 +102,17 @@ export class QemuTarget {
 
   /** Install missing host tools, fetch the kernel and build (or reuse) the initramfs. */
   static async prepare(opts: QemuTargetOptions): Promise<QemuTarget> {
-    if (!opts.skipHostTools) await ensureHostTools();
+    if (!opts.skipHostTools) await ensureHostTools([...QEMU_HOST_TOOLS]);
     const kernel = await fetchKernel(opts.kernel);
     const image = await buildInitramfs(kernel, opts.initramfs);
     return new QemuTarget(opts, kernel, image);
   }
 
   #to(to: TargetState, why: string): void {
+    if (to === "booting") {
+      this.bootCount++;
+      this.#dropShell();
+    }
     this.transitions.push({ at: new Date().toISOString(), from: this.state, to, why });
     this.machine?.console.note(`state ${this.state} -> ${to} (${why})`);
     this.state = to;
@@ -212,17 +238,55 @@ export class QemuTarget {
     return times;
   }
 
-  /** Run a command on the console shell. */
-  async consoleRun(cmd: string, timeoutMs = 30_000): Promise<{ output: string; status: number }> {
+  #dropShell(): void {
+    const s = this.#shell;
+    this.#shell = undefined;
+    s?.shell.then((sh) => sh.close(), () => {}).catch(() => {});
+  }
+
+  /**
+   * The marker-framed shell on the console for the current boot (started on first use on a
+   * {@linkcode consoleTap}; a new boot gets a new one). `opts` apply when it starts.
+   */
+  consoleShell(opts: FramedShellOptions = {}): Promise<FramedShell> {
     const m = this.machine;
     if (!m || (this.state !== "shell" && this.state !== "ready")) {
-      throw new InfraError(`target is ${this.state}, no shell`, "power it on first");
+      return Promise.reject(
+        new InfraError(`target is ${this.state}, no shell`, "power it on first"),
+      );
     }
-    return await m.console.run(cmd, { timeoutMs, owner: `console \`${cmd.slice(0, 40)}\`` });
+    const cur = this.#shell;
+    if (cur && cur.boot === this.bootCount && cur.machine === m) {
+      return cur.shell.then((sh) => {
+        if (sh.usable) return sh;
+        if (this.#shell === cur) this.#shell = undefined;
+        return this.consoleShell(opts);
+      });
+    }
+    const shell = FramedShell.start(consoleTap(m.serial), {
+      name: `${this.kernel.release} console`,
+      quietMs: 300,
+      loginTimeoutMs: 30_000,
+      syncTimeoutMs: 10_000,
+      ...opts,
+    });
+    const entry = { boot: this.bootCount, machine: m, shell };
+    this.#shell = entry;
+    shell.catch(() => {
+      if (this.#shell === entry) this.#shell = undefined;
+    });
+    return shell;
+  }
+
+  /** Run a command on the console through the framed shell (stdout and stderr merged). */
+  async consoleRun(cmd: string, timeoutMs = 30_000): Promise<RunResult> {
+    const sh = await this.consoleShell();
+    return await sh.run(cmd, { timeoutMs });
   }
 
   /** Power off (QMP quit, SIGKILL if needed). */
   async powerOff(): Promise<void> {
+    this.#dropShell();
     if (this.machine) {
       await this.machine.quit();
       this.machine = undefined;
