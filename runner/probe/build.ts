@@ -89,14 +89,21 @@ export async function buildProbeModule(
   await Deno.mkdir(dir, { recursive: true });
   const work = await Deno.makeTempDir({ dir, prefix: "build." });
   try {
-    for (const f of PROBE_SOURCES) await Deno.copyFile(new URL(f, PROBE_SOURCE_DIR), `${work}/${f}`);
+    for (const f of PROBE_SOURCES) {
+      await Deno.copyFile(new URL(f, PROBE_SOURCE_DIR), `${work}/${f}`);
+    }
     const res = await run("make", [
       "-C",
       tc.buildDir,
       `M=${work}`,
       ...tc.makeArgs,
       "modules",
-    ], { env: tc.env, allowFailure: true, owner: `make rkprobe.ko for ${tc.kernel.release}`, timeoutMs: 600_000 });
+    ], {
+      env: tc.env,
+      allowFailure: true,
+      owner: `make rkprobe.ko for ${tc.kernel.release}`,
+      timeoutMs: 600_000,
+    });
     await Deno.writeTextFile(`${dir}/build.log`, res.stdout + res.stderr);
     if (res.code !== 0 || !await exists(`${work}/rkprobe.ko`)) {
       throw new InfraError(

@@ -101,6 +101,21 @@ export interface ProbeWalk {
   pteValue?: number;
 }
 
+/** An `encode` line: the C encoders applied to one address (`encode` parameter). */
+export interface ProbeEncoding {
+  addr: number;
+  v1Dte: number;
+  v2Dte: number;
+  v1Pte: number;
+  v2Pte: number;
+  /** `rk_dte_pt_address(v1Pte)`. */
+  v1Addr: number;
+  /** `rk_dte_pt_address_v2(v2Pte)`. */
+  v2Addr: number;
+  /** `rk_dte_pt_address_v2((u32)addr)`: the v2 decoder on an arbitrary entry. */
+  v2Decode: number;
+}
+
 /** A `leak` line printed at unload. */
 export interface ProbeLeak {
   kind: "pt";
@@ -125,6 +140,7 @@ export interface ProbeReport {
   pages: ProbePage[];
   maps: ProbeMap[];
   walks: ProbeWalk[];
+  encodings: ProbeEncoding[];
   errors: ProbeErrorLine[];
   leaks: ProbeLeak[];
   /** From the `end` line: `ok` or `error` (with the module's return value). */
@@ -143,7 +159,17 @@ export class ProbeReportError extends Error {
 }
 
 const MARK = "rkprobe: ";
-const KINDS = new Set(["begin", "error", "device", "table", "page", "map", "walk", "end"]);
+const KINDS = new Set([
+  "begin",
+  "encode",
+  "error",
+  "device",
+  "table",
+  "page",
+  "map",
+  "walk",
+  "end",
+]);
 
 /** Split `kind k=v k=v` into the kind and its fields (no duplicates, no empty keys). */
 export function splitFields(
@@ -182,7 +208,9 @@ class Fields {
   }
   oneOf<T extends string>(key: string, allowed: readonly T[]): T {
     const v = this.str(key);
-    if (!(allowed as readonly string[]).includes(v)) this.#bad(key, `"${v}" is not one of ${allowed}`);
+    if (!(allowed as readonly string[]).includes(v)) {
+      this.#bad(key, `"${v}" is not one of ${allowed}`);
+    }
     return v as T;
   }
   /** A 0x hex number (addresses, entries). */
@@ -264,6 +292,7 @@ export function parseProbeReports(text: string): ProbeReport[] {
           pages: [],
           maps: [],
           walks: [],
+          encodings: [],
           errors: [],
           leaks: [],
           lines: 1,
@@ -292,6 +321,18 @@ export function parseProbeReports(text: string): ProbeReport[] {
           lineNo,
           line,
         );
+      case "encode":
+        cur.encodings.push({
+          addr: f.hex("addr"),
+          v1Dte: f.hex32("v1_dte"),
+          v2Dte: f.hex32("v2_dte"),
+          v1Pte: f.hex32("v1_pte"),
+          v2Pte: f.hex32("v2_pte"),
+          v1Addr: f.hex("v1_addr"),
+          v2Addr: f.hex("v2_addr"),
+          v2Decode: f.hex("v2_decode"),
+        });
+        break;
       case "error":
         cur.errors.push({ fields: { ...fields } });
         break;

@@ -8,6 +8,7 @@
  */
 
 import { InfraError, UserInputError } from "../errors.ts";
+import type { SshSession } from "../ssh/mod.ts";
 import { parseProbeReport, type ProbeReport } from "./report.ts";
 
 /** One IOVA mapping of the probe. */
@@ -34,6 +35,8 @@ export interface ProbeParams {
   mappings: ProbeMapping[];
   /** IOMMU_READ (1) | IOMMU_WRITE (2); default 3. */
   perm?: number;
+  /** Addresses whose v1/v2 encodings the module prints (`encode` lines), at most 64. */
+  encode?: number[];
 }
 
 /** The `insmod` arguments for `params` (validated). */
@@ -48,6 +51,10 @@ export function insmodArgs(params: ProbeParams): string[] {
     if (!Number.isInteger(r) || r < 12 || r > 64) bad(`reach ${r} is not 12..64`);
   }
   if (params.mappings.length === 0 || params.mappings.length > 64) bad("1..64 mappings needed");
+  if ((params.encode?.length ?? 0) > 64) bad("at most 64 encode addresses");
+  for (const a of params.encode ?? []) {
+    if (!Number.isSafeInteger(a) || a < 0) bad(`encode address ${a} is not a safe integer >= 0`);
+  }
   const items = params.mappings.map((m) => {
     const pages = m.pages ?? 1;
     if (!Number.isInteger(m.iova) || m.iova < 0 || m.iova > 0xfffff000 || m.iova % 4096) {
@@ -67,6 +74,9 @@ export function insmodArgs(params: ProbeParams): string[] {
     `pt_reach=${params.ptReach ?? 32}`,
     `perm=${params.perm ?? 3}`,
     `iovas=${items.join(",")}`,
+    ...(params.encode?.length
+      ? [`encode=${params.encode.map((a) => `0x${a.toString(16)}`).join(",")}`]
+      : []),
   ];
 }
 
@@ -123,4 +133,17 @@ export async function runProbe(
   const unload = after.split("\n").filter((l) => /rkprobe: (leak|unloaded)/.test(l)).join("\n");
   const raw = `${proc.stdout}${unload}\n`;
   return { report: parseProbeReport(raw), raw, command };
+}
+
+/** A {@linkcode Shell} over an rkhil SSH session. */
+export function sshShell(session: SshSession, timeoutMs = 60_000): Shell {
+  return {
+    exec: async (cmd) => {
+      const r = await session.exec(cmd, { timeoutMs });
+      return { stdout: r.stdout, stderr: r.stderr, status: r.exitStatus };
+    },
+    upload: async (data, path) => {
+      await session.upload(data, path, { timeoutMs });
+    },
+  };
 }

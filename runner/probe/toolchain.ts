@@ -26,8 +26,8 @@ import { InfraError, UserInputError } from "../errors.ts";
 import { cacheDir, exists, readJsonIfExists, sha256Hex, writeJsonAtomic } from "../debian/cache.ts";
 import {
   extractDeb,
-  fetchKernelHeaders,
   type FetchedHeaders,
+  fetchKernelHeaders,
   type ResolvedKernel,
   sharedApt,
 } from "../debian/kernel.ts";
@@ -138,7 +138,10 @@ export async function relocateSysroot(tmp: string, finalRoot: string): Promise<n
   for await (const p of walkFiles(tmp)) {
     const name = p.slice(p.lastIndexOf("/") + 1);
     const rel = p.slice(tmp.length);
-    if (/^ld-linux[^/]*\.so\.\d+$/.test(name) && !rel.includes("-cross") && !rel.includes("/aarch64-linux-gnu/")) {
+    if (
+      /^ld-linux[^/]*\.so\.\d+$/.test(name) && !rel.includes("-cross") &&
+      !rel.includes("/aarch64-linux-gnu/")
+    ) {
       ldso ??= rel;
       continue;
     }
@@ -258,7 +261,10 @@ export async function prepareToolchain(spec: string): Promise<CrossToolchain> {
   let ccSource: "host" | "sysroot" = "host";
   if (!await which(ccName)) {
     if (await hostHasCandidate(ccPkg)) {
-      await aptInstallHost([ccPkg], `the ${kernel.release} kernel was built with GCC ${compiler.major}`);
+      await aptInstallHost(
+        [ccPkg],
+        `the ${kernel.release} kernel was built with GCC ${compiler.major}`,
+      );
     } else ccSource = "sysroot";
   }
   const kbuild = await kbuildPackage(kernel);

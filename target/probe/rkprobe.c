@@ -82,6 +82,9 @@ MODULE_PARM_DESC(iovas, "IOVA mappings: iova:low|high[:pages],... (pages 1-16, o
 static uint perm = 3;
 module_param(perm, uint, 0444);
 MODULE_PARM_DESC(perm, "prot of the mappings: 1 IOMMU_READ, 2 IOMMU_WRITE, 3 both");
+static char *encode = "";
+module_param(encode, charp, 0444);
+MODULE_PARM_DESC(encode, "addresses to print v1/v2 encodings of (encoding self-test): a,b,...");
 static bool leak = true;
 module_param(leak, bool, 0444);
 MODULE_PARM_DESC(leak, "at unload, leak the original of a bounced PT as the driver does");
@@ -189,6 +192,41 @@ static u32 rk_iova_pte_index(u32 iova) { return (iova & RK_IOVA_PTE_MASK) >> RK_
 static void rk_table_flush(dma_addr_t dma, unsigned int count)
 {
 	dma_sync_single_for_device(dev, dma, count * sizeof(u32), DMA_TO_DEVICE);
+}
+
+/* Print the encodings of each address of the `encode` parameter (compared with the oracle). */
+static int print_encodings(void)
+{
+	char *buf, *cur, *item;
+	unsigned int n = 0;
+	int ret = 0;
+
+	if (!encode || !*encode)
+		return 0;
+	buf = kstrdup(encode, GFP_KERNEL);
+	if (!buf)
+		return -ENOMEM;
+	cur = buf;
+	while ((item = strsep(&cur, ",")) != NULL) {
+		unsigned long long a;
+		u32 p1, p2;
+
+		if (!*item)
+			continue;
+		if (kstrtoull(item, 0, &a) || ++n > 64) {
+			out("error param=encode reason=syntax item=%u", n);
+			ret = -EINVAL;
+			break;
+		}
+		p1 = rk_mk_pte((phys_addr_t)a, perm);
+		p2 = rk_mk_pte_v2((phys_addr_t)a, perm);
+		out("encode addr=0x%llx v1_dte=0x%08x v2_dte=0x%08x v1_pte=0x%08x v2_pte=0x%08x v1_addr=0x%llx v2_addr=0x%llx v2_decode=0x%llx",
+		    a, rk_mk_dte((dma_addr_t)a), rk_mk_dte_v2((dma_addr_t)a), p1, p2,
+		    (u64)rk_dte_pt_address(p1), (u64)rk_dte_pt_address_v2(p2),
+		    (u64)rk_dte_pt_address_v2((u32)a));
+	}
+	kfree(buf);
+	return ret;
 }
 
 /* --- Allocation as the release's driver does it --- */
@@ -568,6 +606,8 @@ static int __init rkprobe_init(void)
 	    RKPROBE_FORMAT_VERSION, init_utsname()->release, format, gfp, mask_bits, dt_reach,
 	    pt_reach, perm, PAGE_SIZE);
 	ret = parse_params();
+	if (!ret)
+		ret = print_encodings();
 	if (ret)
 		goto fail;
 	if (PAGE_SIZE != SPAGE_SIZE) {
