@@ -8,10 +8,17 @@ import { findBoard, listBoards } from "./boards/load.ts";
 import { boardFacts } from "./boards/facts.ts";
 import { getPatch, patchNames } from "./oracle/patches.ts";
 import { predict } from "./oracle/predict.ts";
-import { compareRelease, parseRelease, RELEASES } from "./oracle/releases.ts";
+import {
+  compareRelease,
+  isKnownRelease,
+  parseRelease,
+  releaseKey,
+  RELEASES,
+} from "./oracle/releases.ts";
 import { releaseTimeline } from "./oracle/changes.ts";
 import {
   buildScenario,
+  type DtIommuNode,
   OracleInputError,
   resolveRelease,
   type Workload,
@@ -25,6 +32,40 @@ const WORKLOADS = ["mobilenet_v1", "yolov5s"];
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
+}
+
+/**
+ * For `--kernel debian:<suite or version>`: fetch that kernel package, map its release onto the
+ * driver knowledge base, and read the board's DTB from the package when it ships one.
+ */
+async function debianKernelInputs(
+  spec: string,
+  dtbName: string | undefined,
+  soc: string,
+): Promise<{ release: string; devicetree?: DtIommuNode[]; notes: string[] }> {
+  const { fetchKernel } = await import("./runner/debian/kernel.ts");
+  const k = await fetchKernel(spec);
+  const rel = parseRelease(k.release);
+  const pkg = `${k.package} ${k.version} (${k.suite})`;
+  if (!rel || !isKnownRelease(rel)) {
+    throw new UserInputError(
+      `${spec} is ${pkg}, release ${k.release}, which the driver knowledge base does not cover`,
+      `use a kernel from ${RELEASES[0]} to ${RELEASES[RELEASES.length - 1]}`,
+    );
+  }
+  const notes = [`kernel: ${pkg}; driver facts of ${releaseKey(rel)} from the knowledge base`];
+  if (!dtbName) {
+    notes.push("device tree: the board file's (the board names no DTB)");
+    return { release: releaseKey(rel), notes };
+  }
+  const path = k.dtbDir ? `${k.dtbDir}/${dtbName}` : undefined;
+  const found = path ? await Deno.stat(path).then(() => true, () => false) : false;
+  if (!path || !found) {
+    notes.push(`device tree: the board file's (${k.package} ships no ${dtbName})`);
+    return { release: releaseKey(rel), notes };
+  }
+  notes.push(`device tree: ${dtbName} from ${k.package}`);
+  return { release: releaseKey(rel), devicetree: (await dtbIommuNodes(path, soc)).nodes, notes };
 }
 
 /** Build the CLI. Exposed for tests. */
@@ -106,13 +147,23 @@ export function cli(): Command {
     }) => {
       const loaded = await findBoard(o.board, o.boardsDir);
       const board = boardFacts(loaded.board, loaded.path);
-      const devicetree = o.dtb ? (await dtbIommuNodes(o.dtb, board.soc)).nodes : undefined;
+      let devicetree = o.dtb ? (await dtbIommuNodes(o.dtb, board.soc)).nodes : undefined;
+      let kernel = o.kernel;
+      const notes: string[] = [];
+      if (kernel.startsWith("debian:")) {
+        // That exact Debian kernel: its release's driver facts, and its own DTB for the board.
+        const pkg = await debianKernelInputs(kernel, loaded.board.devicetree.dtb, board.soc);
+        kernel = pkg.release;
+        notes.push(...pkg.notes);
+        if (!devicetree && pkg.devicetree) devicetree = pkg.devicetree;
+      }
       const workload: Workload | undefined = o.workload
         ? { name: o.workload, buffers: "all-memory" }
         : undefined;
       const scenario = buildScenario({
         board,
-        kernel: o.kernel,
+        kernel,
+        notes,
         patches: o.patch,
         devicetree,
         bootargs: o.bootargs,

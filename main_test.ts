@@ -227,3 +227,19 @@ Deno.test("changes names the release that brought the NPU regression and the com
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /unknown kernel release "9\.9"/);
 });
+
+Deno.test("predict --kernel debian:<suite>: that package's release and its own DTB", async () => {
+  const r = await rkhil("predict", "--board", "rock-3b-8g", "--kernel", "debian:trixie", "--json");
+  assert.equal(r.code, 0, r.stderr);
+  const p = JSON.parse(r.stdout);
+  assert.equal(p.kernel, "6.12");
+  assert.match(p.notes.join("\n"), /linux-image-6\.12\.\d+\+deb13-arm64/);
+  assert.match(p.notes.join("\n"), /rockchip\/rk3568-rock-3b\.dtb from/);
+  // Debian's ROCK 3B device tree has no NPU MMU; VOP2 is there and OK.
+  const units = p.instances.map((i: { unit: string }) => i.unit);
+  assert.ok(!units.includes("fde4b000"));
+  assert.equal(p.instances.find((i: { unit: string }) => i.unit === "fe043e00").outcome, "OK");
+  const bad = await rkhil("predict", "--board", "rock-3b-8g", "--kernel", "debian:no-such-suite");
+  assert.equal(bad.code, 2, bad.stderr);
+  assert.match(bad.stderr, /trixie/);
+});

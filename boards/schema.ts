@@ -302,6 +302,13 @@ export const IommuNodeSchema = z.strictObject({
 export const DeviceTreeSchema = z.strictObject({
   source: NonEmpty,
   confidence: Confidence,
+  /**
+   * This board's DTB inside a kernel package's DTB directory (`rockchip/rk3568-rock-3b.dtb`),
+   * read by `rkhil predict --kernel debian:<suite>`.
+   */
+  dtb: z.string().regex(/^[a-z0-9_-]+\/[a-z0-9_.+-]+\.dtb$/, {
+    error: "expected a path like rockchip/rk3568-rock-3b.dtb",
+  }).optional(),
   iommus: z.array(IommuNodeSchema),
 }).superRefine((dt, ctx) => {
   const units = new Map<string, number>();

@@ -101,4 +101,6 @@ export interface Prediction {
   instances: InstancePrediction[];
   /** Steps that apply to every instance (memory layout, probe order). */
   explanation: Step[];
+  /** Where the inputs came from (kernel package, DTB). */
+  notes: string[];
 }

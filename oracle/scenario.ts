@@ -71,6 +71,8 @@ export interface Scenario {
   workload?: Workload;
   /** Kernel configuration facts that move memory (default: Debian arm64). */
   config: { dmaBounceUnalignedKmalloc: boolean };
+  /** Where the inputs came from (kernel package, DTB), for the reader of the prediction. */
+  notes: string[];
 }
 
 /** Bad scenario input: carries the known values and what to do. Pure (no I/O). */
@@ -137,6 +139,7 @@ export interface ScenarioInput {
   bootargs?: string;
   workload?: Workload;
   config?: Partial<Scenario["config"]>;
+  notes?: string[];
 }
 
 /** Resolve release and patch sets into a scenario. Throws OracleInputError on unknown names. */
@@ -167,5 +170,6 @@ export function buildScenario(input: ScenarioInput): Scenario {
     // Assumed on (arm64 selects it with SWIOTLB from v6.5 [?]). It only decides whether a small
     // SWIOTLB exists when no RAM lies above the DMA limit and nothing forces bouncing.
     config: { dmaBounceUnalignedKmalloc: true, ...input.config },
+    notes: input.notes ?? [],
   };
 }

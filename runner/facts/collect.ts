@@ -1001,6 +1001,7 @@ export function predictMemory(facts: KernelFacts): MemoryPrediction {
       driver,
       devicetree: [],
       bootargs,
+      notes: [],
       config: { dmaBounceUnalignedKmalloc: bounce },
     });
     return { ok: true, summary: view.summary, assumptions };

@@ -34,6 +34,7 @@ export function renderPrediction(p: Prediction, opts: { explain?: boolean } = {}
     `rkhil predict: board ${p.board} (${p.soc}), kernel ${p.kernel}, patches ${patches}` +
       (p.bootargs ? `, bootargs "${p.bootargs}"` : ""),
   );
+  for (const n of p.notes) out.push(`  ${n}`);
   const table = new Table({
     head: ["unit", "label", "ops", "outcome", "directory table", "page table"],
     style: { head: [], border: [], compact: true },
