@@ -181,7 +181,7 @@ export function splitFields(
   const kind = parts.shift() ?? "";
   const fields: Record<string, string> = Object.create(null);
   for (const p of parts) {
-    const m = p.match(/^([a-z_]+)=([^\s=]+)$/);
+    const m = p.match(/^([a-z][a-z0-9_]*)=([^\s=]+)$/);
     if (!m) throw new ProbeReportError(`malformed field "${p.slice(0, 40)}"`, lineNo, line);
     if (m[1] in fields) throw new ProbeReportError(`duplicate field ${m[1]}`, lineNo, line);
     fields[m[1]] = m[2];
