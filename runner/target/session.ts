@@ -8,7 +8,10 @@
  *   is the image's; after a reboot the same session reconnects within a bounded wait.
  * - Every command has the same contract on every transport: it runs in a subshell with stdin
  *   from /dev/null and stderr merged into stdout; `stdout` is exactly what it printed and
- *   `exitStatus` its status (128 + signal number when a signal killed it).
+ *   `exitStatus` its status (128 + signal number when a signal killed it). One difference
+ *   remains, from the guest's shell and not from rkhil: on a terminal (serial, ssh-shell)
+ *   busybox ash prints a job status line such as `Killed` after a command killed by a
+ *   signal; over an exec channel (pipes) it prints nothing.
  * - Every wait has a timeout with an owner. Failures are classified: a kernel fault seen on
  *   the console while a command runs (or within `faultGraceMs` after its transport broke)
  *   is a {@linkcode KernelFaultError} (FAIL); QEMU exiting or a transport loss is an
@@ -314,9 +317,15 @@ export class TargetSession {
           const r = await ssh.exec(`(${cmd}\n) </dev/null 2>&1`, { timeoutMs });
           const exitStatus = r.exitStatus ??
             (r.signal ? 128 + (SIGNALS[r.signal] ?? 127) : 255);
+          // The command's stderr is merged inside the wrapper; what reaches the channel's
+          // stderr comes from the wrapping shell itself after the command (job status such
+          // as "Killed"), which a framed shell prints on its terminal at the same place.
+          const stdoutBytes = r.stderrBytes.length
+            ? concatBytes(r.stdoutBytes, r.stderrBytes)
+            : r.stdoutBytes;
           return {
-            stdout: r.stdout,
-            stdoutBytes: r.stdoutBytes,
+            stdout: r.stderrBytes.length ? new TextDecoder().decode(stdoutBytes) : r.stdout,
+            stdoutBytes,
             exitStatus,
             durationMs: performance.now() - t0,
             via,
@@ -502,6 +511,13 @@ export class TargetSession {
     await this.close();
     await this.target.powerOff();
   }
+}
+
+function concatBytes(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
 }
 
 /** True when `err` is an error rkhil classifies as an infrastructure failure (MISS). */
