@@ -66,8 +66,10 @@ export interface CrossToolchain {
   ccVersion: string;
   /** Host-arch kbuild package used. */
   kbuild: { pkg: string; version: string };
-  /** Sysroot of relocated host-arch packages. */
+  /** Sysroot of the relocated host-arch kbuild package. */
   sysroot: string;
+  /** Sysroot of the relocated cross compiler (ccSource "sysroot" only). */
+  ccSysroot?: string;
   /** Inputs that identify this toolchain (part of the module cache key). */
   identity: string;
 }
@@ -249,6 +251,27 @@ async function kbuildPackage(kernel: ResolvedKernel): Promise<{ pkg: string; ver
   return { pkg: name, version: hit.version };
 }
 
+/**
+ * Resolve `pkgs` with their dependency closure in `suite` for the host architecture, download
+ * them and unpack them (once, by content) into a relocated sysroot.
+ */
+export async function sysrootFor(
+  pkgs: string[],
+  suite: string,
+): Promise<{ root: string; key: string }> {
+  const host = await hostArchApt();
+  const closure = await host.apt.resolveInstall(pkgs, suite);
+  const debs = await host.apt.download(closure.map((p) => ({ pkg: p.pkg, version: p.version })));
+  const key = await sha256Hex(
+    JSON.stringify({ TOOLCHAIN_LAYOUT, debs: debs.map((d) => d.sha256).sort() }),
+  );
+  const root = `${await cacheDir("probe", "sysroots")}/${key}`;
+  await extractDeb(debs.map((d) => d.path), root, async (tmp) => {
+    await relocateSysroot(tmp, root);
+  });
+  return { root, key };
+}
+
 /** Prepare (or reuse) the build toolchain for a kernel spec. */
 export async function prepareToolchain(spec: string): Promise<CrossToolchain> {
   await ensureHostTools(["make", "patchelf", "dpkg-deb", "apt-get"]);
@@ -268,17 +291,12 @@ export async function prepareToolchain(spec: string): Promise<CrossToolchain> {
     } else ccSource = "sysroot";
   }
   const kbuild = await kbuildPackage(kernel);
-  const host = await hostArchApt();
-  const wanted = [`${kbuild.pkg}=${kbuild.version}`, ...(ccSource === "sysroot" ? [ccPkg] : [])];
-  const closure = await host.apt.resolveInstall(wanted, baseSuite(kernel.suite));
-  const debs = await host.apt.download(closure.map((p) => ({ pkg: p.pkg, version: p.version })));
-  const sysKey = await sha256Hex(
-    JSON.stringify({ TOOLCHAIN_LAYOUT, debs: debs.map((d) => d.sha256).sort() }),
-  );
-  const sysroot = `${await cacheDir("probe", "sysroots")}/${sysKey}`;
-  await extractDeb(debs.map((d) => d.path), sysroot, async (tmp) => {
-    await relocateSysroot(tmp, sysroot);
-  });
+  const suite = baseSuite(kernel.suite);
+  // Two sysroots, so that kernels sharing a compiler share its (200 MB) sysroot.
+  const kb = await sysrootFor([`${kbuild.pkg}=${kbuild.version}`], suite);
+  const ccRoot = ccSource === "sysroot" ? await sysrootFor([ccPkg], suite) : undefined;
+  const sysroot = kb.root;
+  const sysKey = JSON.stringify({ kbuild: kb.key, cc: ccRoot?.key ?? "host" });
   const kbuildDir = `usr/lib/${kbuild.pkg}`;
   if (!await exists(`${sysroot}/${kbuildDir}/scripts/basic/fixdep`)) {
     throw new InfraError(
@@ -304,11 +322,12 @@ export async function prepareToolchain(spec: string): Promise<CrossToolchain> {
     await Deno.symlink(`${sysroot}/${kbuildDir}`, `${tmp}/${kbuildDir}`);
   });
   const env: Record<string, string> = {
-    PATH: [`${sysroot}/usr/bin`, Deno.env.get("PATH") ?? "/usr/bin:/bin"].join(":"),
+    PATH: [...(ccRoot ? [`${ccRoot.root}/usr/bin`] : []), Deno.env.get("PATH") ?? "/usr/bin:/bin"]
+      .join(":"),
     LC_ALL: "C",
     HOME: Deno.env.get("HOME") ?? "/tmp",
   };
-  const cc = ccSource === "sysroot" ? `${sysroot}/usr/bin/${ccName}` : await which(ccName);
+  const cc = ccRoot ? `${ccRoot.root}/usr/bin/${ccName}` : await which(ccName);
   if (!cc || !await exists(cc)) {
     throw new InfraError(
       `${ccName} is not available after installing ${ccPkg}`,
@@ -334,6 +353,7 @@ export async function prepareToolchain(spec: string): Promise<CrossToolchain> {
     ccVersion,
     kbuild,
     sysroot,
+    ccSysroot: ccRoot?.root,
     identity: JSON.stringify(meta),
   };
 }
