@@ -27,6 +27,7 @@ import { describeError, UserInputError } from "./runner/errors.ts";
 import { renderPrediction } from "./runner/report/prediction_text.ts";
 import { renderReleaseReport } from "./runner/report/release_report.ts";
 import { dtbIommuNodes } from "./runner/dtb.ts";
+import { CliExit, qemuExec, qemuShell } from "./runner/target/cli.ts";
 
 const WORKLOADS = ["mobilenet_v1", "yolov5s"];
 
@@ -241,6 +242,49 @@ export function cli(): Command {
       }
     });
 
+  const qemu = program.command("qemu")
+    .description("QEMU aarch64 guests booting real Debian arm64 kernels");
+  const qemuCommon = (c: Command) =>
+    c.requiredOption(
+      "--kernel <spec>",
+      "kernel: debian:bookworm, debian:trixie, debian:trixie-backports, debian:sid, " +
+        "debian:<package version>",
+    )
+      .option("--mem <size>", "guest memory (QEMU syntax)", "8G")
+      .option("--cpus <n>", "guest CPUs", (v: string) => Number(v), 2)
+      .option("--append <args>", "extra kernel command line arguments")
+      .option("--run-dir <dir>", "run directory (console capture, QEMU log)");
+  qemuCommon(
+    qemu.command("exec")
+      .description(
+        "Boot a guest, run CMD (one argument: shell text; several: a command and its " +
+          "arguments), print its output (stdout and stderr) and exit with its status " +
+          "(3: infrastructure failure, 4: the kernel crashed)",
+      )
+      .argument("<cmd...>", "the command, after --"),
+  )
+    .addOption(
+      new Option("--via <transport>", "serial console, SSH exec channel or framed SSH shell")
+        .choices(["serial", "ssh", "ssh-shell"]).default("ssh"),
+    )
+    .option("--timeout <s>", "command timeout in seconds", (v: string) => Number(v), 300)
+    .option("--verbose", "progress on stderr")
+    .action(async (cmd: string[], o: Parameters<typeof qemuExec>[0]) => {
+      const code = await qemuExec(o, cmd);
+      if (code !== 0) throw new CliExit(code);
+    });
+  qemuCommon(
+    qemu.command("shell")
+      .description(
+        "Boot a guest and attach this terminal to its serial console (Ctrl-] quits); " +
+          "with stdin not a terminal, send stdin and print the console until it is quiet",
+      ),
+  )
+    .action(async (o: Parameters<typeof qemuShell>[0]) => {
+      const code = await qemuShell(o);
+      if (code !== 0) throw new CliExit(code);
+    });
+
   return program;
 }
 
@@ -250,6 +294,7 @@ export async function main(argv: string[]): Promise<number> {
     await cli().parseAsync(argv, { from: "user" });
     return 0;
   } catch (err) {
+    if (err instanceof CliExit) return err.code;
     if (err instanceof CommanderError) {
       // Commander already printed its message (and help where asked).
       return err.exitCode === 0 ? 0 : 2;
