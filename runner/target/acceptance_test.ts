@@ -126,6 +126,8 @@ for (const k of KERNELS) {
             assert.equal(err.fault.kind, "panic");
             assert.match(err.fault.reason, /Kernel panic - not syncing: sysrq triggered crash/);
             assert.ok(ms < 30_000, `classified after ${ms.toFixed(0)} ms`);
+            assert.equal(err.fault.source, "watcher", "the runner/watch console watcher decided");
+            assert.ok(s.watcher!.events.some((e) => e.kind === "panic" && e.verdict === "FAIL"));
             console.log(`${release}: panic classified FAIL after ${ms.toFixed(0)} ms`);
             // The next command reboots the crashed target first.
             const r = await s.run("echo back", { via: "ssh-exec", timeoutMs: 60_000 });

@@ -43,7 +43,8 @@ function defaultRunDir(kernel: string): string {
 
 /** The command text from `-- CMD...`: one argument is shell text, several are argv words. */
 export function commandText(words: string[]): string {
-  return words.length === 1 ? words[0] : words.map(shellQuote).join(" ");
+  if (words.length === 1) return words[0];
+  return words.map((w) => /^[A-Za-z0-9_@%+=:,./-]+$/.test(w) ? w : shellQuote(w)).join(" ");
 }
 
 /** Map a failure to the CLI's exit statuses, printing it. */

@@ -1,8 +1,8 @@
 /**
  * Minimal kernel fault detection on console lines, and the error a kernel fault turns a
- * command into. This is the fallback the target session always runs; richer console watchers
- * (runner/watch/) attach to the same console (`TargetSession.console`) and report their fatal
- * events through `TargetSession.reportFatal`.
+ * command into. The target session uses this detector only when it runs without the console
+ * watchers of runner/watch/ (`watcher: false`); by default the watchers decide and report
+ * their fatal events through `TargetSession.reportFatal`.
  *
  * Only kernel console lines count: a `[ seconds.micros]` printk prefix (possibly in the middle
  * of a line of other output) and a CRLF line end (the kernel console writes `\r\n`; the
@@ -16,8 +16,8 @@ import { RkhilError } from "../errors.ts";
 
 /** A fatal kernel event seen on the console. */
 export interface KernelFault {
-  /** `panic`, `oops`, `bug`. */
-  kind: "panic" | "oops" | "bug";
+  /** `panic`, `oops`, `bug`, `serror`. */
+  kind: "panic" | "oops" | "bug" | "serror";
   /** The line without its printk prefix. */
   reason: string;
   /** The whole console line. */
@@ -29,7 +29,7 @@ export interface KernelFault {
 }
 
 const PREFIX = /\[ *\d+\.\d+\] /;
-const RULES: { kind: KernelFault["kind"]; re: RegExp }[] = [
+const RULES: { kind: Exclude<KernelFault["kind"], "serror">; re: RegExp }[] = [
   { kind: "panic", re: /Kernel panic - not syncing: .*/ },
   { kind: "oops", re: /Unable to handle kernel .*|Internal error: .*/ },
   { kind: "bug", re: /kernel BUG at .*|\bBUG: .*/ },

@@ -29,7 +29,11 @@ import { type BootTimes, QemuTarget, type QemuTargetOptions } from "../qemu/targ
 import type { ConsoleStream } from "../serial/port.ts";
 import { FramedShell } from "../shell/framed.ts";
 import { type SshSession, type UploadResult, waitForSsh } from "../ssh/mod.ts";
+import { attachToConsole, ConsoleWatcher, type WatchEvent } from "../watch/watchers.ts";
 import { detectKernelFault, type KernelFault, KernelFaultError } from "./faults.ts";
+
+/** Watcher event kinds that end a command as a kernel fault. */
+const FATAL_KINDS = new Set(["panic", "oops", "bug", "serror"]);
 
 /** How a command reaches the target. */
 export type Via = "serial" | "ssh-exec" | "ssh-shell";
@@ -71,6 +75,13 @@ export interface TargetSessionOptions {
   faultGraceMs?: number;
   /** Progress lines (boots, reconnects, faults). */
   log?: (line: string) => void;
+  /**
+   * Console watchers (runner/watch/) fed with every console byte; their fatal events (panic,
+   * Oops, BUG, SError: verdict FAIL) end the running command as a KernelFaultError. Default:
+   * a new `ConsoleWatcher` with `commandOutputLf` (the framed shell runs with `-opost`).
+   * `false`: only the minimal detector of faults.ts.
+   */
+  watcher?: ConsoleWatcher | false;
 }
 
 const SIGNALS: Record<string, number> = {
@@ -95,7 +106,13 @@ const KERNEL_LINE = /\[ *\d+\.\d+\] /;
 
 /** A session on a QEMU target; see the module documentation. */
 export class TargetSession {
-  readonly opts: Required<Omit<TargetSessionOptions, "log">> & Pick<TargetSessionOptions, "log">;
+  readonly opts:
+    & Required<Omit<TargetSessionOptions, "log" | "watcher">>
+    & Pick<TargetSessionOptions, "log">;
+  /** The console watcher (undefined with `watcher: false`). */
+  readonly watcher: ConsoleWatcher | undefined;
+  #detachWatcher?: () => void;
+  #reported = new Set<number>();
   #ssh?: SshSession;
   #sshBoot = -1;
   #sshShell?: { boot: number; shell: Promise<FramedShell> };
@@ -121,6 +138,24 @@ export class TargetSession {
       faultGraceMs: opts.faultGraceMs ?? 3_000,
       log: opts.log,
     };
+    this.watcher = opts.watcher === false ? undefined : opts.watcher ??
+      new ConsoleWatcher({
+        commandOutputLf: true,
+        initialBootState: target.state === "off" ? "booting" : "up",
+      });
+    this.watcher?.onEvent((ev) => this.#watchEvent(ev));
+  }
+
+  #watchEvent(ev: WatchEvent): void {
+    if (ev.verdict !== "FAIL" || !FATAL_KINDS.has(ev.kind) || this.#reported.has(ev.id)) return;
+    this.#reported.add(ev.id);
+    this.reportFatal({
+      kind: ev.kind as KernelFault["kind"],
+      reason: ev.reason,
+      line: ev.lines[0]?.text ?? ev.reason,
+      atMs: ev.atMs,
+      source: "watcher",
+    });
   }
 
   /** Prepare a QEMU target (kernel, image), power it on and open a session on it. */
@@ -197,6 +232,11 @@ export class TargetSession {
     if (!rec || rec === this.#recorder) return;
     this.#offRecorder?.();
     this.#recorder = rec;
+    if (this.watcher) {
+      this.#detachWatcher?.();
+      this.#detachWatcher = attachToConsole(this.watcher, rec.stream);
+      this.watcher.declareBooted();
+    }
     this.#offRecorder = rec.onLine((line) => {
       for (const cb of this.#lineCbs) {
         try {
@@ -209,8 +249,10 @@ export class TargetSession {
             cb(line.text, line.atMs);
           } catch { /* ignore */ }
         }
-        const fault = detectKernelFault(line.text, line.crlf, line.atMs);
-        if (fault) this.reportFatal(fault);
+        if (!this.watcher) {
+          const fault = detectKernelFault(line.text, line.crlf, line.atMs);
+          if (fault) this.reportFatal(fault);
+        }
       }
     });
   }
@@ -474,6 +516,7 @@ export class TargetSession {
           this.#sshShell = undefined;
           const m = this.target.machine;
           let boot: BootTimes;
+          this.watcher?.expectBoot();
           if (!m || m.exited || this.target.state === "off") {
             if (this.target.state !== "off") await this.target.powerOff();
             boot = await this.target.powerOn();
@@ -481,6 +524,7 @@ export class TargetSession {
             boot = await this.target.reset();
           }
           this.#attachRecorder();
+          this.watcher?.declareBooted();
           const t0 = performance.now();
           await this.#sshNow();
           const sshMs = performance.now() - t0;
@@ -500,6 +544,8 @@ export class TargetSession {
     if (this.#closed) return;
     this.#closed = true;
     this.#offRecorder?.();
+    this.#detachWatcher?.();
+    this.watcher?.flush();
     const sh = this.#sshShell;
     this.#sshShell = undefined;
     await sh?.shell.then((s) => s.close(), () => {}).catch(() => {});
