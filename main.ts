@@ -228,6 +228,22 @@ export function cli(): Command {
       }
     });
 
+  program.command("facts")
+    .description(
+      "Boot a QEMU guest on a Debian kernel and print its kernel facts and its rockchip-iommu " +
+        "driver's parameters read from the running kernel (BTF, kallsyms, /proc/kcore), held " +
+        "against the knowledge base of that release",
+    )
+    .requiredOption("--kernel <spec>", "Debian kernel: debian:<suite or version>")
+    .option("--mem <size>", "guest memory", "8G")
+    .option("--json", "print the facts, the driver introspection and the comparison as JSON")
+    .option("--runs-dir <dir>", "where run directories go", "runs")
+    .action(async (o: { kernel: string; mem: string; json?: boolean; runsDir: string }) => {
+      const { factsCommand } = await import("./runner/introspect/facts_cmd.ts");
+      const code = await factsCommand(o);
+      if (code !== 0) throw new CommanderError(code, "rkhil.facts", "");
+    });
+
   program.command("releases")
     .description("List the kernel releases the driver knowledge base covers")
     .action(() => console.log(RELEASES.join(" ")));

@@ -119,6 +119,13 @@ export interface DriverIntrospection {
   ofDeviceIdLayout: Fact<MeasuredLayout>;
   /** How DTE_ADDR is written: `vendor` when the ops still have `dte_addr_phys`. */
   dteAddrLayout: Fact<"vendor" | "dte">;
+  /**
+   * Per-device ops (414cb6f3ac62): `struct rk_iommu` has a pointer to `struct rk_iommu_ops`;
+   * otherwise one global `rk_ops`. Undefined when BTF has no `struct rk_iommu`.
+   */
+  perDeviceOps?: Fact<boolean>;
+  /** `struct rk_iommu_domain` has `dma_dev` (dcde1c4aa7ce, v6.15): per-domain table device. */
+  dmaDev?: Fact<"global-first-probed" | "per-domain">;
   /** The driver's `of_device_id` table. */
   table: Fact<{ address: string; entries: number; foundBy: "kallsyms" | "kcore-scan" }>;
   /** Per table entry, in table order. */
@@ -281,6 +288,44 @@ export async function introspectDriver(
       ? "dte_addr_phys/dma_addr_dte present: before 6df63b7ebdaf"
       : "no dte_addr_phys/dma_addr_dte: 6df63b7ebdaf (DTE_ADDR written with mk_dtentries)",
   );
+
+  // Per-device ops and per-domain dma_dev, from the driver's private structs.
+  let perDeviceOps: Fact<boolean> | undefined;
+  let dmaDev: Fact<"global-first-probed" | "per-domain"> | undefined;
+  try {
+    const rk = structLayout(btf, "rk_iommu");
+    const m = rk.members.find((x) =>
+      x.type === "const struct rk_iommu_ops *" || x.type === "struct rk_iommu_ops *"
+    );
+    perDeviceOps = fact(
+      "per-device ops",
+      m !== undefined,
+      src("BTF struct rk_iommu"),
+      M,
+      m
+        ? `struct rk_iommu.${m.name} (${m.type})`
+        : "no ops pointer in struct rk_iommu: one global rk_ops",
+    );
+  } catch (e) {
+    if (!(e instanceof BtfError)) throw e;
+    problems.push(`per-device ops: ${e.message}`);
+  }
+  try {
+    const d = structLayout(btf, "rk_iommu_domain");
+    const has = d.members.some((x) => x.name === "dma_dev");
+    dmaDev = fact(
+      "table dma_dev",
+      has ? "per-domain" : "global-first-probed",
+      src("BTF struct rk_iommu_domain"),
+      M,
+      has
+        ? "struct rk_iommu_domain.dma_dev"
+        : "no dma_dev in struct rk_iommu_domain: the global dma_dev",
+    );
+  } catch (e) {
+    if (!(e instanceof BtfError)) throw e;
+    problems.push(`table dma_dev: ${e.message}`);
+  }
 
   // gfp bit values.
   let gfpBits: Fact<GfpTable> | undefined;
@@ -578,8 +623,18 @@ export async function introspectDriver(
     compatibles.push(io);
   }
 
+  if (ks.hasDataSymbols && perDeviceOps) {
+    const g = ks.lookup("rk_ops");
+    if (perDeviceOps.value && g && !g.module) {
+      problems.push("BTF says per-device ops, but kallsyms still lists a global rk_ops");
+    }
+    if (!perDeviceOps.value && !g) problems.push("BTF says global rk_ops, kallsyms has no rk_ops");
+  }
+
   return {
     release: rel,
+    perDeviceOps,
+    dmaDev,
     opsLayout: fact("struct rk_iommu_ops", measuredLayout(opsL), btfSrc, M),
     ofDeviceIdLayout: fact(
       "struct of_device_id",
@@ -745,5 +800,23 @@ export function compareDriverWithKb(intro: DriverIntrospection, kb: DriverFacts)
     kb.dteAddrLayout,
     intro.dteAddrLayout.value === kb.dteAddrLayout.value,
   );
+  if (intro.perDeviceOps) {
+    check(
+      "per-device ops",
+      undefined,
+      intro.perDeviceOps,
+      kb.perDeviceOps,
+      intro.perDeviceOps.value === kb.perDeviceOps.value,
+    );
+  }
+  if (intro.dmaDev) {
+    check(
+      "table dma_dev",
+      undefined,
+      intro.dmaDev,
+      kb.dmaDev,
+      intro.dmaDev.value === kb.dmaDev.value,
+    );
+  }
   return { release: kb.release, agreed, findings };
 }

@@ -1,0 +1,249 @@
+/**
+ * `rkhil facts --kernel debian:<suite>`: boot a QEMU guest on that Debian kernel, collect its
+ * kernel facts (`runner/facts`) and introspect its rockchip-iommu driver ({@link introspectDriver}),
+ * hold the driver against the knowledge base of its release, and print it all (text or JSON).
+ *
+ * @module
+ */
+import {
+  isKnownRelease,
+  mainlineFacts,
+  parseRelease,
+  releaseKey,
+  RELEASES,
+} from "../../oracle/releases.ts";
+import { describeError, RkhilError } from "../errors.ts";
+import { collectKernelFacts, type KernelFacts } from "../facts/collect.ts";
+import { RunStore } from "../results/store.ts";
+import {
+  compareDriverWithKb,
+  type DriverComparison,
+  type DriverIntrospection,
+  introspectDriver,
+} from "./driver.ts";
+import { withGuest } from "./guest.ts";
+
+/** Options of {@link runFacts}. */
+export interface FactsOptions {
+  kernel: string;
+  memory?: string;
+  runsRoot?: string;
+  log?: (line: string) => void;
+}
+
+/** What `rkhil facts` found. */
+export interface FactsResult {
+  kernel: string;
+  release: string;
+  runDir: string;
+  facts: KernelFacts;
+  driver?: DriverIntrospection;
+  /** Why the driver could not be introspected. */
+  driverError?: { message: string; hint?: string };
+  /** Against `mainlineFacts(release)`; absent when the release is not in the knowledge base. */
+  comparison?: DriverComparison;
+  /** Why there is no comparison. */
+  comparisonSkipped?: string;
+}
+
+/** Boot, collect, introspect, compare. */
+export async function runFacts(opts: FactsOptions): Promise<FactsResult> {
+  const runDir = RunStore.newDir(
+    opts.runsRoot ?? "runs",
+    `facts-${opts.kernel.replace(/[^a-z0-9.+-]/gi, "_")}`,
+  );
+  await Deno.mkdir(runDir, { recursive: true });
+  return await withGuest(
+    { kernel: opts.kernel, runDir, memory: opts.memory, log: opts.log },
+    async (g) => {
+      opts.log?.("collecting kernel facts");
+      const facts = await collectKernelFacts(g.run, { target: `qemu ${g.release}` });
+      const out: FactsResult = { kernel: opts.kernel, release: g.release, runDir, facts };
+      opts.log?.("introspecting the rockchip-iommu driver");
+      try {
+        out.driver = await introspectDriver(g.run, { log: (l) => opts.log?.(`  ${l}`) });
+      } catch (e) {
+        if (!(e instanceof RkhilError)) throw e;
+        out.driverError = { message: e.message, hint: e.hint };
+        return out;
+      }
+      const rel = parseRelease(g.release);
+      if (!rel || !isKnownRelease(rel)) {
+        out.comparisonSkipped =
+          `release ${g.release} is not in the knowledge base (${RELEASES[0]}` +
+          `…${RELEASES[RELEASES.length - 1]})`;
+      } else {
+        out.comparison = compareDriverWithKb(out.driver, mainlineFacts(rel));
+      }
+      await Deno.writeTextFile(`${runDir}/facts.json`, JSON.stringify(out, null, 2));
+      return out;
+    },
+  );
+}
+
+const mib = (bytes: number) => `${(bytes / 1048576).toFixed(0)} MiB`;
+const addr = (n: number) => `0x${n.toString(16).padStart(9, "0")}`;
+
+/** The human-readable report. */
+export function renderFacts(r: FactsResult): string {
+  const f = r.facts;
+  const o: string[] = [];
+  o.push(`kernel ${r.kernel}: ${r.release}`);
+  o.push(`  run directory: ${r.runDir}`);
+  o.push("");
+  o.push("Kernel facts (measured)");
+  if (f.cmdline) o.push(`  cmdline:  ${f.cmdline.value.raw}`);
+  if (f.memoryBanks) {
+    o.push(
+      `  DRAM:     ${
+        f.memoryBanks.value.map((b) => `${addr(b.start)}-${addr(b.end)} (${mib(b.end - b.start)})`)
+          .join(", ")
+      }`,
+    );
+  }
+  if (f.zones) {
+    o.push("  zones:");
+    for (const z of f.zones.value) {
+      o.push(
+        `    ${z.name.padEnd(8)} ${
+          z.span
+            ? `${addr(z.span.start)}-${addr(z.span.end)} (${mib(z.span.end - z.span.start)})`
+            : "empty"
+        }`,
+      );
+    }
+  }
+  if (f.swiotlb) {
+    const s = f.swiotlb.value;
+    o.push(
+      `  SWIOTLB:  ${
+        s.kind === "mapped"
+          ? `${addr(s.window.start)}-${addr(s.window.end)} (${s.mb} MB)`
+          : s.kind === "absent"
+          ? "none in the log"
+          : "no low memory"
+      }`,
+    );
+  }
+  if (f.cma) {
+    o.push(
+      `  CMA:      ${
+        f.cma.value.length
+          ? f.cma.value.map((c) =>
+            c.kind === "reserved"
+              ? `${c.sizeMiB} MiB at ${c.baseUnknown ? "(base not printed)" : addr(c.base)}`
+              : c.kind === "failed"
+              ? `${c.sizeMiB} MiB failed`
+              : c.kind === "dt-pool"
+              ? `${c.sizeMiB} MiB at ${addr(c.base)}${c.name ? ` (${c.name})` : ""}`
+              : `${c.sizeMiB} MiB in ${c.ranges} ranges`
+          ).join("; ")
+          : "none"
+      }`,
+    );
+  }
+  if (f.dtIommus) {
+    const n = f.dtIommus.value;
+    o.push(
+      `  device-tree IOMMU nodes: ${
+        n.length
+          ? n.map((x) => `${x.label || x.unit} ${x.compatible.join(",")} ${x.status}`).join("; ")
+          : "none (no Rockchip IOMMU in this machine's device tree)"
+      }`,
+    );
+  }
+  if (f.missing.length) {
+    o.push(`  missing: ${f.missing.map((m) => `${m.name} (${m.reason})`).join("; ")}`);
+  }
+  o.push("");
+  o.push("rockchip-iommu driver (measured from BTF, kallsyms, /proc/kcore)");
+  if (r.driverError) {
+    o.push(`  not introspected: ${r.driverError.message}`);
+    if (r.driverError.hint) o.push(`  what to do: ${r.driverError.hint}`);
+    return o.join("\n");
+  }
+  const d = r.driver!;
+  o.push(
+    `  struct rk_iommu_ops: ${
+      d.opsLayout.value.members.map((m) => `${m.name}@${m.offset}`).join(", ")
+    } (${d.opsLayout.value.size} bytes)`,
+  );
+  o.push(`  DTE_ADDR layout: ${d.dteAddrLayout.value}`);
+  if (d.perDeviceOps) {
+    o.push(`  per-device ops: ${d.perDeviceOps.value ? "yes" : "no (global rk_ops)"}`);
+  }
+  if (d.dmaDev) o.push(`  table dma_dev: ${d.dmaDev.value}`);
+  o.push(
+    `  of_device_id table: ${d.table.value.address} (${d.table.value.entries} entries, found by ${d.table.value.foundBy}; ` +
+      `kallsyms ${d.kallsymsAll ? "has" : "has no"} data symbols)`,
+  );
+  if (d.gfpBits) o.push(`  gfp bit values from: ${d.gfpBits.provenance.source}`);
+  for (const c of d.compatibles) {
+    o.push(
+      `  ${c.compatible}${c.opsSymbol ? ` -> ${c.opsSymbol.value}` : ""} @ ${c.opsAddress.value}`,
+    );
+    o.push(
+      `    format:       ${c.format.value} (${
+        Object.values(c.functions).map((x) => x.value).join(", ")
+      })`,
+    );
+    o.push(`    dma_bit_mask: ${c.dmaMaskBits.value} bits (${c.dmaMask.value})`);
+    o.push(
+      `    gfp:          ${
+        c.gfpFlags.value === null
+          ? "no gfp_flags field (zone hard-coded in the allocation calls)"
+          : `gfp_flags = 0x${c.gfpFlags.value.toString(16)} -> ${c.gfpZone.value}${
+            c.gfpNames.length ? ` (${c.gfpNames.join("|")})` : ""
+          }`
+      }`,
+    );
+    o.push(`    fields:       ${c.fields.value.join(", ")}`);
+  }
+  for (const p of d.problems) o.push(`  problem: ${p}`);
+  o.push("");
+  if (r.comparison) {
+    const c = r.comparison;
+    if (!c.findings.length) {
+      o.push(`matches the knowledge base (${c.release}): ${c.agreed.length} facts agree`);
+    } else {
+      o.push(`differs from the knowledge base (${c.release}): ${c.findings.length} findings`);
+      for (const x of c.findings) {
+        o.push(
+          `  FINDING ${x.compatible ? x.compatible + ": " : ""}${x.fact}: kernel ${
+            JSON.stringify(x.measured)
+          } ` +
+            `(${x.measuredSource}), knowledge base ${JSON.stringify(x.kb)} (${x.kbSource})` +
+            (x.note ? ` — ${x.note}` : ""),
+        );
+      }
+      if (c.agreed.length) o.push(`  ${c.agreed.length} other facts agree`);
+    }
+  } else if (r.comparisonSkipped) {
+    o.push(`not compared: ${r.comparisonSkipped}`);
+  }
+  return o.join("\n");
+}
+
+/** For `main.ts`: run and print; returns the exit status. */
+export async function factsCommand(
+  opts: { kernel: string; mem: string; json?: boolean; runsDir: string },
+): Promise<number> {
+  const r = await runFacts({
+    kernel: opts.kernel,
+    memory: opts.mem,
+    runsRoot: opts.runsDir,
+    log: opts.json ? undefined : (l) => console.error(`rkhil facts: ${l}`),
+  });
+  console.log(opts.json ? JSON.stringify(r, null, 2) : renderFacts(r));
+  if (r.driverError) {
+    console.error(describeError(new RkhilError(r.driverError.message, r.driverError.hint ?? "")));
+    return 1;
+  }
+  return 0;
+}
+
+/** Release key of a result, for tests and reports. */
+export function kbRelease(r: FactsResult): string | undefined {
+  const rel = parseRelease(r.release);
+  return rel ? releaseKey(rel) : undefined;
+}
