@@ -110,6 +110,31 @@ export function cli(): Command {
       },
     );
 
+  program.command("validate")
+    .description(
+      "Reproduce the IOMMU table failure modes on a real kernel with the probe module and hold " +
+        "the oracle against each scenario (AGREE / DISAGREE / INCONCLUSIVE)",
+    )
+    .requiredOption("--kernel <spec>", "Debian kernel: debian:<suite or version>")
+    .option("--mem <size>", "guest memory", "8G")
+    .option("--scenario <name>", "run only this scenario (repeatable)", collect, [])
+    .option("--runs-dir <dir>", "where run directories go", "runs")
+    .action(async (o: { kernel: string; mem: string; scenario: string[]; runsDir: string }) => {
+      const { renderValidateRows, runValidate } = await import("./runner/jobs/validate.ts");
+      const r = await runValidate({
+        kernel: o.kernel,
+        memory: o.mem,
+        scenarios: o.scenario,
+        runsRoot: o.runsDir,
+        log: (l) => console.error(l),
+      });
+      console.log(renderValidateRows(r.rows));
+      console.log(`results: ${r.dir}/results.jsonl`);
+      if (r.rows.some((x) => x.verdict !== "AGREE")) {
+        throw new CommanderError(1, "rkhil.validate", "");
+      }
+    });
+
   program.command("predict")
     .description(
       "Predict, per IOMMU instance, where page tables land and what happens " +

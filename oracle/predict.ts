@@ -414,7 +414,7 @@ function table(
 }
 
 /** Whether every address of `r` is reachable with `bits` address bits; null when unknown. */
-function reachable(r: PhysRange, bits: Fact<number | null>): boolean | null {
+export function reachable(r: PhysRange, bits: Fact<number | null>): boolean | null {
   if (r.end <= FOUR_GIB) return true; // every revision reaches below 4 GiB
   if (bits.value === null) return null;
   const limit = 2 ** bits.value;

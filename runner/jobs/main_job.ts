@@ -22,9 +22,9 @@ import {
   type KernelFacts,
   predictMemory,
 } from "../facts/collect.ts";
-import { QemuTarget } from "../qemu/target.ts";
+import type { QemuTarget } from "../qemu/target.ts";
 import { parseResults, RunStore, tally, type TestResult } from "../results/store.ts";
-import { type SshSession, waitForSsh } from "../ssh/mod.ts";
+import { bootGuest, type Guest } from "./guest.ts";
 
 /** The kernels the main job runs by default: 6.1, 6.12 and 7.x from Debian. */
 export const DEFAULT_KERNELS: readonly string[] = [
@@ -140,49 +140,35 @@ async function runKernel(
   const row: KernelRow = { spec, outcomes: {}, dtbOutcomes: {} };
   log(`\n${spec}`);
   const kernelDir = `${dir}/${spec.replace(/[^a-z0-9.+-]/gi, "_")}`;
-  let target: QemuTarget | undefined;
-  let ssh: SshSession | undefined;
+  let guest: Guest | undefined;
   let facts: KernelFacts | undefined;
   try {
     const boot = await step(store, log, "boot", spec, row, async () => {
-      target = await QemuTarget.prepare({ kernel: spec, runDir: kernelDir, memory: opts.memory });
-      const times = await target.powerOn({ ssh: true });
-      row.release = target.kernel.release;
-      row.bootSeconds = times.ssh ?? times.shell;
+      guest = await bootGuest({ kernel: spec, runDir: kernelDir, memory: opts.memory });
+      row.release = guest.target.kernel.release;
+      row.bootSeconds = guest.bootSeconds.ssh ?? guest.bootSeconds.shell;
       return {
         verdict: "PASS",
         measurements: [
-          { name: "boot to shell", value: times.shell ?? NaN, unit: "s" },
-          { name: "boot to ssh", value: times.ssh ?? NaN, unit: "s" },
+          { name: "boot to shell", value: guest.bootSeconds.shell ?? NaN, unit: "s" },
+          { name: "boot to ssh", value: guest.bootSeconds.ssh ?? NaN, unit: "s" },
+          { name: "ssh connect", value: guest.ssh.connectMs, unit: "ms" },
         ],
-        details: { release: target.kernel.release, attempts: times.attempts },
+        details: { release: guest.target.kernel.release },
       };
     });
-    if (boot.verdict !== "PASS" || !target) return row;
-    const t = target;
+    if (boot.verdict !== "PASS" || !guest) return row;
+    const t = guest.target;
+    const session = guest.ssh;
 
     const conn = await step(store, log, "ssh", spec, row, async () => {
-      ssh = await waitForSsh({
-        host: "127.0.0.1",
-        port: t.sshPort,
-        user: "root",
-        hostKeyFingerprint: t.image.hostKey.fingerprint,
-        privateKey: await Deno.readTextFile(t.image.clientKey.privateKeyPath),
-      }, { totalMs: 60_000 });
-      const r = await ssh.exec("uname -r", { timeoutMs: 20_000 });
-      if (r.stdout.trim() !== t.kernel.release) {
-        return {
-          verdict: "FAIL",
-          reason: `guest runs ${r.stdout.trim()}, expected ${t.kernel.release}`,
-        };
-      }
-      return {
-        verdict: "PASS",
-        measurements: [{ name: "ssh connect", value: ssh.connectMs, unit: "ms" }],
+      const r = await session.exec("uname -r", { timeoutMs: 20_000 });
+      return r.stdout.trim() === t.kernel.release ? { verdict: "PASS" } : {
+        verdict: "FAIL",
+        reason: `guest runs ${r.stdout.trim()}, expected ${t.kernel.release}`,
       };
     });
-    if (conn.verdict !== "PASS" || !ssh) return row;
-    const session = ssh;
+    if (conn.verdict !== "PASS") return row;
 
     await step(store, log, "facts", spec, row, async () => {
       facts = await collectKernelFacts(
@@ -265,8 +251,7 @@ async function runKernel(
       });
     }
   } finally {
-    await ssh?.close().catch(() => {});
-    await target?.powerOff().catch(() => {});
+    await guest?.close();
   }
   return row;
 }

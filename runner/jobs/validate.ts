@@ -1,0 +1,368 @@
+/**
+ * `rkhil validate`: reproduce the rockchip-iommu table failure modes on a real kernel with the
+ * probe module and hold the oracle against each. For each scenario: boot a guest on the kernel
+ * (with the scenario's memory and command line), read its memory facts, ask the oracle what the
+ * driver's table sequence gives on that memory (`oracle/probe_model.ts`), run the same sequence
+ * with the probe module, and compare: table placement, bouncing, and every IOVA's walk.
+ *
+ * @module
+ */
+import { predictProbe, type ProbePrediction } from "../../oracle/probe_model.ts";
+import { mainlineFacts, parseRelease } from "../../oracle/releases.ts";
+import { buildScenario } from "../../oracle/scenario.ts";
+import { describeError, RkhilError, UserInputError, type Verdict } from "../errors.ts";
+import { collectKernelFacts } from "../facts/collect.ts";
+import { buildProbeModule } from "../probe/build.ts";
+import { directoryTable, pageTableOf, type ProbeReport } from "../probe/report.ts";
+import { type ProbeParams, runProbe, sshShell } from "../probe/run.ts";
+import { RunStore, type TestResult } from "../results/store.ts";
+import { bootGuest, type Guest } from "./guest.ts";
+
+/** A validation scenario: how the guest boots and what the probe replays. */
+export interface ValidateScenario {
+  name: string;
+  description: string;
+  /** Guest memory (default: the job's) and extra command line. */
+  boot: { memory?: string; append?: string };
+  params: ProbeParams;
+}
+
+const LOW_HIGH = [{ iova: 0x1000_0000, where: "low" as const }, {
+  iova: 0x1040_0000,
+  where: "high" as const,
+}];
+
+/** The scenarios, in the order they run. */
+export const SCENARIOS: readonly ValidateScenario[] = [
+  {
+    name: "v1",
+    description: "v1 ops (rockchip,iommu): 32-bit mask, GFP_DMA32, v1 entries",
+    boot: {},
+    params: {
+      format: "v1",
+      maskBits: 32,
+      gfp: "dma32",
+      dtReach: 32,
+      ptReach: 32,
+      mappings: LOW_HIGH,
+    },
+  },
+  {
+    name: "v2-6.1",
+    description: "v2 ops as in 6.1: 40-bit mask, GFP_DMA32 hard-coded; a v1.0 walker (32 bits)",
+    boot: {},
+    params: {
+      format: "v2",
+      maskBits: 40,
+      gfp: "dma32",
+      dtReach: 32,
+      ptReach: 32,
+      mappings: LOW_HIGH,
+    },
+  },
+  {
+    name: "v2-6.6",
+    description: "v2 ops from 6.6: 40-bit mask, tables from all memory; a v1.0 walker (NPU)",
+    boot: {},
+    params: {
+      format: "v2",
+      maskBits: 40,
+      gfp: "none",
+      dtReach: 32,
+      ptReach: 32,
+      mappings: LOW_HIGH,
+    },
+  },
+  {
+    name: "v2-6.6-vop",
+    description: "v2 ops from 6.6 with a v2.0 walker (VOP2, 40-bit reach)",
+    boot: {},
+    params: {
+      format: "v2",
+      maskBits: 40,
+      gfp: "none",
+      dtReach: 40,
+      ptReach: 40,
+      mappings: LOW_HIGH,
+    },
+  },
+  {
+    name: "bounce",
+    description: "32-bit mask with unrestricted allocation: the seed's bounce poisoning",
+    boot: {},
+    params: {
+      format: "v2",
+      maskBits: 32,
+      gfp: "none",
+      dtReach: 32,
+      ptReach: 32,
+      mappings: LOW_HIGH,
+    },
+  },
+  {
+    name: "swiotlb-force",
+    description: "swiotlb=force: every mapping bounces, GFP_DMA32 tables too",
+    boot: { append: "swiotlb=force" },
+    params: {
+      format: "v2",
+      maskBits: 40,
+      gfp: "dma32",
+      dtReach: 32,
+      ptReach: 32,
+      mappings: LOW_HIGH,
+    },
+  },
+  {
+    name: "mem-below-4g",
+    description: "mem=3G: QEMU's RAM starts at 1 GiB, so no memory is left above 4 GiB",
+    boot: { append: "mem=3G" },
+    params: {
+      format: "v2",
+      maskBits: 40,
+      gfp: "none",
+      dtReach: 32,
+      ptReach: 32,
+      mappings: LOW_HIGH,
+    },
+  },
+  {
+    name: "2g",
+    description: "a 2 GiB guest: everything below 4 GiB",
+    boot: { memory: "2G" },
+    params: {
+      format: "v2",
+      maskBits: 40,
+      gfp: "none",
+      dtReach: 32,
+      ptReach: 32,
+      mappings: LOW_HIGH,
+    },
+  },
+];
+
+/** One row of the validation. */
+export interface ValidateRow {
+  scenario: string;
+  predicted: string;
+  observed: string;
+  verdict: "AGREE" | "DISAGREE" | "INCONCLUSIVE";
+  /** The first differing fact, or what was missing. */
+  why?: string;
+}
+
+/** A one-line summary of what a probe run shows. */
+function summarise(
+  dt: { above4G: boolean; bounced: boolean },
+  walks: { result: string; level?: string }[],
+): string {
+  const results = [...new Set(walks.map((w) => w.level ? `${w.result}/${w.level}` : w.result))];
+  return `${results.join("+")} (tables ${dt.above4G ? ">=4G" : "<4G"}${
+    dt.bounced ? ", bounced" : ""
+  })`;
+}
+
+/** Compare a prediction with a probe report: the first differing fact, or null. */
+export function compareProbe(p: ProbePrediction, r: ProbeReport): string | null {
+  const dt = directoryTable(r);
+  if (!dt) return "the report has no directory table";
+  const high = (zone: string) => zone === "high";
+  if (p.dt.above4G !== high(dt.zone)) {
+    return `directory table: predicted ${p.dt.above4G ? ">=4G" : "<4G"}, observed phys ` +
+      `0x${dt.phys.toString(16)}`;
+  }
+  if (p.dt.bounced !== dt.bounced) {
+    return `directory table bounced: predicted ${p.dt.bounced}, observed ${dt.bounced}`;
+  }
+  for (const w of p.walks) {
+    const pt = pageTableOf(r, w.iova);
+    if (pt && p.pt.bounced !== pt.bounced) {
+      return `page table of 0x${w.iova.toString(16)} bounced: predicted ${p.pt.bounced}, ` +
+        `observed ${pt.bounced}`;
+    }
+    const o = r.walks.find((x) => x.iova === w.iova);
+    if (!o) return `no walk reported for iova 0x${w.iova.toString(16)}`;
+    if (o.result !== w.result || (w.level && o.level !== w.level)) {
+      return `iova 0x${w.iova.toString(16)}: predicted ${w.result}${
+        w.level ? `/${w.level}` : ""
+      }, ` +
+        `observed ${o.result}${o.level ? `/${o.level}` : ""}`;
+    }
+  }
+  return null;
+}
+
+/** Options of {@link runValidate}. */
+export interface ValidateOptions {
+  kernel: string;
+  memory?: string;
+  /** Scenario names (default: all). */
+  scenarios?: readonly string[];
+  runsRoot?: string;
+  log?: (line: string) => void;
+}
+
+/** Run the validation; returns the rows and the run directory. */
+export async function runValidate(
+  opts: ValidateOptions,
+): Promise<{ rows: ValidateRow[]; dir: string }> {
+  const log = opts.log ?? ((l: string) => console.log(l));
+  const wanted = opts.scenarios?.length ? opts.scenarios : SCENARIOS.map((s) => s.name);
+  const unknown = wanted.filter((n) => !SCENARIOS.some((s) => s.name === n));
+  if (unknown.length) {
+    throw new UserInputError(
+      `unknown scenario ${unknown.join(", ")}`,
+      `use one of: ${SCENARIOS.map((s) => s.name).join(", ")}`,
+    );
+  }
+  const dir = RunStore.newDir(opts.runsRoot ?? "runs", "validate");
+  const store = await RunStore.open(dir);
+  const rows: ValidateRow[] = [];
+  try {
+    log(`rkhil validate ${opts.kernel}: building the probe module`);
+    const module = await buildProbeModule(opts.kernel);
+    const ko = await Deno.readFile(module.ko);
+    // Scenarios that boot the same way share one guest.
+    const groups = new Map<string, ValidateScenario[]>();
+    for (const s of SCENARIOS.filter((s) => wanted.includes(s.name))) {
+      const key = JSON.stringify([s.boot.memory ?? opts.memory ?? "8G", s.boot.append ?? ""]);
+      groups.set(key, [...(groups.get(key) ?? []), s]);
+    }
+    for (const [key, scenarios] of groups) {
+      const [memory, append] = JSON.parse(key) as [string, string];
+      let guest: Guest | undefined;
+      try {
+        log(`booting ${opts.kernel} with ${memory}${append ? `, ${append}` : ""}`);
+        guest = await bootGuest({
+          kernel: opts.kernel,
+          runDir: `${dir}/${memory}${append ? "-" + append.replace(/[^a-z0-9]+/gi, "_") : ""}`,
+          memory,
+          append: append || undefined,
+        });
+        const g = guest;
+        const facts = await collectKernelFacts(
+          (cmd, o) => g.ssh.exec(cmd, { timeoutMs: o.timeoutMs }),
+          { target: `qemu ${g.target.kernel.release}`, skipFdt: false },
+        );
+        const rel = parseRelease(g.target.kernel.release);
+        const banks = facts.memoryBanks?.value;
+        for (const s of scenarios) {
+          const t0 = performance.now();
+          const startedAt = new Date().toISOString();
+          let row: ValidateRow;
+          let verdict: Verdict;
+          try {
+            if (!banks || !rel) throw new Error("the guest's memory banks or release are unknown");
+            const scenario = buildScenario({
+              board: {
+                id: "qemu-virt",
+                name: "QEMU virt",
+                soc: "qemu-virt",
+                banks,
+                ramSource: facts.memoryBanks!.provenance.source,
+                ramConfidence: "measured",
+                iommus: [],
+              },
+              kernel: mainlineFacts(rel),
+              bootargs: facts.cmdline?.value.raw ?? "",
+            });
+            const p = predictProbe(scenario, {
+              format: s.params.format,
+              maskBits: s.params.maskBits,
+              gfp: s.params.gfp === "none"
+                ? "none"
+                : s.params.gfp === "dma32"
+                ? "GFP_DMA32"
+                : "GFP_DMA",
+              dtReach: s.params.dtReach ?? 32,
+              ptReach: s.params.ptReach ?? 32,
+              iovas: s.params.mappings.map((m) => ({ iova: m.iova, where: m.where })),
+            });
+            const run = await runProbe(sshShell(g.ssh), ko, s.params);
+            await Deno.writeTextFile(`${dir}/${s.name}.probe.txt`, run.raw);
+            const dt = directoryTable(run.report);
+            const diff = compareProbe(p, run.report);
+            row = {
+              scenario: s.name,
+              predicted: summarise(p.dt, p.walks),
+              observed: dt
+                ? summarise({ above4G: dt.zone === "high", bounced: dt.bounced }, run.report.walks)
+                : "no report",
+              verdict: diff ? "DISAGREE" : "AGREE",
+              why: diff ?? undefined,
+            };
+            verdict = diff ? "FAIL" : "PASS";
+          } catch (err) {
+            row = {
+              scenario: s.name,
+              predicted: "-",
+              observed: "-",
+              verdict: "INCONCLUSIVE",
+              why: describeError(err).replace(/^error: /, "").split("\n")[0],
+            };
+            verdict = err instanceof RkhilError ? err.verdict : "ERROR";
+          }
+          rows.push(row);
+          log(`  ${row.scenario}: ${row.verdict}${row.why ? ` (${row.why})` : ""}`);
+          const result: TestResult = {
+            test: `validate/${s.name}`,
+            target: `qemu-virt ${memory}${append ? ` ${append}` : ""}`,
+            kernel: opts.kernel,
+            verdict,
+            reason: row.why,
+            details: { ...row, description: s.description },
+            startedAt,
+            durationMs: Math.round(performance.now() - t0),
+          };
+          await store.record(result);
+        }
+      } catch (err) {
+        for (const s of scenarios.filter((s) => !rows.some((r) => r.scenario === s.name))) {
+          const why = describeError(err).replace(/^error: /, "").split("\n")[0];
+          rows.push({
+            scenario: s.name,
+            predicted: "-",
+            observed: "-",
+            verdict: "INCONCLUSIVE",
+            why,
+          });
+          await store.record({
+            test: `validate/${s.name}`,
+            target: `qemu-virt ${memory}`,
+            kernel: opts.kernel,
+            verdict: err instanceof RkhilError ? err.verdict : "ERROR",
+            reason: why,
+            startedAt: new Date().toISOString(),
+            durationMs: 0,
+          });
+        }
+      } finally {
+        await guest?.close();
+      }
+    }
+  } finally {
+    store.close();
+  }
+  return { rows, dir };
+}
+
+/** Render the rows as a table. */
+export function renderValidateRows(rows: readonly ValidateRow[]): string {
+  const w = (k: keyof ValidateRow) =>
+    Math.max(k.length, ...rows.map((r) => String(r[k] ?? "").length));
+  const cols: (keyof ValidateRow)[] = ["scenario", "predicted", "observed", "verdict"];
+  const line = (r: Record<string, string>) =>
+    cols.map((c) => String(r[c] ?? "").padEnd(w(c))).join("  ").trimEnd();
+  const out = [
+    line({
+      scenario: "scenario",
+      predicted: "predicted",
+      observed: "observed",
+      verdict: "verdict",
+    }),
+  ];
+  for (const r of rows) {
+    out.push(line(r as unknown as Record<string, string>));
+    if (r.why) out.push(`  ${r.why}`);
+  }
+  return out.join("\n");
+}
