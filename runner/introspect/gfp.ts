@@ -140,9 +140,15 @@ export function decodeGfp(raw: number, table: GfpTable): GfpDecoded {
     : z === dma
     ? "GFP_DMA"
     : "other";
-  const singles = Object.entries(table)
-    .filter(([n, v]) => n.startsWith("__GFP_") && v > 0 && (v & (v - 1)) === 0)
-    .sort((a, b) => a[1] - b[1]);
+  // One name per single bit: `__GFP_X` first, then others (6.1's table names DMA32 `GFP_DMA32`).
+  const byBit = new Map<number, string>();
+  const single = (v: number) => v > 0 && (v & (v - 1)) === 0;
+  for (const pass of [true, false]) {
+    for (const [n, v] of Object.entries(table)) {
+      if (single(v) && n.startsWith("__GFP_") === pass && !byBit.has(v)) byBit.set(v, n);
+    }
+  }
+  const singles = [...byBit.entries()].map(([v, n]) => [n, v] as const).sort((a, b) => a[1] - b[1]);
   const names: string[] = [];
   let left = raw >>> 0;
   for (const [n, v] of singles) {
