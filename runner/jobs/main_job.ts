@@ -25,6 +25,7 @@ import {
 import type { QemuTarget } from "../qemu/target.ts";
 import { parseResults, RunStore, tally, type TestResult } from "../results/store.ts";
 import { bootGuest, type Guest } from "./guest.ts";
+import { runValidate } from "./validate.ts";
 
 /** The kernels the main job runs by default: 6.1, 6.12 and 7.x from Debian. */
 export const DEFAULT_KERNELS: readonly string[] = [
@@ -42,6 +43,8 @@ export interface MainJobOptions {
   predictBoards: readonly string[];
   /** Root of run directories (default `runs`). */
   runsRoot?: string;
+  /** Run the probe-module validation scenarios (default true). */
+  validate?: boolean;
   /** Progress lines. */
   log?: (line: string) => void;
 }
@@ -53,6 +56,8 @@ interface KernelRow {
   bootSeconds?: number;
   facts?: string;
   memory?: string;
+  /** Probe validation: "8/8 agree", or the verdict that stopped it. */
+  validate?: string;
   /** Per predicted board: outcome per IOMMU unit with the board file's device tree. */
   outcomes: Record<string, Record<string, Outcome>>;
   /** The same with the device tree the kernel package ships for that board, if any. */
@@ -139,6 +144,59 @@ async function runKernel(
 ): Promise<KernelRow> {
   const row: KernelRow = { spec, outcomes: {}, dtbOutcomes: {} };
   log(`\n${spec}`);
+  const booted = await runOnGuest(spec, row, opts, store, dir, log);
+  if (booted && opts.validate !== false) await runValidation(spec, row, opts, store, dir, log);
+  return row;
+}
+
+/** The probe scenarios of `rkhil validate`, each a result of the main job too. */
+async function runValidation(
+  spec: string,
+  row: KernelRow,
+  opts: MainJobOptions,
+  store: RunStore,
+  dir: string,
+  log: (l: string) => void,
+): Promise<void> {
+  try {
+    const v = await runValidate({
+      kernel: spec,
+      memory: opts.memory,
+      runsRoot: `${dir}/${spec.replace(/[^a-z0-9.+-]/gi, "_")}`,
+      log: () => {},
+    });
+    const { results } = parseResults(await Deno.readTextFile(`${v.dir}/results.jsonl`));
+    for (const r of results) {
+      await store.record(r);
+      log(`  ${r.verdict.padEnd(5)} ${r.test}${r.reason ? `: ${r.reason}` : ""}`);
+    }
+    const agree = v.rows.filter((r) => r.verdict === "AGREE").length;
+    row.validate = `${agree}/${v.rows.length} agree`;
+  } catch (err) {
+    const r: TestResult = {
+      test: "validate",
+      target: "qemu-virt-8g",
+      kernel: spec,
+      verdict: err instanceof RkhilError ? err.verdict : "ERROR",
+      reason: describeError(err).replace(/^error: /, ""),
+      startedAt: new Date().toISOString(),
+      durationMs: 0,
+    };
+    await store.record(r);
+    log(`  ${r.verdict.padEnd(5)} validate: ${r.reason}`);
+    row.validate = r.verdict;
+  }
+}
+
+/** Boot, SSH, facts, the memory model and the predictions on one guest; false if no boot. */
+async function runOnGuest(
+  spec: string,
+  row: KernelRow,
+  opts: MainJobOptions,
+  store: RunStore,
+  dir: string,
+  log: (l: string) => void,
+): Promise<boolean> {
   const kernelDir = `${dir}/${spec.replace(/[^a-z0-9.+-]/gi, "_")}`;
   let guest: Guest | undefined;
   let facts: KernelFacts | undefined;
@@ -157,7 +215,7 @@ async function runKernel(
         details: { release: guest.target.kernel.release },
       };
     });
-    if (boot.verdict !== "PASS" || !guest) return row;
+    if (boot.verdict !== "PASS" || !guest) return false;
     const t = guest.target;
     const session = guest.ssh;
 
@@ -168,7 +226,7 @@ async function runKernel(
         reason: `guest runs ${r.stdout.trim()}, expected ${t.kernel.release}`,
       };
     });
-    if (conn.verdict !== "PASS") return row;
+    if (conn.verdict !== "PASS") return true;
 
     await step(store, log, "facts", spec, row, async () => {
       facts = await collectKernelFacts(
@@ -253,7 +311,7 @@ async function runKernel(
   } finally {
     await guest?.close();
   }
-  return row;
+  return true;
 }
 
 /** The board's DTB in the kernel package, found by the board's model name (e.g. ROCK 3B). */
@@ -278,13 +336,15 @@ async function kernelDtbFor(
 function renderReport(rows: KernelRow[], results: TestResult[], opts: MainJobOptions): string {
   const t = tally(results);
   const out: string[] = ["# rkhil run: QEMU aarch64 (8 GiB) on Debian kernels", ""];
-  out.push("| kernel | release | boot to ssh | kernel facts | oracle memory model |");
-  out.push("|---|---|---|---|---|");
+  out.push(
+    "| kernel | release | boot to ssh | kernel facts | oracle memory model | probe validation |",
+  );
+  out.push("|---|---|---|---|---|---|");
   for (const r of rows) {
     out.push(
       `| ${r.spec} | ${r.release ?? "-"} | ${
         r.bootSeconds !== undefined ? `${r.bootSeconds.toFixed(2)} s` : "-"
-      } | ${r.facts ?? "-"} | ${r.memory ?? "-"} |`,
+      } | ${r.facts ?? "-"} | ${r.memory ?? "-"} | ${r.validate ?? "-"} |`,
     );
   }
   const table = (title: string, pick: (r: KernelRow) => Record<string, Outcome> | undefined) => {

@@ -61,6 +61,20 @@ const WATCHDOG = [
   "exit $rc",
 ].join("\n");
 
+/** Longest UNIX socket path the kernel accepts (sun_path is 108 bytes with the NUL). */
+const MAX_SOCKET_PATH = 107;
+
+/**
+ * Where the QMP socket goes: in the run directory when its path fits a UNIX socket address,
+ * otherwise in a short fresh directory under the system's temporary directory (deep run
+ * directories, e.g. a validation inside a main job, exceed the 108-byte limit).
+ */
+export async function qmpSocketPath(runDir: string): Promise<string> {
+  const inRunDir = `${await Deno.realPath(runDir)}/qmp.sock`;
+  if (new TextEncoder().encode(inRunDir).length <= MAX_SOCKET_PATH) return inRunDir;
+  return `${await Deno.makeTempDir({ prefix: "rkhil-qmp-" })}/qmp.sock`;
+}
+
 /** A free TCP port on 127.0.0.1 (the OS picks; small race until QEMU binds it). */
 export function freePort(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -103,7 +117,7 @@ export class QemuMachine {
   static async launch(opts: QemuLaunchOptions): Promise<QemuMachine> {
     await Deno.mkdir(opts.runDir, { recursive: true });
     const sshPort = opts.sshPort ?? freePort();
-    const qmpPath = `${opts.runDir}/qmp.sock`;
+    const qmpPath = await qmpSocketPath(opts.runDir);
     const pidPath = `${opts.runDir}/qemu.pid`;
     await Deno.remove(qmpPath).catch(() => {});
     await Deno.remove(pidPath).catch(() => {});

@@ -62,3 +62,19 @@ Deno.test("generated client key is a valid OpenSSH Ed25519 key", async () => {
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("the QMP socket leaves a run directory too deep for a UNIX socket address", async () => {
+  const { qmpSocketPath } = await import("./machine.ts");
+  const root = await Deno.makeTempDir();
+  try {
+    assert.equal(await qmpSocketPath(root), `${await Deno.realPath(root)}/qmp.sock`);
+    const deep = `${root}/${"d".repeat(60)}/${"e".repeat(60)}`;
+    await Deno.mkdir(deep, { recursive: true });
+    const p = await qmpSocketPath(deep);
+    assert.ok(new TextEncoder().encode(p).length <= 107, p);
+    assert.ok(!p.startsWith(deep));
+    await Deno.remove(p.replace(/\/qmp\.sock$/, ""), { recursive: true });
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
