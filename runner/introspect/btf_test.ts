@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import {
-  BTF_KINDS,
   BtfError,
   findEnumerator,
   parseBtf,
@@ -10,61 +9,10 @@ import {
   typeName,
   typeSize,
 } from "./btf.ts";
+import { blobWithStrings, K } from "./testutil.ts";
 
 // ---------------------------------------------------------------------------------------------
 // A small BTF writer for tests: every kind, both endiannesses.
-
-type Rec = {
-  name?: string;
-  kind: number;
-  vlen?: number;
-  kflag?: boolean;
-  st: number;
-  extra?: number[];
-};
-
-/** Build a blob with a fixed string table so that member/param names can be referenced. */
-function blobWithStrings(
-  names: string[],
-  build: (n: (x: string) => number) => Rec[],
-  opts: { bigEndian?: boolean } = {},
-): Uint8Array {
-  const table = ["", ...names];
-  const offs = new Map<string, number>();
-  let o = 0;
-  for (const x of table) {
-    offs.set(x, o);
-    o += new TextEncoder().encode(x).length + 1;
-  }
-  const n = (x: string) => {
-    const v = offs.get(x);
-    if (v === undefined) throw new Error(`test bug: ${x} not in table`);
-    return v;
-  };
-  const recs = build(n);
-  const words: number[] = [];
-  for (const r of recs) {
-    const info = ((r.kflag ? 1 : 0) << 31) | (r.kind << 24) | ((r.vlen ?? 0) & 0xffff);
-    words.push(r.name ? n(r.name) : 0, info >>> 0, r.st >>> 0, ...(r.extra ?? []));
-  }
-  const strBytes = new TextEncoder().encode(table.join("\0") + "\0");
-  const typeLen = words.length * 4;
-  const out = new Uint8Array(24 + typeLen + strBytes.length);
-  const dv = new DataView(out.buffer);
-  const le = !opts.bigEndian;
-  dv.setUint16(0, 0xeb9f, le);
-  dv.setUint8(2, 1);
-  dv.setUint32(4, 24, le);
-  dv.setUint32(8, 0, le);
-  dv.setUint32(12, typeLen, le);
-  dv.setUint32(16, typeLen, le);
-  dv.setUint32(20, strBytes.length, le);
-  words.forEach((w, i) => dv.setUint32(24 + i * 4, w >>> 0, le));
-  out.set(strBytes, 24 + typeLen);
-  return out;
-}
-
-const K = Object.fromEntries(BTF_KINDS.map((k, i) => [k, i])) as Record<string, number>;
 
 /** A model of `struct rk_iommu_ops` (6.12 layout) plus one of every other kind. */
 function sample(bigEndian = false): Uint8Array {

@@ -151,9 +151,18 @@ export interface IntrospectOptions {
   timeoutMs?: number;
   /** Progress lines. */
   log?: (line: string) => void;
+  /**
+   * Where the target's files are (defaults: the kernel's). For tests and for saved copies;
+   * provenance still names the kernel's files.
+   */
+  paths?: { btf?: string; kallsyms?: string; kcore?: string; traceFormat?: string };
 }
 
 const M = "measured" as const;
+const TRACE_FORMATS = [
+  "/sys/kernel/tracing/events/kmem/mm_page_alloc/format",
+  "/sys/kernel/debug/tracing/events/kmem/mm_page_alloc/format",
+];
 
 /** Read a file from the target (gzip+base64 when gzip works, plain base64 otherwise). */
 export async function fetchTargetFile(
@@ -242,6 +251,7 @@ export async function introspectDriver(
   const log = opts.log ?? (() => {});
   const timeoutMs = opts.timeoutMs ?? 120_000;
   const problems: string[] = [];
+  const paths = opts.paths ?? {};
   const rel = (await run("uname -r", { timeoutMs })).stdout.trim();
   if (!rel) throw new IntrospectError("uname -r printed nothing", "check the target shell");
   const src = (what: string) => `${rel}: ${what}`;
@@ -250,7 +260,7 @@ export async function introspectDriver(
   log("reading BTF");
   let btf: Btf;
   try {
-    btf = parseBtf(await fetchTargetFile(run, "/sys/kernel/btf/vmlinux", timeoutMs));
+    btf = parseBtf(await fetchTargetFile(run, paths.btf ?? "/sys/kernel/btf/vmlinux", timeoutMs));
   } catch (e) {
     if (e instanceof BtfError) {
       throw new IntrospectError(
@@ -332,8 +342,8 @@ export async function introspectDriver(
   const fromBtf = gfpBitsFromBtf(btf);
   let fromTrace: GfpTable = {};
   const tr = await run(
-    "cat /sys/kernel/tracing/events/kmem/mm_page_alloc/format 2>/dev/null || " +
-      "cat /sys/kernel/debug/tracing/events/kmem/mm_page_alloc/format 2>/dev/null",
+    (paths.traceFormat ? [paths.traceFormat] : TRACE_FORMATS).map((f) => `cat '${f}' 2>/dev/null`)
+      .join(" || "),
     { timeoutMs },
   );
   fromTrace = gfpTableFromTraceFormat(tr.stdout);
@@ -364,7 +374,9 @@ export async function introspectDriver(
   let ks: Kallsyms;
   try {
     ks = parseKallsyms(
-      new TextDecoder().decode(await fetchTargetFile(run, "/proc/kallsyms", timeoutMs)),
+      new TextDecoder().decode(
+        await fetchTargetFile(run, paths.kallsyms ?? "/proc/kallsyms", timeoutMs),
+      ),
     );
   } catch (e) {
     if (e instanceof KallsymsError) {
@@ -383,7 +395,7 @@ export async function introspectDriver(
   log("opening /proc/kcore");
   let kcore: Kcore;
   try {
-    kcore = await Kcore.open(sshKcoreReader(run, { timeoutMs }));
+    kcore = await Kcore.open(sshKcoreReader(run, { timeoutMs, path: paths.kcore }));
   } catch (e) {
     if (e instanceof KcoreError) {
       throw new IntrospectError(
@@ -438,6 +450,7 @@ export async function introspectDriver(
     log(`scanning ${what} (${(Number(end - start) / 1048576).toFixed(1)} MiB) in kcore`);
     const hits = await scanKcoreStrings(run, kcore, start, end, KNOWN_COMPATIBLES, {
       timeoutMs: Math.max(timeoutMs, 180_000),
+      path: paths.kcore,
     });
     // Each hit that sits at `compatible` of an entry: read entries around it in one batch.
     const AROUND = 6;

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import type { RunCommand } from "../facts/collect.ts";
+import { buildCore, localRun } from "./testutil.ts";
 import {
   cString,
   ddCommand,
@@ -15,53 +16,6 @@ import {
 } from "./kcore.ts";
 
 const TD = new URL("./testdata/", import.meta.url).pathname;
-
-/** A small ELF64 core file: one PT_NOTE, then one PT_LOAD per segment, data after the headers. */
-export function buildCore(segs: { vaddr: bigint; data: Uint8Array }[]): Uint8Array {
-  const phnum = segs.length + 1;
-  const hdr = 64 + 56 * phnum;
-  const base = Math.ceil(hdr / 4096) * 4096;
-  let size = base;
-  const offs = segs.map((s) => {
-    const o = size;
-    size += Math.ceil(s.data.length / 4096) * 4096;
-    return o;
-  });
-  const out = new Uint8Array(size);
-  const dv = new DataView(out.buffer);
-  out.set([0x7f, 0x45, 0x4c, 0x46, 2, 1, 1]);
-  dv.setUint16(16, 4, true); // ET_CORE
-  dv.setUint16(18, 183, true); // AArch64
-  dv.setUint32(20, 1, true);
-  dv.setBigUint64(32, 64n, true);
-  dv.setUint16(52, 64, true);
-  dv.setUint16(54, 56, true);
-  dv.setUint16(56, phnum, true);
-  dv.setUint32(64, 4, true); // PT_NOTE first, as the kernel writes it
-  segs.forEach((s, i) => {
-    const o = 64 + 56 * (i + 1);
-    dv.setUint32(o, 1, true);
-    dv.setUint32(o + 4, 7, true);
-    dv.setBigUint64(o + 8, BigInt(offs[i]), true);
-    dv.setBigUint64(o + 16, s.vaddr, true);
-    dv.setBigUint64(o + 24, 0x40000000n, true);
-    dv.setBigUint64(o + 32, BigInt(s.data.length), true);
-    dv.setBigUint64(o + 40, BigInt(s.data.length), true);
-    out.set(s.data, offs[i]);
-  });
-  return out;
-}
-
-/** Runs commands with the host's sh (dd, base64, strings, grep from coreutils/binutils). */
-export const localRun: RunCommand = async (cmd) => {
-  const r = await new Deno.Command("sh", { args: ["-c", cmd], stdout: "piped", stderr: "piped" })
-    .output();
-  return {
-    stdout: new TextDecoder().decode(r.stdout),
-    stderr: new TextDecoder().decode(r.stderr),
-    exitStatus: r.code,
-  };
-};
 
 Deno.test("kcore: real program headers of Debian arm64 6.1, 6.12 and 7.3 guests", async () => {
   for (
