@@ -8,7 +8,7 @@ import { mainlineFacts, parseRelease } from "../../oracle/releases.ts";
 import { parseBtf, structLayout, typeName, typeSize } from "./btf.ts";
 import { compareDriverWithKb, fetchTargetFile, introspectDriver } from "./driver.ts";
 import type { FactsResult } from "./facts_cmd.ts";
-import { withGuest } from "./guest.ts";
+import { withGuest } from "../jobs/guest.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 

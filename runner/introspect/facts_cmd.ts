@@ -21,7 +21,7 @@ import {
   type DriverIntrospection,
   introspectDriver,
 } from "./driver.ts";
-import { withGuest } from "./guest.ts";
+import { withGuest } from "../jobs/guest.ts";
 
 /** Options of {@link runFacts}. */
 export interface FactsOptions {

@@ -1,9 +1,12 @@
 /**
  * Boot a QEMU guest on a Debian kernel and open an SSH session to it with the host key the
- * image was built with pinned: the first two steps of every job that needs a running kernel.
+ * image was built with pinned, checking that the guest runs the kernel asked for: the first
+ * steps of every job that needs a running kernel (`rkhil run`, `validate`, `facts`).
  *
  * @module
  */
+import { InfraError } from "../errors.ts";
+import type { RunCommand } from "../facts/collect.ts";
 import { QemuTarget } from "../qemu/target.ts";
 import { type SshSession, waitForSsh } from "../ssh/mod.ts";
 
@@ -11,6 +14,10 @@ import { type SshSession, waitForSsh } from "../ssh/mod.ts";
 export interface Guest {
   target: QemuTarget;
   ssh: SshSession;
+  /** `uname -r` of the guest (checked against the kernel package). */
+  release: string;
+  /** A command channel over the SSH session, for collectors. */
+  run: RunCommand;
   /** Boot timings in seconds from power on. */
   bootSeconds: { shell?: number; ssh?: number };
   /** Power off and close; never throws. */
@@ -25,36 +32,63 @@ export interface GuestOptions {
   memory?: string;
   /** Extra kernel command line (e.g. `swiotlb=force`, `mem=3G`). */
   append?: string;
+  /** Progress lines. */
+  log?: (line: string) => void;
 }
 
-/** Boot a guest and connect over SSH; the guest is powered off again if SSH fails. */
+/** Boot a guest and connect over SSH; the guest is powered off again if anything fails. */
 export async function bootGuest(opts: GuestOptions): Promise<Guest> {
+  const log = opts.log ?? (() => {});
+  log(`preparing ${opts.kernel}`);
   const target = await QemuTarget.prepare({
     kernel: opts.kernel,
     runDir: opts.runDir,
     memory: opts.memory,
     extraAppend: opts.append,
   });
+  let ssh: SshSession | undefined;
   try {
+    log(`booting ${target.kernel.release}`);
     const times = await target.powerOn({ ssh: true });
-    const ssh = await waitForSsh({
+    ssh = await waitForSsh({
       host: "127.0.0.1",
       port: target.sshPort,
       user: "root",
       hostKeyFingerprint: target.image.hostKey.fingerprint,
       privateKey: await Deno.readTextFile(target.image.clientKey.privateKeyPath),
     }, { totalMs: 60_000 });
+    const release = (await ssh.exec("uname -r", { timeoutMs: 20_000 })).stdout.trim();
+    if (release !== target.kernel.release) {
+      throw new InfraError(
+        `guest runs ${release}, expected ${target.kernel.release}`,
+        `see the console log in ${opts.runDir}`,
+      );
+    }
+    const session = ssh;
     return {
       target,
       ssh,
+      release,
+      run: (cmd, o) => session.exec(cmd, { timeoutMs: o.timeoutMs }),
       bootSeconds: { shell: times.shell, ssh: times.ssh },
       async close() {
-        await ssh.close().catch(() => {});
+        await session.close().catch(() => {});
         await target.powerOff().catch(() => {});
       },
     };
   } catch (err) {
+    await ssh?.close().catch(() => {});
     await target.powerOff().catch(() => {});
     throw err;
+  }
+}
+
+/** Boot a guest, run `fn` with it, and always power it off. */
+export async function withGuest<T>(opts: GuestOptions, fn: (g: Guest) => Promise<T>): Promise<T> {
+  const g = await bootGuest(opts);
+  try {
+    return await fn(g);
+  } finally {
+    await g.close();
   }
 }

@@ -1,7 +1,7 @@
 /**
  * The main job (`rkhil run`): for each kernel under test, boot the default embedded target (a
  * QEMU aarch64 guest with 8 GiB, like a ROCK 3B 8 GB) on the real Debian kernel, reach it over
- * SSH with a pinned host key, read the kernel's facts, hold the oracle's memory model against
+ * SSH with a pinned host key (one `boot` result), read the kernel's facts, hold the oracle's memory model against
  * them, and say what that kernel release's driver does on the boards the oracle knows. Every
  * step is a result in `runs/<id>/results.jsonl`, written as it happens; the run ends with a
  * per-release report (`report.md`) and a terminal summary.
@@ -11,7 +11,8 @@
 import { boardFacts } from "../../boards/facts.ts";
 import { findBoard } from "../../boards/load.ts";
 import { predict } from "../../oracle/predict.ts";
-import { isKnownRelease, parseRelease, releaseKey } from "../../oracle/releases.ts";
+import { isKnownRelease, mainlineFacts, parseRelease, releaseKey } from "../../oracle/releases.ts";
+import { compareDriverWithKb, introspectDriver } from "../introspect/driver.ts";
 import { buildScenario } from "../../oracle/scenario.ts";
 import type { Outcome } from "../../oracle/types.ts";
 import { dtbIommuNodes } from "../dtb.ts";
@@ -58,6 +59,8 @@ interface KernelRow {
   memory?: string;
   /** Probe validation: "8/8 agree", or the verdict that stopped it. */
   validate?: string;
+  /** Introspected driver against the knowledge base. */
+  driver?: string;
   /** Per predicted board: outcome per IOMMU unit with the board file's device tree. */
   outcomes: Record<string, Record<string, Outcome>>;
   /** The same with the device tree the kernel package ships for that board, if any. */
@@ -217,20 +220,11 @@ async function runOnGuest(
     });
     if (boot.verdict !== "PASS" || !guest) return false;
     const t = guest.target;
-    const session = guest.ssh;
-
-    const conn = await step(store, log, "ssh", spec, row, async () => {
-      const r = await session.exec("uname -r", { timeoutMs: 20_000 });
-      return r.stdout.trim() === t.kernel.release ? { verdict: "PASS" } : {
-        verdict: "FAIL",
-        reason: `guest runs ${r.stdout.trim()}, expected ${t.kernel.release}`,
-      };
-    });
-    if (conn.verdict !== "PASS") return true;
+    const g = guest;
 
     await step(store, log, "facts", spec, row, async () => {
       facts = await collectKernelFacts(
-        (cmd, o) => session.exec(cmd, { timeoutMs: o.timeoutMs }),
+        g.run,
         { target: `qemu ${t.kernel.release}` },
       );
       const have = Object.entries(facts).filter(([k, v]) =>
@@ -247,6 +241,35 @@ async function runOnGuest(
           swiotlb: facts.swiotlb?.value,
           cmdline: facts.cmdline?.value.raw,
         },
+      };
+    });
+
+    await step(store, log, "oracle/driver", spec, row, async () => {
+      const rel = parseRelease(t.kernel.release);
+      if (!rel || !isKnownRelease(rel)) {
+        return {
+          verdict: "SKIP",
+          reason: `release ${t.kernel.release} is not in the driver knowledge base`,
+        };
+      }
+      const intro = await introspectDriver(g.run);
+      const c = compareDriverWithKb(intro, mainlineFacts(rel));
+      row.driver = c.findings.length
+        ? `DISAGREE: ${c.findings.map((f) => f.fact).join(", ")}`
+        : `agree (${c.agreed.length} facts)`;
+      return {
+        verdict: c.findings.length ? "FAIL" : "PASS",
+        reason: c.findings.length
+          ? `the running driver differs from the knowledge base: ${
+            c.findings.map((f) =>
+              `${f.compatible ? `${f.compatible} ` : ""}${f.fact}: kernel ${
+                JSON.stringify(f.measured)
+              }, ` +
+              `knowledge base ${JSON.stringify(f.kb)}`
+            ).join("; ")
+          }`
+          : undefined,
+        details: { agreed: c.agreed, findings: c.findings },
       };
     });
 
@@ -337,14 +360,15 @@ function renderReport(rows: KernelRow[], results: TestResult[], opts: MainJobOpt
   const t = tally(results);
   const out: string[] = ["# rkhil run: QEMU aarch64 (8 GiB) on Debian kernels", ""];
   out.push(
-    "| kernel | release | boot to ssh | kernel facts | oracle memory model | probe validation |",
+    "| kernel | release | boot to ssh | kernel facts | running driver vs knowledge base | " +
+      "oracle memory model | probe validation |",
   );
-  out.push("|---|---|---|---|---|---|");
+  out.push("|---|---|---|---|---|---|---|");
   for (const r of rows) {
     out.push(
       `| ${r.spec} | ${r.release ?? "-"} | ${
         r.bootSeconds !== undefined ? `${r.bootSeconds.toFixed(2)} s` : "-"
-      } | ${r.facts ?? "-"} | ${r.memory ?? "-"} | ${r.validate ?? "-"} |`,
+      } | ${r.facts ?? "-"} | ${r.driver ?? "-"} | ${r.memory ?? "-"} | ${r.validate ?? "-"} |`,
     );
   }
   const table = (title: string, pick: (r: KernelRow) => Record<string, Outcome> | undefined) => {

@@ -27,7 +27,7 @@ export const VIRTIO_MODULES = ["virtio_mmio", "virtio_net", "virtio_rng"] as con
 export const USERLAND_PACKAGES = ["busybox-static", "dropbear-bin"] as const;
 
 /** Bump when the image layout changes, so cached images are rebuilt. */
-const LAYOUT_VERSION = 3;
+const LAYOUT_VERSION = 4;
 
 /** Options of {@linkcode buildInitramfs}. */
 export interface InitramfsOptions {
@@ -233,6 +233,10 @@ export async function buildInitramfs(
         return deps.replace(/\.ko\.(xz|zst|gz)/g, ".ko");
       }).join("\n") + "\n",
     );
+    // The kernel's own config where the facts collector looks for it (Debian kernels have no
+    // /proc/config.gz).
+    await Deno.mkdir(`${root}/boot`, { recursive: true });
+    await Deno.copyFile(kernel.config, `${root}/boot/config-${kernel.release}`);
     // Configuration.
     await Deno.mkdir(`${root}/etc/rkhil`, { recursive: true });
     await Deno.mkdir(`${root}/etc/dropbear`, { recursive: true });
