@@ -221,3 +221,15 @@ export { parseResults, RunStore, tally } from "./runner/results/store.ts";
 export type { Measurement, TestResult } from "./runner/results/store.ts";
 /** The main job (`rkhil run`). */
 export { DEFAULT_KERNELS, runMainJob } from "./runner/jobs/main_job.ts";
+/** A target session: commands over serial, SSH exec or SSH framed shell; uploads; reboots. */
+export {
+  acquireQemuSession,
+  KernelFaultError,
+  releaseQemuSessions,
+  TargetSession,
+} from "./runner/target/mod.ts";
+/** The running driver read through BTF, kallsyms and /proc/kcore, held against the knowledge base. */
+export { compareDriverWithKb, introspectDriver } from "./runner/introspect/driver.ts";
+/** `rkhil validate`: the probe module against the oracle on a real kernel. */
+export { runValidate, SCENARIOS as VALIDATE_SCENARIOS } from "./runner/jobs/validate.ts";
+export { predictProbe } from "./oracle/probe_model.ts";

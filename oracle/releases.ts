@@ -161,9 +161,10 @@ export function mainlineFacts(r: Release): DriverFacts {
       ? fact(
         "per-device ops",
         true,
-        `${R19}: 414cb6f3ac62 queued in iommu next 2026-07-26`,
-        "unknown",
-        "queued for what is probably v7.3; the release is not confirmed",
+        `${R19}: 414cb6f3ac62 queued in iommu next 2026-07-26; rkhil facts on Debian ` +
+          "7.3.4+deb13-arm64: BTF struct rk_iommu has rk_ops (runner/introspect/README.md)",
+        "measured",
+        "research could not confirm the release; the running 7.3 kernel shows it",
       )
       : fact("per-device ops", false, `${R15}: global rk_ops until 414cb6f3ac62`, "verified"),
     dmaDev: atLeast(r, 6, 15)

@@ -41,7 +41,8 @@ Deno.test("release gates follow research §1.9", () => {
   // 414cb6f3ac62: per-device ops, release not confirmed
   assert.equal(f("7.2").perDeviceOps.value, false);
   assert.equal(f("7.3").perDeviceOps.value, true);
-  assert.equal(f("7.3").perDeviceOps.provenance.confidence, "unknown");
+  // research left the release open; Debian's 7.3 kernel shows it (rkhil facts, BTF)
+  assert.equal(f("7.3").perDeviceOps.provenance.confidence, "measured");
   // allocation call
   assert.equal(f("6.9").allocCall.value, "get_zeroed_page");
   assert.equal(f("6.10").allocCall.value, "iommu_alloc_page");
