@@ -63,6 +63,43 @@ export interface EnsureReport {
 }
 
 /**
+ * Install host packages with apt-get, non-interactively, waiting for the dpkg lock; when the
+ * host's package lists are stale, refresh them once and retry. Needs root; errors say what to
+ * run. `why` prefixes every error message.
+ */
+export async function aptInstall(pkgs: string[], why: string): Promise<void> {
+  if (pkgs.length === 0) return;
+  if (Deno.uid() !== 0) {
+    throw new InfraError(
+      `${why}: packages ${pkgs.join(" ")} are missing`,
+      `install them: sudo apt-get install -y ${pkgs.join(" ")}`,
+    );
+  }
+  const env = { DEBIAN_FRONTEND: "noninteractive", LC_ALL: "C" };
+  const args = ["install", "-y", "-q", "--no-install-recommends", "-o", "DPkg::Lock::Timeout=600"];
+  const install = () =>
+    run("apt-get", [...args, ...pkgs], {
+      env,
+      allowFailure: true,
+      owner: `apt-get install ${pkgs.join(" ")}`,
+      timeoutMs: 900_000,
+    });
+  let res = await install();
+  if (res.code !== 0 && /Unable to locate|no installation candidate|404/.test(res.stderr)) {
+    await run("apt-get", ["update", "-q"], { env, allowFailure: true, timeoutMs: 600_000 });
+    res = await install();
+  }
+  if (res.code !== 0) {
+    throw new InfraError(
+      `${why}: apt-get install ${pkgs.join(" ")} failed (status ${res.code}):\n${
+        tail(res.stderr || res.stdout, 8)
+      }`,
+      `run \`apt-get install -y ${pkgs.join(" ")}\` as root and fix what it reports`,
+    );
+  }
+}
+
+/**
  * Make sure the host tools are installed; apt-get install the packages of missing ones
  * (DEBIAN_FRONTEND=noninteractive). Needs root for the install; says exactly what failed.
  */
@@ -73,37 +110,7 @@ export async function ensureHostTools(
   const pkgs = [...new Set(missing.map((m) => m.pkg))];
   if (pkgs.length) {
     const what = missing.map((m) => `${m.tool} (package ${m.pkg})`).join(", ");
-    if (Deno.uid() !== 0) {
-      throw new InfraError(
-        `missing host tools: ${what}`,
-        `install them: sudo apt-get install -y ${pkgs.join(" ")}`,
-      );
-    }
-    const env = { DEBIAN_FRONTEND: "noninteractive", LC_ALL: "C" };
-    let res = await run("apt-get", ["install", "-y", "-q", "--no-install-recommends", ...pkgs], {
-      env,
-      allowFailure: true,
-      owner: "ensureHostTools: apt-get install",
-      timeoutMs: 900_000,
-    });
-    if (res.code !== 0 && /Unable to locate|no installation candidate|404/.test(res.stderr)) {
-      // Stale host package lists: refresh once and retry.
-      await run("apt-get", ["update", "-q"], { env, allowFailure: true, timeoutMs: 600_000 });
-      res = await run("apt-get", ["install", "-y", "-q", "--no-install-recommends", ...pkgs], {
-        env,
-        allowFailure: true,
-        owner: "ensureHostTools: apt-get install",
-        timeoutMs: 900_000,
-      });
-    }
-    if (res.code !== 0) {
-      throw new InfraError(
-        `could not install host tools ${what}: apt-get install ${
-          pkgs.join(" ")
-        } failed (status ${res.code}):\n${tail(res.stderr || res.stdout, 8)}`,
-        `run \`apt-get install -y ${pkgs.join(" ")}\` as root and fix what it reports`,
-      );
-    }
+    await aptInstall(pkgs, `missing host tools: ${what}`);
     const still = await missingHostTools(tools);
     if (still.length) {
       throw new InfraError(

@@ -31,8 +31,8 @@ import {
   type ResolvedKernel,
   sharedApt,
 } from "../debian/kernel.ts";
-import { ensureHostTools, which } from "../debian/host_tools.ts";
-import { run, tail } from "../debian/proc.ts";
+import { aptInstall, ensureHostTools, which } from "../debian/host_tools.ts";
+import { run } from "../debian/proc.ts";
 import { hostArchApt } from "./host_apt.ts";
 
 /** Bump when the sysroot or build tree layout changes. */
@@ -172,42 +172,6 @@ export async function relocateSysroot(tmp: string, finalRoot: string): Promise<n
   return execs.length;
 }
 
-/** Install host packages with apt-get (root needed); errors say what to run. */
-export async function aptInstallHost(pkgs: string[], why: string): Promise<void> {
-  if (pkgs.length === 0) return;
-  if (Deno.uid() !== 0) {
-    throw new InfraError(
-      `${why}: packages ${pkgs.join(" ")} are missing`,
-      `install them: sudo apt-get install -y ${pkgs.join(" ")}`,
-    );
-  }
-  const env = { DEBIAN_FRONTEND: "noninteractive", LC_ALL: "C" };
-  const args = ["install", "-y", "-q", "--no-install-recommends", "-o", "DPkg::Lock::Timeout=600"];
-  let res = await run("apt-get", [...args, ...pkgs], {
-    env,
-    allowFailure: true,
-    owner: `apt-get install ${pkgs.join(" ")}`,
-    timeoutMs: 900_000,
-  });
-  if (res.code !== 0 && /Unable to locate|no installation candidate|404/.test(res.stderr)) {
-    await run("apt-get", ["update", "-q"], { env, allowFailure: true, timeoutMs: 600_000 });
-    res = await run("apt-get", [...args, ...pkgs], {
-      env,
-      allowFailure: true,
-      owner: `apt-get install ${pkgs.join(" ")}`,
-      timeoutMs: 900_000,
-    });
-  }
-  if (res.code !== 0) {
-    throw new InfraError(
-      `${why}: apt-get install ${pkgs.join(" ")} failed (status ${res.code}):\n${
-        tail(res.stderr || res.stdout, 8)
-      }`,
-      `run \`apt-get install -y ${pkgs.join(" ")}\` as root and fix what it reports`,
-    );
-  }
-}
-
 /** True if the host's own apt has an install candidate for `pkg`. */
 async function hostHasCandidate(pkg: string): Promise<boolean> {
   const res = await run("apt-cache", ["policy", pkg], {
@@ -284,7 +248,7 @@ export async function prepareToolchain(spec: string): Promise<CrossToolchain> {
   let ccSource: "host" | "sysroot" = "host";
   if (!await which(ccName)) {
     if (await hostHasCandidate(ccPkg)) {
-      await aptInstallHost(
+      await aptInstall(
         [ccPkg],
         `the ${kernel.release} kernel was built with GCC ${compiler.major}`,
       );
