@@ -308,10 +308,12 @@ const RE_BUG = /^(?:watchdog: )?BUG: (.+)$/;
 const RE_KASAN = /^KASAN: (\S+) in (.+)$/;
 const RE_SOFT_LOCKUP = /^soft lockup - CPU#(\d+) stuck for (\d+)s! \[(.*):(\d+)\]/;
 const RE_SCHED_ATOMIC = /^scheduling while atomic: (.+)\/(\d+)\/(0x[0-9a-f]+)/;
+/** `WARNING: CPU: %d PID: %d at %s:%d %pS` (up to 6.16). */
 const RE_WARN_OLD =
-  /^WARNING: CPU: (\d+) PID: (\d+) at (?:\[(.*)\] )?(?:(\S+?):(\d+) )?(\S+)(?: \[(\S+)\])?\s*$/;
+  /^WARNING: CPU: (?<cpu>\d+) PID: (?<pid>\d+) at (?:\[(?<cond>.*)\] )?(?:(?<file>\S+?):(?<line>\d+) )?(?<fn>\S+)(?: \[(?<mod>\S+)\])?\s*$/;
+/** `WARNING: %s:%d at %pS, CPU#%d: %s/%d` (6.17 on). */
 const RE_WARN_NEW =
-  /^WARNING: (?:\[(.*)\] )?(?:(\S+?):(\d+) )?at (\S+)(?: \[(\S+)\])?, CPU#(\d+): (.*)\/(\d+)\s*$/;
+  /^WARNING: (?:\[(?<cond>.*)\] )?(?:(?<file>\S+?):(?<line>\d+) )?at (?<fn>\S+)(?: \[(?<mod>\S+)\])?, CPU#(?<cpu>\d+): (?<comm>.*)\/(?<pid>\d+)\s*$/;
 const RE_END_TRACE = /^---\[ end trace [0-9a-f]+(?::\d+)? \]---/;
 const RE_CUT_HERE = /^-+\[ cut here \]-+$/;
 const RE_CALL_TRACE = /^Call [Tt]race:\s*$/;
@@ -996,40 +998,20 @@ export class ConsoleWatcher {
       });
       return true;
     }
-    if ((m = RE_WARN_OLD.exec(msg))) {
+    if ((m = RE_WARN_OLD.exec(msg) ?? RE_WARN_NEW.exec(msg))) {
+      const g = m.groups!;
       const detail: EventDetail = {
         kind: "warning",
-        function: m[6],
-        cpu: Number(m[1]),
-        pid: Number(m[2]),
+        function: g.fn,
+        cpu: Number(g.cpu),
+        pid: Number(g.pid),
         callTrace: [],
       };
-      if (m[3] !== undefined) detail.condition = m[3];
-      if (m[4] !== undefined) detail.file = m[4];
-      if (m[5] !== undefined) detail.line = Number(m[5]);
-      if (m[7] !== undefined) detail.module = m[7];
-      this.#start(ctx, {
-        kind: "warning",
-        severity: "warning",
-        channel: "crash",
-        withCutHere: true,
-        detail,
-      });
-      return true;
-    }
-    if ((m = RE_WARN_NEW.exec(msg))) {
-      const detail: EventDetail = {
-        kind: "warning",
-        function: m[4],
-        cpu: Number(m[6]),
-        comm: m[7],
-        pid: Number(m[8]),
-        callTrace: [],
-      };
-      if (m[1] !== undefined) detail.condition = m[1];
-      if (m[2] !== undefined) detail.file = m[2];
-      if (m[3] !== undefined) detail.line = Number(m[3]);
-      if (m[5] !== undefined) detail.module = m[5];
+      if (g.comm !== undefined) detail.comm = g.comm;
+      if (g.cond !== undefined) detail.condition = g.cond;
+      if (g.file !== undefined) detail.file = g.file;
+      if (g.line !== undefined) detail.line = Number(g.line);
+      if (g.mod !== undefined) detail.module = g.mod;
       this.#start(ctx, {
         kind: "warning",
         severity: "warning",
