@@ -7,6 +7,7 @@
  * Run: deno run -A bench/qemu_boot.ts [runs=3] [kernel specs...]
  * (A script rather than Deno.bench: one sample is a whole boot of several seconds.)
  */
+import { stats } from "./stats.ts";
 import { QemuTarget } from "../runner/qemu/target.ts";
 
 const runs = Number(Deno.args[0] ?? 3);
@@ -15,16 +16,6 @@ const specs = Deno.args.length > 1
   : ["debian:bookworm", "debian:trixie", "debian:trixie-backports", "debian:sid"];
 const variants = [{ name: "verbose", append: "" }, { name: "quiet", append: "quiet" }];
 const runRoot = await Deno.makeTempDir({ prefix: "rkhil-bench-" });
-
-const stats = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return {
-    min: s[0],
-    median: s[Math.floor(s.length / 2)],
-    max: s[s.length - 1],
-    mean: s.reduce((a, b) => a + b, 0) / s.length,
-  };
-};
 
 const results = [];
 for (const spec of specs) {

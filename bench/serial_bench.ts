@@ -15,6 +15,7 @@
  * @module
  */
 
+import { stats } from "./stats.ts";
 import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
 import { SerialPortStream } from "@serialport/stream";
@@ -89,20 +90,6 @@ async function bindingRig(): Promise<ShellRig> {
       await b.slave.close();
       await Promise.all(relays);
     },
-  };
-}
-
-function stats(xs: number[]) {
-  const s = [...xs].sort((x, y) => x - y);
-  const q = (p: number) => s[Math.min(s.length - 1, Math.floor(p * s.length))];
-  const r = (x: number) => Math.round(x * 1000) / 1000;
-  return {
-    n: s.length,
-    min: r(s[0]),
-    median: r(q(0.5)),
-    p90: r(q(0.9)),
-    max: r(s[s.length - 1]),
-    mean: r(s.reduce((a, b) => a + b, 0) / s.length),
   };
 }
 

@@ -11,6 +11,7 @@
  *
  * @module
  */
+import { stats } from "./stats.ts";
 import { connect, type ConnectOptions, type SshSession } from "../runner/ssh/client.ts";
 import type { ByteDuplex } from "../runner/ssh/client.ts";
 import {
@@ -44,29 +45,6 @@ async function roundTrip(ch: ByteDuplex, line: string, expect: string): Promise<
     if (chunk === null) throw new Error("shell channel closed");
     acc += dec.decode(chunk);
   }
-}
-
-interface Stats {
-  n: number;
-  min: number;
-  median: number;
-  p90: number;
-  max: number;
-  mean: number;
-}
-
-function stats(xs: number[]): Stats {
-  const s = [...xs].sort((a, b) => a - b);
-  const q = (p: number) => s[Math.min(s.length - 1, Math.floor(p * (s.length - 1) + 0.5))];
-  const r = (x: number) => Math.round(x * 100) / 100;
-  return {
-    n: s.length,
-    min: r(s[0]),
-    median: r(q(0.5)),
-    p90: r(q(0.9)),
-    max: r(s[s.length - 1]),
-    mean: r(s.reduce((a, b) => a + b, 0) / s.length),
-  };
 }
 
 async function time(fn: () => Promise<void>): Promise<number> {

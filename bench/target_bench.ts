@@ -13,6 +13,7 @@
  * Run: deno run -A bench/target_bench.ts [kernel spec] [rounds=100]
  * (A script rather than Deno.bench: it needs one booted guest for all cases.)
  */
+import { stats } from "./stats.ts";
 import { TargetSession } from "../runner/target/session.ts";
 import { frameCommand, makeMarker } from "../runner/shell/framed.ts";
 
@@ -23,20 +24,6 @@ const PATTERN_LINE =
 const spec = Deno.args[0] ?? "debian:trixie";
 const rounds = Number(Deno.args[1] ?? 100);
 const runDir = await Deno.makeTempDir({ prefix: "rkhil-target-bench-" });
-
-function stats(xs: number[]) {
-  const s = [...xs].sort((a, b) => a - b);
-  const q = (p: number) => s[Math.min(s.length - 1, Math.floor(p * s.length))];
-  const r = (x: number) => Math.round(x * 100) / 100;
-  return {
-    n: s.length,
-    min: r(s[0]),
-    median: r(q(0.5)),
-    p90: r(q(0.9)),
-    max: r(s[s.length - 1]),
-    mean: r(s.reduce((a, b) => a + b, 0) / s.length),
-  };
-}
 
 const s = await TargetSession.boot({ kernel: spec, runDir, skipHostTools: true });
 const out: Record<string, unknown> = {
