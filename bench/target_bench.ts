@@ -57,6 +57,11 @@ try {
   await s.run("true", { via: "serial" });
   const serial: number[] = [];
   for (let i = 0; i < rounds; i++) serial.push((await s.run("true", { via: "serial" })).durationMs);
+  // The same without the subshell (isolate: false): no fork per command in the guest.
+  const serialGroup: number[] = [];
+  for (let i = 0; i < rounds; i++) {
+    serialGroup.push((await s.run("true", { via: "serial", isolate: false })).durationMs);
+  }
 
   // --- 2c. kernel tty echo of a line as long as a framed command (the transport's floor) ----
   // The framed shell turned echo off; the line discipline echoes at receive time when it is
@@ -79,19 +84,22 @@ try {
   await s.run("stty -F /dev/ttyAMA0 -echo", { via: "ssh-exec" });
   const e = stats(echo);
   const f = stats(serial);
+  const fg = stats(serialGroup);
   const le = stats(lineEcho);
   out.serial = {
     shellEchoOneCharMs: e,
     kernelEchoOneCharMs: stats(charEcho),
     kernelEchoLineMs: { ...le, bytes: lineLen },
     framedShellMs: f,
+    framedShellNoSubshellMs: fg,
     ratioToShellEchoOneChar: Math.round((f.median / e.median) * 100) / 100,
     ratioToKernelEchoLine: Math.round((f.median / le.median) * 100) / 100,
+    noSubshellRatioToKernelEchoLine: Math.round((fg.median / le.median) * 100) / 100,
     goal: "framed median within 2x of the raw echo median",
   };
   console.log(
     `serial: shell echo 1 char ${e.median} ms, kernel echo ${lineLen} B ${le.median} ms, ` +
-      `framed ${f.median} ms`,
+      `framed ${f.median} ms (no subshell ${fg.median} ms)`,
   );
 
   // --- 1. SSH: exec channel vs persistent framed shell ------------------------------------

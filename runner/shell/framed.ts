@@ -97,6 +97,12 @@ export interface FramedShellOptions {
 export interface RunOptions {
   /** Bound of this command. Default: the shell's `defaultTimeoutMs`. */
   timeoutMs?: number;
+  /**
+   * Run the command in a subshell (default true), so `cd`, variables and `exit` stay inside
+   * it. `false` runs it in a `{ }` group of the shell itself: no fork, about 4 ms less per
+   * command on a TCG guest, but what the command changes persists.
+   */
+  isolate?: boolean;
 }
 
 /** What a command produced. */
@@ -202,8 +208,14 @@ export function splitQuoted(marker: string, rng: () => number): string {
 }
 
 /** The line(s) sent for `cmd` framed by `marker` (exported for tests of echo safety). */
-export function frameCommand(cmd: string, marker: string, rng: () => number): string {
-  return `printf '%s>\\n' ${splitQuoted(marker, rng)}; (${cmd}\n) </dev/null 2>&1; ` +
+export function frameCommand(
+  cmd: string,
+  marker: string,
+  rng: () => number,
+  isolate = true,
+): string {
+  const body = isolate ? `(${cmd}\n)` : `{ ${cmd}\n}`;
+  return `printf '%s>\\n' ${splitQuoted(marker, rng)}; ${body} </dev/null 2>&1; ` +
     `printf '\\n%s<%d\\n' ${splitQuoted(marker, rng)} "$?"\n`;
 }
 
@@ -456,7 +468,7 @@ export class FramedShell {
     const timeoutMs = options.timeoutMs ?? this.#opts.defaultTimeoutMs ?? 30_000;
     let marker = makeMarker(this.#rng);
     while (cmd.includes(marker)) marker = makeMarker(this.#rng);
-    const line = frameCommand(cmd, marker, this.#rng);
+    const line = frameCommand(cmd, marker, this.#rng, options.isolate ?? true);
     const longest = Math.max(...line.split("\n").map((l) => te.encode(l).length));
     if (longest > MAX_LINE_BYTES) {
       throw new UserInputError(

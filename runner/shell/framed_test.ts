@@ -107,6 +107,26 @@ for (const sh of SHELLS) {
     }
   });
 
+  Deno.test(`framed ${sh.name}: isolate false runs in the shell itself`, async () => {
+    const r = await rig(sh.argv);
+    try {
+      assert.equal((await r.shell.run("cd /tmp")).exitStatus, 0);
+      assert.notEqual((await r.shell.run("pwd")).stdout, "/tmp\n", "a subshell's cd is lost");
+      await r.shell.run("cd /tmp; X=kept", { isolate: false });
+      assert.equal((await r.shell.run("pwd", { isolate: false })).stdout, "/tmp\n");
+      assert.equal((await r.shell.run('echo "$X"', { isolate: false })).stdout, "kept\n");
+      const f = await r.shell.run("false", { isolate: false });
+      assert.equal(f.exitStatus, 1);
+      assert.equal(
+        (await r.shell.run("echo out; echo err >&2", { isolate: false })).stdout,
+        "out\nerr\n",
+      );
+      assert.equal((await r.shell.run("cat", { isolate: false })).stdout, "", "stdin is /dev/null");
+    } finally {
+      await r.done();
+    }
+  });
+
   Deno.test(`framed ${sh.name}: large output, a 1 MB line without newlines, binary bytes`, async () => {
     const r = await rig(sh.argv);
     try {

@@ -47,6 +47,11 @@ export interface TargetRunOptions {
   via?: Via;
   /** Bound of the command. Default: the session's `defaultTimeoutMs`. */
   timeoutMs?: number;
+  /**
+   * Framed shells (`serial`, `ssh-shell`): run in a subshell (default true) or in the shell
+   * itself (no fork per command; changes persist). SSH exec channels are always isolated.
+   */
+  isolate?: boolean;
 }
 
 /** What a command did. */
@@ -376,7 +381,7 @@ export class TargetSession {
         }
         const sh = via === "serial" ? await this.target.consoleShell() : await this.#sshShellNow();
         const left = Math.max(1_000, timeoutMs - (performance.now() - t0));
-        const r = await sh.run(cmd, { timeoutMs: left });
+        const r = await sh.run(cmd, { timeoutMs: left, isolate: opts.isolate });
         return {
           stdout: r.stdout,
           stdoutBytes: r.stdoutBytes,
