@@ -10,7 +10,7 @@
  *    set to 1 500 000 baud): the guest writes a known pattern to /dev/ttyAMA0 at full speed
  *    and paced to 150 000 B/s; every byte of the capture file is checked.
  *
- * Run: deno run -A bench/target_bench.ts [kernel spec] [rounds=100]
+ * Run: deno run -A bench/target.ts [kernel spec] [rounds=100]
  * (A script rather than Deno.bench: it needs one booted guest for all cases.)
  */
 import { stats } from "./stats.ts";
