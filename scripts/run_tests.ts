@@ -6,6 +6,8 @@
  * Extra arguments are passed to `deno test` (e.g. a path or `--filter`).
  */
 const junitDir = "runs/tests";
+// The previous run's test logs (runner/test_dirs.ts) are dropped here, so they never pile up.
+await Deno.remove(junitDir, { recursive: true }).catch(() => {});
 await Deno.mkdir(junitDir, { recursive: true });
 const junitPath = `${junitDir}/junit.xml`;
 await Deno.remove(junitPath).catch(() => {});

@@ -11,9 +11,10 @@ import { connect, type SshSession } from "../ssh/mod.ts";
 import { buildProbeModule } from "./build.ts";
 import { directoryTable, pageTableOf, type ProbeReport, walkOf } from "./report.ts";
 import { type ProbeParams, runProbe, type Shell, sshShell } from "./run.ts";
+import { testRunRoot } from "../test_dirs.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
-const runRoot = await Deno.makeTempDir({ prefix: "rkhil-probe-test-" });
+const runRoot = await testRunRoot("rkhil-probe-test-");
 const FOUR_GIB = 2 ** 32;
 
 /** Encoding vectors (research §1.4 worked vectors and edge cases). */

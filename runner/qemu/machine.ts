@@ -69,10 +69,11 @@ const MAX_SOCKET_PATH = 107;
  * otherwise in a short fresh directory under the system's temporary directory (deep run
  * directories, e.g. a validation inside a main job, exceed the 108-byte limit).
  */
-export async function qmpSocketPath(runDir: string): Promise<string> {
+export async function qmpSocketPath(runDir: string): Promise<{ path: string; tempDir?: string }> {
   const inRunDir = `${await Deno.realPath(runDir)}/qmp.sock`;
-  if (new TextEncoder().encode(inRunDir).length <= MAX_SOCKET_PATH) return inRunDir;
-  return `${await Deno.makeTempDir({ prefix: "rkhil-qmp-" })}/qmp.sock`;
+  if (new TextEncoder().encode(inRunDir).length <= MAX_SOCKET_PATH) return { path: inRunDir };
+  const tempDir = await Deno.makeTempDir({ prefix: "rkhil-qmp-" });
+  return { path: `${tempDir}/qmp.sock`, tempDir };
 }
 
 /** A free TCP port on 127.0.0.1 (the OS picks; small race until QEMU binds it). */
@@ -117,7 +118,7 @@ export class QemuMachine {
   static async launch(opts: QemuLaunchOptions): Promise<QemuMachine> {
     await Deno.mkdir(opts.runDir, { recursive: true });
     const sshPort = opts.sshPort ?? freePort();
-    const qmpPath = await qmpSocketPath(opts.runDir);
+    const { path: qmpPath, tempDir: qmpTempDir } = await qmpSocketPath(opts.runDir);
     const pidPath = `${opts.runDir}/qemu.pid`;
     await Deno.remove(qmpPath).catch(() => {});
     await Deno.remove(pidPath).catch(() => {});
@@ -164,6 +165,10 @@ export class QemuMachine {
       stdout: "null",
       stderr: "null",
     }).spawn();
+    // A QMP socket outside the run directory goes away with QEMU.
+    if (qmpTempDir) {
+      watchdog.status.finally(() => Deno.remove(qmpTempDir, { recursive: true }).catch(() => {}));
+    }
     let early: Deno.CommandStatus | undefined;
     watchdog.status.then((s) => (early = s));
     let qmp: QmpClient;

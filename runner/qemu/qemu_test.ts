@@ -9,9 +9,10 @@ import { ensureHostTools } from "../debian/host_tools.ts";
 import { fetchKernel, resolveKernel, sharedApt } from "../debian/kernel.ts";
 import { UserInputError } from "../errors.ts";
 import { QemuTarget } from "./target.ts";
+import { testRunRoot } from "../test_dirs.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
-const runRoot = await Deno.makeTempDir({ prefix: "rkhil-qemu-test-" });
+const runRoot = await testRunRoot("rkhil-qemu-test-");
 
 /** Kernels the suite boots: 6.1, 6.12 and a 7.x (trixie-backports or sid). */
 const KERNELS = ["debian:bookworm", "debian:trixie", "debian:trixie-backports", "debian:sid"];

@@ -67,13 +67,14 @@ Deno.test("the QMP socket leaves a run directory too deep for a UNIX socket addr
   const { qmpSocketPath } = await import("./machine.ts");
   const root = await Deno.makeTempDir();
   try {
-    assert.equal(await qmpSocketPath(root), `${await Deno.realPath(root)}/qmp.sock`);
+    assert.deepEqual(await qmpSocketPath(root), { path: `${await Deno.realPath(root)}/qmp.sock` });
     const deep = `${root}/${"d".repeat(60)}/${"e".repeat(60)}`;
     await Deno.mkdir(deep, { recursive: true });
-    const p = await qmpSocketPath(deep);
-    assert.ok(new TextEncoder().encode(p).length <= 107, p);
-    assert.ok(!p.startsWith(deep));
-    await Deno.remove(p.replace(/\/qmp\.sock$/, ""), { recursive: true });
+    const { path, tempDir } = await qmpSocketPath(deep);
+    assert.ok(new TextEncoder().encode(path).length <= 107, path);
+    assert.ok(tempDir && path === `${tempDir}/qmp.sock`);
+    assert.ok(!path.startsWith(deep));
+    await Deno.remove(tempDir, { recursive: true });
   } finally {
     await Deno.remove(root, { recursive: true });
   }

@@ -14,9 +14,10 @@ import { ensureHostTools } from "../debian/host_tools.ts";
 import { QEMU_HOST_TOOLS } from "../qemu/target.ts";
 import { KernelFaultError } from "./faults.ts";
 import { type TargetRunResult, TargetSession, type Via, VIAS } from "./session.ts";
+import { testRunRoot } from "../test_dirs.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
-const runRoot = await Deno.makeTempDir({ prefix: "rkhil-target-test-" });
+const runRoot = await testRunRoot("rkhil-target-test-");
 const BOOT = { bootTimeoutMs: 180_000, sshTimeoutMs: 120_000, skipHostTools: true };
 const T = { timeoutMs: 60_000 };
 

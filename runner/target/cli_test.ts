@@ -5,10 +5,11 @@
  * shell in pipe mode.
  */
 import assert from "node:assert/strict";
+import { testRunRoot } from "../test_dirs.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const main = new URL("../../main.ts", import.meta.url).pathname;
-const runRoot = await Deno.makeTempDir({ prefix: "rkhil-cli-test-" });
+const runRoot = await testRunRoot("rkhil-cli-test-");
 
 async function rkhil(
   args: string[],
