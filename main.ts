@@ -106,7 +106,7 @@ export function cli(): Command {
           predictBoards: o.predictBoard.length ? o.predictBoard : ["rock-3b-8g"],
           runsRoot: o.runsDir,
         });
-        if (r.exitCode !== 0) throw new CommanderError(r.exitCode, "rkhil.run", "");
+        if (r.exitCode !== 0) throw new CliExit(r.exitCode);
       },
     );
 
@@ -131,7 +131,7 @@ export function cli(): Command {
       console.log(renderValidateRows(r.rows));
       console.log(`results: ${r.dir}/results.jsonl`);
       if (r.rows.some((x) => x.verdict !== "AGREE")) {
-        throw new CommanderError(1, "rkhil.validate", "");
+        throw new CliExit(1);
       }
     });
 
@@ -266,7 +266,7 @@ export function cli(): Command {
     .action(async (o: { kernel: string; mem: string; json?: boolean; runsDir: string }) => {
       const { factsCommand } = await import("./runner/introspect/facts_cmd.ts");
       const code = await factsCommand(o);
-      if (code !== 0) throw new CommanderError(code, "rkhil.facts", "");
+      if (code !== 0) throw new CliExit(code);
     });
 
   program.command("releases")

@@ -65,6 +65,7 @@ export async function runFacts(opts: FactsOptions): Promise<FactsResult> {
       } catch (e) {
         if (!(e instanceof RkhilError)) throw e;
         out.driverError = { message: e.message, hint: e.hint };
+        await Deno.writeTextFile(`${runDir}/facts.json`, JSON.stringify(out, null, 2));
         return out;
       }
       const rel = parseRelease(g.release);
@@ -239,7 +240,8 @@ export async function factsCommand(
     console.error(describeError(new RkhilError(r.driverError.message, r.driverError.hint ?? "")));
     return 1;
   }
-  return 0;
+  // A running driver that differs from the knowledge base is a finding: say so in the status.
+  return r.comparison?.findings.length ? 1 : 0;
 }
 
 /** Release key of a result, for tests and reports. */

@@ -9,6 +9,8 @@ import { InfraError } from "../errors.ts";
 import type { RunCommand } from "../facts/collect.ts";
 import { QemuTarget } from "../qemu/target.ts";
 import { type SshSession, waitForSsh } from "../ssh/mod.ts";
+import type { KernelFault } from "../target/faults.ts";
+import { TargetSession } from "../target/session.ts";
 
 /** A running guest and its SSH session. */
 export interface Guest {
@@ -20,6 +22,8 @@ export interface Guest {
   run: RunCommand;
   /** Boot timings in seconds from power on. */
   bootSeconds: { shell?: number; ssh?: number };
+  /** Fatal kernel events (panic, Oops, BUG, SError) the console watchers saw since boot. */
+  faults: readonly KernelFault[];
   /** Power off and close; never throws. */
   close(): Promise<void>;
 }
@@ -47,9 +51,13 @@ export async function bootGuest(opts: GuestOptions): Promise<Guest> {
     extraAppend: opts.append,
   });
   let ssh: SshSession | undefined;
+  let watch: TargetSession | undefined;
   try {
     log(`booting ${target.kernel.release}`);
     const times = await target.powerOn({ ssh: true });
+    // The console watchers, so a kernel crash during a job is a kernel FAIL, not a lost target.
+    watch = await TargetSession.open(target, { connectSsh: false });
+    const watching = watch;
     ssh = await waitForSsh({
       host: "127.0.0.1",
       port: target.sshPort,
@@ -71,13 +79,16 @@ export async function bootGuest(opts: GuestOptions): Promise<Guest> {
       release,
       run: (cmd, o) => session.exec(cmd, { timeoutMs: o.timeoutMs }),
       bootSeconds: { shell: times.shell, ssh: times.ssh },
+      faults: watching.faults,
       async close() {
         await session.close().catch(() => {});
+        await watching.close().catch(() => {});
         await target.powerOff().catch(() => {});
       },
     };
   } catch (err) {
     await ssh?.close().catch(() => {});
+    await watch?.close().catch(() => {});
     await target.powerOff().catch(() => {});
     throw err;
   }

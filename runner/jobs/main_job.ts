@@ -111,9 +111,11 @@ async function step(
   kernel: string,
   row: KernelRow,
   fn: Step,
+  guest?: Guest,
 ): Promise<TestResult> {
   const startedAt = new Date().toISOString();
   const t0 = performance.now();
+  const faultsBefore = guest?.faults.length ?? 0;
   let r: Omit<TestResult, "test" | "target" | "kernel" | "startedAt" | "durationMs">;
   try {
     r = await fn(row);
@@ -121,6 +123,9 @@ async function step(
     const verdict: Verdict = err instanceof RkhilError ? err.verdict : "ERROR";
     r = { verdict, reason: describeError(err).replace(/^error: /, "") };
   }
+  // A kernel crash while the step ran is the kernel's failure, whatever the step saw.
+  const fault = guest?.faults[faultsBefore];
+  if (fault) r = { ...r, verdict: "FAIL", reason: `kernel ${fault.kind}: ${fault.reason}` };
   const result: TestResult = {
     test,
     target: "qemu-virt-8g",
@@ -232,7 +237,7 @@ async function runOnGuest(
       ).length;
       row.facts = `${have} facts, ${facts.missing.length} missing`;
       return {
-        verdict: facts.release ? "PASS" : "FAIL",
+        verdict: facts.release ? "PASS" : "ERROR",
         reason: facts.release ? undefined : "the kernel release could not be read",
         details: {
           missing: facts.missing,
@@ -242,7 +247,7 @@ async function runOnGuest(
           cmdline: facts.cmdline?.value.raw,
         },
       };
-    });
+    }, g);
 
     await step(store, log, "oracle/driver", spec, row, async () => {
       const rel = parseRelease(t.kernel.release);
@@ -271,7 +276,7 @@ async function runOnGuest(
           : undefined,
         details: { agreed: c.agreed, findings: c.findings },
       };
-    });
+    }, g);
 
     await step(store, log, "oracle/memory", spec, row, () => {
       if (!facts) throw new InfraError("no kernel facts", "see the facts result");
@@ -296,7 +301,7 @@ async function runOnGuest(
           : undefined,
         details: { ...c, assumptions: p.assumptions },
       });
-    });
+    }, g);
 
     for (const boardId of opts.predictBoards) {
       await step(store, log, `oracle/predict ${boardId}`, spec, row, async () => {
@@ -329,7 +334,7 @@ async function runOnGuest(
             dtbOutcomes: row.dtbOutcomes[boardId],
           },
         };
-      });
+      }, g);
     }
   } finally {
     await guest?.close();

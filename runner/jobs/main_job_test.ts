@@ -4,12 +4,13 @@
  */
 import assert from "node:assert/strict";
 import { parseResults } from "../results/store.ts";
+import { testRunRoot } from "../test_dirs.ts";
 import { runMainJob } from "./main_job.ts";
 
 Deno.test("main job on Debian trixie: every step passes and the memory model agrees", async () => {
-  const root = await Deno.makeTempDir({ prefix: "rkhil-run-" });
+  const root = await testRunRoot("rkhil-run-");
   const lines: string[] = [];
-  try {
+  {
     const r = await runMainJob({
       kernels: ["debian:trixie"],
       predictBoards: ["rock-3b-8g"],
@@ -31,14 +32,21 @@ Deno.test("main job on Debian trixie: every step passes and the memory model agr
     const outcomes = (pred.details as { outcomes: Record<string, string> }).outcomes;
     assert.equal(outcomes["fde4b000"], "BUS_ERROR");
     assert.equal(outcomes["fe043e00"], "OK");
-    // Results were written as they happened, and the report names every step.
+    // Results were written as they happened: one line per step the job logged.
     const stored = parseResults(await Deno.readTextFile(`${r.dir}/results.jsonl`));
-    assert.equal(stored.results.length, r.results.length);
+    const logged = lines.filter((l) => /^ {2}(PASS|FAIL|ERROR|MISS|SKIP|DONE) /.test(l));
+    assert.equal(stored.damagedLines, 0);
+    assert.equal(stored.results.length, logged.length);
+    assert.deepEqual(stored.results.map((x) => x.test), [
+      "boot",
+      "facts",
+      "oracle/driver",
+      "oracle/memory",
+      "oracle/predict rock-3b-8g",
+    ]);
     const report = await Deno.readTextFile(`${r.dir}/report.md`);
     assert.match(report, /\| debian:trixie \| 6\.12\.\d+\+deb13-arm64 \|/);
     assert.match(report, /agree/);
-  } finally {
-    await Deno.remove(root, { recursive: true });
   }
 });
 

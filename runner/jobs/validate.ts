@@ -175,7 +175,14 @@ export function compareProbe(p: ProbePrediction, r: ProbeReport): string | null 
   }
   for (const w of p.walks) {
     const pt = pageTableOf(r, w.iova);
-    if (pt && p.pt.bounced !== pt.bounced) {
+    if (!pt) return `no page table reported for iova 0x${w.iova.toString(16)}`;
+    if (p.pt.above4G !== high(pt.zone)) {
+      return `page table of 0x${w.iova.toString(16)}: predicted ${
+        p.pt.above4G ? ">=4G" : "<4G"
+      }, ` +
+        `observed phys 0x${pt.phys.toString(16)}`;
+    }
+    if (p.pt.bounced !== pt.bounced) {
       return `page table of 0x${w.iova.toString(16)} bounced: predicted ${p.pt.bounced}, ` +
         `observed ${pt.bounced}`;
     }
@@ -219,8 +226,26 @@ export async function runValidate(
   const rows: ValidateRow[] = [];
   try {
     log(`rkhil validate ${opts.kernel}: building the probe module`);
-    const module = await buildProbeModule(opts.kernel);
-    const ko = await Deno.readFile(module.ko);
+    let ko: Uint8Array;
+    try {
+      ko = await Deno.readFile((await buildProbeModule(opts.kernel)).ko);
+    } catch (err) {
+      // No module, no scenario: each is recorded with the reason, nothing is lost.
+      const why = describeError(err).replace(/^error: /, "").split("\n")[0];
+      for (const name of wanted) {
+        rows.push({ scenario: name, predicted: "-", observed: "-", verdict: "INCONCLUSIVE", why });
+        await store.record({
+          test: `validate/${name}`,
+          target: "qemu-virt",
+          kernel: opts.kernel,
+          verdict: err instanceof RkhilError ? err.verdict : "ERROR",
+          reason: `probe module build: ${why}`,
+          startedAt: new Date().toISOString(),
+          durationMs: 0,
+        });
+      }
+      return { rows, dir };
+    }
     // Scenarios that boot the same way share one guest.
     const groups = new Map<string, ValidateScenario[]>();
     for (const s of SCENARIOS.filter((s) => wanted.includes(s.name))) {
@@ -229,6 +254,7 @@ export async function runValidate(
     }
     for (const [key, scenarios] of groups) {
       const [memory, append] = JSON.parse(key) as [string, string];
+      const targetName = `qemu-virt ${memory}${append ? ` ${append}` : ""}`;
       let guest: Guest | undefined;
       try {
         log(`booting ${opts.kernel} with ${memory}${append ? `, ${append}` : ""}`);
@@ -239,13 +265,11 @@ export async function runValidate(
           append: append || undefined,
         });
         const g = guest;
-        const facts = await collectKernelFacts(
-          (cmd, o) => g.ssh.exec(cmd, { timeoutMs: o.timeoutMs }),
-          { target: `qemu ${g.target.kernel.release}`, skipFdt: false },
-        );
+        const facts = await collectKernelFacts(g.run, { target: `qemu ${g.release}` });
         const rel = parseRelease(g.target.kernel.release);
         const banks = facts.memoryBanks?.value;
         for (const s of scenarios) {
+          const faultsBefore = g.faults.length;
           const t0 = performance.now();
           const startedAt = new Date().toISOString();
           let row: ValidateRow;
@@ -301,11 +325,17 @@ export async function runValidate(
             };
             verdict = err instanceof RkhilError ? err.verdict : "ERROR";
           }
+          // A kernel crash during the scenario is the kernel's failure, not a comparison.
+          const fault = g.faults[faultsBefore];
+          if (fault) {
+            row = { ...row, verdict: "INCONCLUSIVE", why: `kernel ${fault.kind}: ${fault.reason}` };
+            verdict = "FAIL";
+          }
           rows.push(row);
           log(`  ${row.scenario}: ${row.verdict}${row.why ? ` (${row.why})` : ""}`);
           const result: TestResult = {
             test: `validate/${s.name}`,
-            target: `qemu-virt ${memory}${append ? ` ${append}` : ""}`,
+            target: targetName,
             kernel: opts.kernel,
             verdict,
             reason: row.why,
@@ -327,7 +357,7 @@ export async function runValidate(
           });
           await store.record({
             test: `validate/${s.name}`,
-            target: `qemu-virt ${memory}`,
+            target: targetName,
             kernel: opts.kernel,
             verdict: err instanceof RkhilError ? err.verdict : "ERROR",
             reason: why,

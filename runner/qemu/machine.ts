@@ -264,10 +264,12 @@ export class QemuMachine {
     if (!this.#exited) {
       this.console.note("power off (QMP quit)");
       await this.qmp.execute("quit", undefined, timeoutMs).catch(() => {});
+      let timer: ReturnType<typeof setTimeout> | undefined;
       const gone = await Promise.race([
         this.exitStatus.then(() => true),
-        new Promise<boolean>((r) => setTimeout(() => r(false), timeoutMs)),
+        new Promise<boolean>((r) => timer = setTimeout(() => r(false), timeoutMs)),
       ]);
+      clearTimeout(timer);
       if (!gone) this.kill();
       await this.exitStatus;
     }

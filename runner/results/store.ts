@@ -44,10 +44,17 @@ export class RunStore {
     return new RunStore(dir, file);
   }
 
-  /** A fresh run directory name under `root`: `2026-11-24T20-01-02Z-<name>`. */
+  /**
+   * A fresh run directory name under `root`: `2026-11-24T20-01-02Z-<name>-<4 hex>`; the random
+   * suffix keeps two runs started in the same second apart.
+   */
   static newDir(root: string, name: string, now: Date = new Date()): string {
     const stamp = now.toISOString().replace(/\.\d+Z$/, "Z").replaceAll(":", "-");
-    return `${root}/${stamp}-${name}`;
+    const suffix = crypto.getRandomValues(new Uint8Array(2)).reduce(
+      (a, b) => a + b.toString(16).padStart(2, "0"),
+      "",
+    );
+    return `${root}/${stamp}-${name}-${suffix}`;
   }
 
   /** Append one result and flush it to disk. */
