@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { Command, CommanderError, Option } from "commander";
+import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { findBoard, listBoards } from "./boards/load.ts";
 import { boardFacts } from "./boards/facts.ts";
 import { getPatch, patchNames } from "./oracle/patches.ts";
@@ -292,7 +292,13 @@ export function cli(): Command {
         "debian:<package version>",
     )
       .option("--mem <size>", "guest memory (QEMU syntax)", "8G")
-      .option("--cpus <n>", "guest CPUs", (v: string) => Number(v), 2)
+      .option("--cpus <n>", "guest CPUs (1-8)", (v: string) => {
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < 1 || n > 8) {
+          throw new InvalidArgumentError("expected a whole number of CPUs from 1 to 8");
+        }
+        return n;
+      }, 2)
       .option("--append <args>", "extra kernel command line arguments")
       .option("--run-dir <dir>", "run directory (console capture, QEMU log)");
   qemuCommon(

@@ -10,7 +10,6 @@ const junitDir = "runs/tests";
 await Deno.remove(junitDir, { recursive: true }).catch(() => {});
 await Deno.mkdir(junitDir, { recursive: true });
 const junitPath = `${junitDir}/junit.xml`;
-await Deno.remove(junitPath).catch(() => {});
 
 const deno = Deno.env.get("RKHIL_DENO") ?? Deno.execPath();
 const args = ["test", "-A", "--no-prompt", `--junit-path=${junitPath}`, ...Deno.args];

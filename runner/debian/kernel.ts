@@ -8,7 +8,7 @@
 
 import { UserInputError } from "../errors.ts";
 import { type FetchedDeb, PrivateApt, type UpdateReport } from "./apt.ts";
-import { cacheDir, exists, readJsonIfExists, sha256Hex, writeJsonAtomic } from "./cache.ts";
+import { cacheDir, exists, sha256Hex, writeJsonAtomic } from "./cache.ts";
 import { run } from "./proc.ts";
 import { compareDebVersions } from "./version.ts";
 
@@ -312,16 +312,4 @@ export async function fetchKernelHeaders(spec: string): Promise<FetchedHeaders> 
   const meta = { kernel, root, buildDir: `${root}/usr/src/linux-headers-${kernel.release}`, debs };
   await writeJsonAtomic(`${root}.json`, meta);
   return meta;
-}
-
-/** Read cached kernel metadata written by {@linkcode fetchKernel} (for offline listings). */
-export async function cachedKernels(): Promise<FetchedKernel[]> {
-  const dir = await cacheDir("kernels");
-  const out: FetchedKernel[] = [];
-  for await (const e of Deno.readDir(dir)) {
-    if (!e.name.endsWith(".json")) continue;
-    const k = await readJsonIfExists<FetchedKernel>(`${dir}/${e.name}`);
-    if (k) out.push(k);
-  }
-  return out;
 }

@@ -17,7 +17,7 @@
  */
 
 import { BootArgsError } from "../../oracle/bootargs.ts";
-import { FOUR_GIB, normalizeBanks } from "../../oracle/memory.ts";
+import { normalizeBanks } from "../../oracle/memory.ts";
 import type { ParsedSwiotlbLine, ParsedZone } from "../../oracle/memory_log.ts";
 import { memoryView } from "../../oracle/memview.ts";
 import type { MemorySummary } from "../../oracle/prediction.ts";
@@ -30,7 +30,6 @@ import {
   configEnabled,
   type ConfigValue,
   type DmesgFacts,
-  iomemFlat,
   iomemRamBanks,
   type KernelRelease,
   type MemoryLine,
@@ -1011,16 +1010,4 @@ export function predictMemory(facts: KernelFacts): MemoryPrediction {
     }
     return { ok: false, reason: `oracle failed: ${describe(e)}` };
   }
-}
-
-/** True when the measured DRAM reaches above 4 GiB (the case the IOMMU bug needs). */
-export function ramAbove4G(facts: KernelFacts): boolean | undefined {
-  const b = facts.memoryBanks?.value;
-  return b ? b.some((r) => r.end > FOUR_GIB) : undefined;
-}
-
-/** The iomem resources named `name` (e.g. `Kernel code`), at any depth. */
-export function iomemNamed(facts: KernelFacts, name: string): PhysRange[] {
-  const p = facts.iomem?.value;
-  return p ? iomemFlat(p).filter((r) => r.name === name).map((r) => r.range) : [];
 }

@@ -5,13 +5,7 @@
  *
  * @module
  */
-import {
-  isKnownRelease,
-  mainlineFacts,
-  parseRelease,
-  releaseKey,
-  RELEASES,
-} from "../../oracle/releases.ts";
+import { isKnownRelease, mainlineFacts, parseRelease, RELEASES } from "../../oracle/releases.ts";
 import { describeError, RkhilError } from "../errors.ts";
 import { collectKernelFacts, type KernelFacts } from "../facts/collect.ts";
 import { RunStore } from "../results/store.ts";
@@ -242,10 +236,4 @@ export async function factsCommand(
   }
   // A running driver that differs from the knowledge base is a finding: say so in the status.
   return r.comparison?.findings.length ? 1 : 0;
-}
-
-/** Release key of a result, for tests and reports. */
-export function kbRelease(r: FactsResult): string | undefined {
-  const rel = parseRelease(r.release);
-  return rel ? releaseKey(rel) : undefined;
 }

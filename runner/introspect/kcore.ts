@@ -283,12 +283,6 @@ export async function scanKcoreStrings(
   return out;
 }
 
-/** Read a little-endian u64 as bigint. */
-export function u64le(b: Uint8Array, at: number): bigint {
-  if (at < 0 || at + 8 > b.length) throw new KcoreError(`u64 at ${at} is past ${b.length} bytes`);
-  return new DataView(b.buffer, b.byteOffset, b.byteLength).getBigUint64(at, true);
-}
-
 /** Read a little-endian unsigned integer of 1, 2, 4 or 8 bytes as bigint. */
 export function uintLe(b: Uint8Array, at: number, size: number): bigint {
   if (at < 0 || at + size > b.length) {

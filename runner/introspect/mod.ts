@@ -41,4 +41,3 @@ export {
   type IntrospectOptions,
 } from "./driver.ts";
 export { type FactsResult, renderFacts, runFacts } from "./facts_cmd.ts";
-export { type Guest, withGuest } from "../jobs/guest.ts";

@@ -113,7 +113,8 @@ export async function runProbe(
   const command = `insmod ${remotePath} ${insmodArgs(params).join(" ")}`;
   const ins = await shell.exec(command);
   if (ins.status !== 0) {
-    const log = await shell.exec("dmesg | tail -n 40");
+    // Everything the kernel printed since this run's marker.
+    const log = await shell.exec(`dmesg | sed -n '/${mark}/,$p'`);
     const since = log.stdout.slice(Math.max(0, log.stdout.lastIndexOf(mark)));
     // A parameter error prints a complete report ending in `end status=error`.
     if (/rkprobe: end status=error/.test(since)) {

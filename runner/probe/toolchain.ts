@@ -23,7 +23,7 @@
  */
 
 import { InfraError, UserInputError } from "../errors.ts";
-import { cacheDir, exists, readJsonIfExists, sha256Hex, writeJsonAtomic } from "../debian/cache.ts";
+import { cacheDir, exists, sha256Hex, writeJsonAtomic } from "../debian/cache.ts";
 import {
   extractDeb,
   type FetchedHeaders,
@@ -320,9 +320,4 @@ export async function prepareToolchain(spec: string): Promise<CrossToolchain> {
     ccSysroot: ccRoot?.root,
     identity: JSON.stringify(meta),
   };
-}
-
-/** Cached toolchain metadata, if a tree for these inputs exists (diagnostics). */
-export async function readToolchainMeta(tree: string): Promise<unknown> {
-  return await readJsonIfExists(`${tree}.json`);
 }
