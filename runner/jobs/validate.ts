@@ -27,10 +27,21 @@ export interface ValidateScenario {
   params: ProbeParams;
 }
 
-const LOW_HIGH = [{ iova: 0x1000_0000, where: "low" as const }, {
-  iova: 0x1040_0000,
-  where: "high" as const,
-}];
+/** A page below and a page above 4 GiB, in two DTEs. */
+const LOW_HIGH: ProbeParams["mappings"] = [
+  { iova: 0x1000_0000, where: "low" },
+  { iova: 0x1040_0000, where: "high" },
+];
+
+/** Probe parameters: ops (format, mask, gfp) and a walker reaching `reach` bits at both levels. */
+function ops(
+  format: ProbeParams["format"],
+  maskBits: number,
+  gfp: ProbeParams["gfp"],
+  reach = 32,
+): ProbeParams {
+  return { format, maskBits, gfp, dtReach: reach, ptReach: reach, mappings: LOW_HIGH };
+}
 
 /** The scenarios, in the order they run. */
 export const SCENARIOS: readonly ValidateScenario[] = [
@@ -38,105 +49,49 @@ export const SCENARIOS: readonly ValidateScenario[] = [
     name: "v1",
     description: "v1 ops (rockchip,iommu): 32-bit mask, GFP_DMA32, v1 entries",
     boot: {},
-    params: {
-      format: "v1",
-      maskBits: 32,
-      gfp: "dma32",
-      dtReach: 32,
-      ptReach: 32,
-      mappings: LOW_HIGH,
-    },
+    params: ops("v1", 32, "dma32"),
   },
   {
     name: "v2-6.1",
     description: "v2 ops as in 6.1: 40-bit mask, GFP_DMA32 hard-coded; a v1.0 walker (32 bits)",
     boot: {},
-    params: {
-      format: "v2",
-      maskBits: 40,
-      gfp: "dma32",
-      dtReach: 32,
-      ptReach: 32,
-      mappings: LOW_HIGH,
-    },
+    params: ops("v2", 40, "dma32"),
   },
   {
     name: "v2-6.6",
     description: "v2 ops from 6.6: 40-bit mask, tables from all memory; a v1.0 walker (NPU)",
     boot: {},
-    params: {
-      format: "v2",
-      maskBits: 40,
-      gfp: "none",
-      dtReach: 32,
-      ptReach: 32,
-      mappings: LOW_HIGH,
-    },
+    params: ops("v2", 40, "none"),
   },
   {
     name: "v2-6.6-vop",
     description: "v2 ops from 6.6 with a v2.0 walker (VOP2, 40-bit reach)",
     boot: {},
-    params: {
-      format: "v2",
-      maskBits: 40,
-      gfp: "none",
-      dtReach: 40,
-      ptReach: 40,
-      mappings: LOW_HIGH,
-    },
+    params: ops("v2", 40, "none", 40),
   },
   {
     name: "bounce",
     description: "32-bit mask with unrestricted allocation: the seed's bounce poisoning",
     boot: {},
-    params: {
-      format: "v2",
-      maskBits: 32,
-      gfp: "none",
-      dtReach: 32,
-      ptReach: 32,
-      mappings: LOW_HIGH,
-    },
+    params: ops("v2", 32, "none"),
   },
   {
     name: "swiotlb-force",
     description: "swiotlb=force: every mapping bounces, GFP_DMA32 tables too",
     boot: { append: "swiotlb=force" },
-    params: {
-      format: "v2",
-      maskBits: 40,
-      gfp: "dma32",
-      dtReach: 32,
-      ptReach: 32,
-      mappings: LOW_HIGH,
-    },
+    params: ops("v2", 40, "dma32"),
   },
   {
     name: "mem-below-4g",
     description: "mem=3G: QEMU's RAM starts at 1 GiB, so no memory is left above 4 GiB",
     boot: { append: "mem=3G" },
-    params: {
-      format: "v2",
-      maskBits: 40,
-      gfp: "none",
-      dtReach: 32,
-      ptReach: 32,
-      mappings: LOW_HIGH,
-    },
+    params: ops("v2", 40, "none"),
   },
   {
     name: "2g",
     description: "a 2 GiB guest: everything below 4 GiB",
     boot: { memory: "2G" },
-    params: {
-      format: "v2",
-      maskBits: 40,
-      gfp: "none",
-      dtReach: 32,
-      ptReach: 32,
-      mappings: LOW_HIGH,
-    },
+    params: ops("v2", 40, "none"),
   },
 ];
 
