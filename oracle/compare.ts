@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { splitPrintkPrefix } from "./klog.ts";
 import type { InstancePrediction, Prediction, WorkloadVerdict } from "./prediction.ts";
 import type { Outcome } from "./types.ts";
 
@@ -60,11 +61,9 @@ export interface Comparison {
   instances: InstanceComparison[];
 }
 
-const PRINTK_PREFIX = /^(?:<\d+>)?(?:\[\s*\d+\.\d+\]\s?)?/;
-
-/** Strip a printk level and timestamp prefix from a kernel log line. */
+/** A kernel log line without its printk, dmesg or journald prefix (and a trailing CR). */
 export function stripPrintkPrefix(line: string): string {
-  return line.replace(PRINTK_PREFIX, "").replace(/\r$/, "");
+  return splitPrintkPrefix(line.replace(/\r$/, "")).rest;
 }
 
 /** Compare one instance. */

@@ -307,10 +307,14 @@ const RE_DMESG_X = new RegExp(`^(${FACILITIES}) {0,8}:(${LEVELS}) {0,8}: `);
 const RE_TIMESTAMP = /^\[ {0,12}([0-9]{1,12})\.([0-9]{1,9})\]/;
 const RE_HUMAN =
   /^\[([A-Z][a-z]{2} [A-Z][a-z]{2} [ 0-9][0-9] [0-9]{2}:[0-9]{2}:[0-9]{2} [0-9]{4})\]/;
-const RE_CALLER = /^\[ {0,12}([TC][0-9]{1,10})\]/;
+const RE_CALLER = /^ ?\[ {0,12}([TC][0-9]{1,10})\]/;
 
-/** Strip the known prefixes off a line; returns the prefix and the rest. */
-function splitPrefix(line: string): { prefix: LinePrefix; rest: string } {
+/**
+ * Split a captured kernel log line into its prefixes (journald/syslog stamp and host, `<N>`
+ * priority, `dmesg -x` facility and level, `[ seconds]` or `dmesg -T` time, printk caller id)
+ * and the message. Never throws; a line without prefixes has an empty `raw` prefix.
+ */
+export function splitPrintkPrefix(line: string): { prefix: LinePrefix; rest: string } {
   const prefix: LinePrefix = { raw: "" };
   let rest = line;
   const take = (n: number) => {
@@ -391,7 +395,7 @@ export function parseMessage(message: string): RkIommuEvent | null {
 export function parseLine(line: string): ParsedLine | null {
   const cr = line.endsWith("\r");
   const body = cr ? line.slice(0, -1) : line;
-  const { prefix, rest } = splitPrefix(body);
+  const { prefix, rest } = splitPrintkPrefix(body);
   const event = parseMessage(rest);
   return event === null ? null : { prefix, event, cr };
 }

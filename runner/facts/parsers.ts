@@ -36,7 +36,7 @@
  */
 
 import { type BootArgs, parseBootArgs } from "../../oracle/bootargs.ts";
-import { type ParsedLog, parseLog } from "../../oracle/klog.ts";
+import { type ParsedLog, parseLog, splitPrintkPrefix } from "../../oracle/klog.ts";
 import {
   type ParsedMemoryLog,
   type ParsedSwiotlbLine,
@@ -83,44 +83,12 @@ export interface KernelMessage {
   priority?: number;
 }
 
-const RE_JOURNAL = /^[A-Z][a-z]{2} [ 0-9][0-9] [0-9]{2}:[0-9]{2}:[0-9]{2} \S{1,255} kernel: /;
-const RE_PRIORITY = /^<([0-9]{1,3})>/;
-const RE_DMESG_X =
-  /^(?:kern|user|mail|daemon|auth|syslog|lpr|news|uucp|cron|authpriv|ftp|local[0-7]) {0,8}:(?:emerg|alert|crit|err|warn|notice|info|debug) {0,8}: /;
-const RE_STAMP = /^\[ {0,12}([0-9]{1,12})\.([0-9]{1,9})\]/;
-const RE_HUMAN = /^\[[A-Z][a-z]{2} [A-Z][a-z]{2} [ 0-9][0-9] [0-9:]{8} [0-9]{4}\]/;
-const RE_CALLER = /^ ?\[ {0,12}[TC][0-9]{1,10}\]/;
-
-/** Remove the printk/syslog prefixes of one line (never throws). */
+/** Remove the printk/syslog prefixes of one line (never throws); see `splitPrintkPrefix`. */
 export function stripPrintkPrefix(line: string): KernelMessage {
-  let rest = String(line);
-  if (rest.endsWith("\r")) rest = rest.slice(0, -1);
-  const out: KernelMessage = { text: "" };
-  let m = RE_JOURNAL.exec(rest);
-  if (m) rest = rest.slice(m[0].length);
-  m = RE_PRIORITY.exec(rest);
-  if (m) {
-    out.priority = Number(m[1]);
-    rest = rest.slice(m[0].length);
-  }
-  m = RE_DMESG_X.exec(rest);
-  if (m) rest = rest.slice(m[0].length);
-  m = RE_STAMP.exec(rest);
-  let stamped = false;
-  if (m) {
-    out.timestampSec = Number(m[1]) + Number(m[2]) / 10 ** m[2].length;
-    rest = rest.slice(m[0].length);
-    stamped = true;
-  } else if ((m = RE_HUMAN.exec(rest))) {
-    rest = rest.slice(m[0].length);
-    stamped = true;
-  }
-  if (stamped) {
-    m = RE_CALLER.exec(rest);
-    if (m) rest = rest.slice(m[0].length);
-    if (rest.startsWith(" ")) rest = rest.slice(1);
-  }
-  out.text = rest;
+  const { prefix, rest } = splitPrintkPrefix(String(line).replace(/\r$/, ""));
+  const out: KernelMessage = { text: rest };
+  if (prefix.timestampSec !== undefined) out.timestampSec = prefix.timestampSec;
+  if (prefix.priority !== undefined) out.priority = prefix.priority;
   return out;
 }
 
