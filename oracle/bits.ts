@@ -93,3 +93,10 @@ export function hex(x: number, digits = 1): string {
   assertWide(x);
   return x.toString(16).padStart(digits, "0");
 }
+
+/** The smallest power of two at or above `n` (1 for n <= 1), like the kernel's roundup_pow_of_two. */
+export function roundUpPow2(n: number): number {
+  let p = 1;
+  while (p < n) p *= 2;
+  return p;
+}

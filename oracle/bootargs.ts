@@ -24,6 +24,7 @@
  *
  * @module
  */
+import { roundUpPow2 } from "./bits.ts";
 
 /** Page size assumed for `mem=` rounding (arm64 Debian kernels use 4 KiB pages). */
 export const PAGE_SIZE = 4096;
@@ -339,12 +340,6 @@ function parseMem(value: string | null, lenient: boolean, warnings: string[]): M
   const limit = Math.floor(requested.bytes / PAGE_SIZE) * PAGE_SIZE;
   if (limit === 0) warnings.push(`mem=${value} is below one page: the kernel applies no limit`);
   return { requested, limit, raw: value };
-}
-
-function roundUpPow2(n: number): number {
-  let p = 1;
-  while (p < n) p *= 2;
-  return p;
 }
 
 function parseSwiotlb(

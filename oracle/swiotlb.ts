@@ -25,6 +25,7 @@ import type { BootArgs } from "./bootargs.ts";
 import type { ZoneLayout } from "./memory.ts";
 import { renderSwiotlbLine } from "./memory_log.ts";
 import { fmtPa } from "./printk.ts";
+import { roundUpPow2 } from "./bits.ts";
 
 /** `IO_TLB_DEFAULT_SIZE`: 64 MiB. */
 export const IO_TLB_DEFAULT_SIZE = 64 * 1024 * 1024;
@@ -85,12 +86,6 @@ export interface SwiotlbWindow {
 
 function isPow2(n: number): boolean {
   return n > 0 && 2 ** Math.round(Math.log2(n)) === n;
-}
-
-function roundUpPow2(n: number): number {
-  let p = 1;
-  while (p < n) p *= 2;
-  return p;
 }
 
 /** `round_up_default_nslabs()`. */
