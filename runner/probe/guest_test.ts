@@ -6,8 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { mkDte, mkPte, ptAddress } from "../../oracle/entries.ts";
-import { QemuTarget } from "../qemu/target.ts";
-import { connect, type SshSession } from "../ssh/mod.ts";
+import { withGuest } from "../jobs/guest.ts";
 import { buildProbeModule } from "./build.ts";
 import { directoryTable, pageTableOf, type ProbeReport, walkOf } from "./report.ts";
 import { type ProbeParams, runProbe, type Shell, sshShell } from "./run.ts";
@@ -72,7 +71,7 @@ const MAPS: ProbeParams["mappings"] = [
   { iova: 0x1040_0000, where: "low" },
 ];
 
-async function withGuest(
+async function withProbeGuest(
   spec: string,
   append: string | undefined,
   body: (shell: Shell, ko: Uint8Array, release: string) => Promise<void>,
@@ -82,28 +81,14 @@ async function withGuest(
   const runDir = `${runRoot}/${spec.replace(":", "_")}${
     append ? "-" + append.replace(/\W/g, "_") : ""
   }`;
-  const t = await QemuTarget.prepare({ kernel: spec, runDir, memory: "8G", extraAppend: append });
-  let session: SshSession | undefined;
-  try {
-    const times = await t.powerOn();
-    session = await connect({
-      host: "127.0.0.1",
-      port: t.sshPort!,
-      user: "root",
-      hostKeyFingerprint: t.image.hostKey.fingerprint,
-      privateKey: await Deno.readTextFile(t.image.clientKey.privateKeyPath),
-    });
-    const shell = sshShell(session);
-    const u = await shell.exec("uname -r; dmesg | grep 'software IO TLB: mapped'");
-    assert.equal(
-      u.stdout.split("\n")[0],
-      mod.release,
-      "the guest runs the kernel the module is for",
-    );
+  await withGuest({ kernel: spec, runDir, memory: "8G", append }, async (g) => {
+    assert.equal(g.release, mod.release, "the guest runs the kernel the module is for");
+    const shell = sshShell(g.ssh);
+    const u = await shell.exec("dmesg | grep 'software IO TLB: mapped'");
     console.log(
       `${spec}${append ? ` (${append})` : ""}: ${mod.release}, ssh after ${
-        times.ssh?.toFixed(1)
-      } s; ${u.stdout.split("\n")[1]?.replace(/^\[[^\]]*\] /, "")}`,
+        g.bootSeconds.ssh?.toFixed(1)
+      } s; ${u.stdout.replace(/^\[[^\]]*\] /, "").trim()}`,
     );
     await body(shell, ko, mod.release);
     // The guest survived every run (no oops, no warning splat) and still answers.
@@ -111,15 +96,13 @@ async function withGuest(
       "echo alive; dmesg | grep -c -E 'Oops|BUG:|Unable to handle|WARNING:' || true",
     );
     assert.match(alive.stdout, /^alive\n0$/m, alive.stdout);
-  } finally {
-    await session?.close().catch(() => {});
-    await t.powerOff();
-  }
+    assert.deepEqual(g.faults, [], "no kernel fault on the console");
+  });
 }
 
 for (const spec of ["debian:bookworm", "debian:trixie", "debian:trixie-backports"]) {
   Deno.test(`${spec}: seed failure modes on the real kernel (8 GiB guest)`, opts, async () => {
-    await withGuest(spec, undefined, async (shell, ko) => {
+    await withProbeGuest(spec, undefined, async (shell, ko) => {
       // Failure mode 2: v2 ops >= 6.6 (gfp 0) with a 32-bit mask: tables land above 4 GiB,
       // dma_map_single bounces them, the PTEs written through phys_to_virt(bounce) are erased
       // by the next flush; every PTE reads as zero.
@@ -226,7 +209,7 @@ Deno.test(
   "debian:trixie with swiotlb=force: every table is bounced, even GFP_DMA32 ones",
   opts,
   async () => {
-    await withGuest("debian:trixie", "swiotlb=force", async (shell, ko) => {
+    await withProbeGuest("debian:trixie", "swiotlb=force", async (shell, ko) => {
       for (const gfp of ["dma32", "none"] as const) {
         const r =
           (await runProbe(shell, ko, { gfp, maskBits: 32, format: "v2", mappings: MAPS })).report;
