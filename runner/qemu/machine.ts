@@ -19,6 +19,7 @@ import { InfraError, TimeoutError } from "../errors.ts";
 import type { ConsoleStream } from "../serial/port.ts";
 import { ConsoleRecorder, openQemuConsole } from "./console.ts";
 import { QmpClient } from "./qmp.ts";
+import { exists } from "../debian/cache.ts";
 
 /** Options of {@linkcode QemuMachine.launch}. */
 export interface QemuLaunchOptions {
@@ -302,15 +303,6 @@ export class QemuMachine {
       await new Promise((r) => setTimeout(r, 200));
     }
     throw new TimeoutError(owner, timeoutMs, `no SSH banner on 127.0.0.1:${this.sshPort}`);
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch {
-    return false;
   }
 }
 

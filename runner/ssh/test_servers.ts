@@ -15,6 +15,8 @@
 import { userInfo } from "node:os";
 import { type ClientKey, ensureClientKey } from "./keys.ts";
 import { fingerprintOfPublicKeyLine } from "./fingerprint.ts";
+import { freePort } from "../qemu/machine.ts";
+export { freePort };
 
 /** A running test server. */
 export interface TestServer {
@@ -55,14 +57,6 @@ export function serverSkipReason(kind: "dropbear" | "sshd"): string | null {
     }
   }
   return null;
-}
-
-/** A TCP port that was free a moment ago on 127.0.0.1. */
-export function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
 }
 
 /** The shared client key for tests (generated once per test process in a temp dir). */
