@@ -3,7 +3,9 @@
  * writes a JUnit report to `runs/tests/junit.xml`, and ends with the plain summary line
  * `N passed, N failed, N skipped` that CI reads. Exits non-zero on any failure.
  *
- * Extra arguments are passed to `deno test` (e.g. a path or `--filter`).
+ * The first argument may name a part: `unit` (every test that does not boot QEMU) or `qemu` (the
+ * `*_qemu_test.ts` files, which boot real Debian kernels). Other arguments are passed to
+ * `deno test` (e.g. a path or `--filter`).
  */
 const junitDir = "runs/tests";
 // The previous run's test logs (runner/test_dirs.ts) are dropped here, so they never pile up.
@@ -11,8 +13,32 @@ await Deno.remove(junitDir, { recursive: true }).catch(() => {});
 await Deno.mkdir(junitDir, { recursive: true });
 const junitPath = `${junitDir}/junit.xml`;
 
+/** The `*_test.ts` files under `dir`, sorted, skipping dependencies and caches. */
+async function testFiles(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for await (const e of Deno.readDir(dir)) {
+    if (e.name.startsWith(".") || e.name === "node_modules" || e.name === "runs") continue;
+    const p = dir === "." ? e.name : `${dir}/${e.name}`;
+    if (e.isDirectory) out.push(...await testFiles(p));
+    else if (e.isFile && e.name.endsWith("_test.ts")) out.push(p);
+  }
+  return out.sort();
+}
+
+const PARTS: Record<string, (f: string) => boolean> = {
+  unit: (f) => !f.endsWith("_qemu_test.ts"),
+  qemu: (f) => f.endsWith("_qemu_test.ts"),
+};
+let rest = Deno.args;
+let files: string[] = [];
+if (rest[0] !== undefined && rest[0] in PARTS) {
+  const keep = PARTS[rest[0]];
+  files = (await testFiles(".")).filter(keep);
+  rest = rest.slice(1);
+}
+
 const deno = Deno.env.get("RKHIL_DENO") ?? Deno.execPath();
-const args = ["test", "-A", "--no-prompt", `--junit-path=${junitPath}`, ...Deno.args];
+const args = ["test", "-A", "--no-prompt", `--junit-path=${junitPath}`, ...rest, ...files];
 const child = new Deno.Command(deno, { args, stdin: "null", stdout: "inherit", stderr: "inherit" })
   .spawn();
 const status = await child.status;
