@@ -21,6 +21,7 @@
 import { Buffer } from "node:buffer";
 import { SerialPortStream } from "@serialport/stream";
 import { InfraError, TimeoutError } from "../errors.ts";
+import { CloseGate } from "../close_gate.ts";
 import { DenoSerialBinding, HANGUP, type TtyFd } from "./deno_binding.ts";
 
 /**
@@ -52,6 +53,11 @@ export interface ConsoleStream extends ByteDuplex {
   readonly bytesReceived: number;
   /** Bytes dropped from the `read()` queue because nobody read them (listeners saw them). */
   readonly bytesDropped: number;
+  /**
+   * Chunks and transport events that arrived after `close()` began and were dropped (never
+   * written to the capture log, never given to listeners).
+   */
+  readonly droppedAfterClose: number;
 }
 
 /** Options common to every console. */
@@ -69,16 +75,30 @@ export interface ConsoleOptions {
 const now = () => performance.timeOrigin + performance.now();
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-/** The timestamped raw capture described in the module documentation. */
+/**
+ * The timestamped raw capture described in the module documentation. Files are created with
+ * mode 0600 (a console can carry secrets typed at a login prompt). After `close()`, calls
+ * are dropped and counted in `droppedAfterClose`; a failed write throws (the console counts
+ * it and keeps delivering to its listeners).
+ */
 export class CaptureLog {
   #data: Deno.FsFile;
   #idx: Deno.FsFile;
   #off = 0;
   #enc = new TextEncoder();
+  #closed = false;
+  /** Writes (received chunks or events) that came after `close()` and were dropped. */
+  droppedAfterClose = 0;
 
   constructor(readonly path: string) {
-    this.#data = Deno.openSync(path, { write: true, create: true, truncate: true });
-    this.#idx = Deno.openSync(`${path}.idx.jsonl`, { write: true, create: true, truncate: true });
+    const o = { write: true, create: true, truncate: true, mode: 0o600 } as const;
+    this.#data = Deno.openSync(path, o);
+    try {
+      this.#idx = Deno.openSync(`${path}.idx.jsonl`, o);
+    } catch (err) {
+      this.#data.close();
+      throw err;
+    }
   }
 
   #writeAll(f: Deno.FsFile, b: Uint8Array): void {
@@ -88,6 +108,10 @@ export class CaptureLog {
 
   /** Appends received bytes and their index line. */
   received(chunk: Uint8Array, t: number): void {
+    if (this.#closed) {
+      this.droppedAfterClose++;
+      return;
+    }
     this.#writeAll(this.#data, chunk);
     this.#writeAll(
       this.#idx,
@@ -98,18 +122,31 @@ export class CaptureLog {
 
   /** Appends an event line (no payload bytes). */
   event(fields: Record<string, string | number>): void {
+    if (this.#closed) {
+      this.droppedAfterClose++;
+      return;
+    }
     this.#writeAll(this.#idx, this.#enc.encode(JSON.stringify({ t: now(), ...fields }) + "\n"));
   }
 
+  /** Closes both files. Idempotent. */
   close(): void {
-    try {
-      this.#data.close();
-      this.#idx.close();
-    } catch { /* already closed */ }
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const f of [this.#data, this.#idx]) {
+      try {
+        f.close();
+      } catch { /* already closed */ }
+    }
   }
 }
 
-/** Shared machinery: queue, listeners, capture, pacing, close bookkeeping. */
+/**
+ * Shared machinery: queue, listeners, capture, pacing, close bookkeeping. Closing follows the
+ * close rule of `runner/close_gate.ts`: `close()` shuts the gate (later chunks are dropped and
+ * counted in `droppedAfterClose`), then closes the transport and waits for its pump, and only
+ * then closes the capture log and calls the close listeners.
+ */
 abstract class BaseConsole implements ConsoleStream {
   #queue: Uint8Array[] = [];
   #queued = 0;
@@ -118,7 +155,9 @@ abstract class BaseConsole implements ConsoleStream {
   #closeCbs = new Set<(err: InfraError | undefined) => void>();
   #log: CaptureLog | undefined;
   #txChain: Promise<void> = Promise.resolve();
-  #closed = false;
+  #gate = new CloseGate();
+  #closing = false;
+  #ended = false;
   #reason: InfraError | undefined;
   bytesReceived = 0;
   bytesDropped = 0;
@@ -128,23 +167,33 @@ abstract class BaseConsole implements ConsoleStream {
   }
 
   get closed(): boolean {
-    return this.#closed;
+    return this.#gate.closed;
   }
 
   get closeReason(): InfraError | undefined {
     return this.#reason;
   }
 
-  /** Subclasses call this for every received chunk (they must not reuse `chunk`). */
+  /** Chunks (and late transport events) that arrived after close and were dropped. */
+  get droppedAfterClose(): number {
+    return this.#gate.droppedAfterClose + (this.#log?.droppedAfterClose ?? 0);
+  }
+
+  /** Listener and capture-log errors caught (a watcher's bug never stops the console). */
+  get handlerErrors(): number {
+    return this.#gate.handlerErrors;
+  }
+
+  /**
+   * Subclasses call this for every received chunk (they must not reuse `chunk`). After close
+   * the chunk is dropped and counted; it never throws.
+   */
   protected deliver(chunk: Uint8Array): void {
+    if (!this.#gate.admit()) return;
     const t = now();
     this.bytesReceived += chunk.length;
-    this.#log?.received(chunk, t);
-    for (const cb of this.#dataCbs) {
-      try {
-        cb(chunk, t);
-      } catch { /* a watcher's bug must not stop the console */ }
-    }
+    if (this.#log) this.#gate.call((c: Uint8Array) => this.#log!.received(c, t), chunk);
+    for (const cb of this.#dataCbs) this.#gate.call(cb, chunk, t);
     this.#queue.push(chunk);
     this.#queued += chunk.length;
     const max = this.opts.maxQueuedBytes ?? 16 << 20;
@@ -156,21 +205,24 @@ abstract class BaseConsole implements ConsoleStream {
     this.#waiter?.();
   }
 
-  /** Subclasses call this once the transport ended; `err` when it was not our close(). */
+  /**
+   * Subclasses call this once the transport ended; `err` when it was not our close(). Runs
+   * once: later calls are counted as dropped. Never throws.
+   */
   protected ended(err: InfraError | undefined): void {
-    if (this.#closed && !err) return;
-    const first = !this.#closed;
-    this.#closed = true;
-    if (err && !this.#reason) this.#reason = err;
-    if (!first) return;
-    this.#log?.event({ event: "closed", reason: err ? err.message : "closed by rkhil" });
+    if (this.#ended) {
+      this.#gate.droppedAfterClose++;
+      return;
+    }
+    this.#ended = true;
+    this.#gate.close();
+    if (err && !this.#closing) this.#reason = err;
+    else err = undefined;
+    const why = err ? err.message : "closed by rkhil";
+    if (this.#log) this.#gate.call(() => this.#log!.event({ event: "closed", reason: why }));
     this.#log?.close();
     this.#waiter?.();
-    for (const cb of this.#closeCbs) {
-      try {
-        cb(err);
-      } catch { /* ignore */ }
-    }
+    for (const cb of this.#closeCbs) this.#gate.call(cb, err);
   }
 
   onData(cb: (chunk: Uint8Array, atMs: number) => void): () => void {
@@ -190,7 +242,7 @@ abstract class BaseConsole implements ConsoleStream {
         this.#queued -= c.length;
         return c;
       }
-      if (this.#closed) {
+      if (this.#gate.closed) {
         if (this.#reason) throw this.#reason;
         return null;
       }
@@ -203,11 +255,11 @@ abstract class BaseConsole implements ConsoleStream {
   write(data: Uint8Array): Promise<void> {
     const copy = data.slice();
     const job = this.#txChain.then(async () => {
-      if (this.#closed) {
+      if (this.#gate.closed) {
         throw this.#reason ??
           new InfraError(`console ${this.name} is closed`, "reopen the console");
       }
-      this.#log?.event({ tx: copy.length });
+      if (this.#log) this.#gate.call(() => this.#log!.event({ tx: copy.length }));
       const size = this.opts.txChunkSize && this.opts.txChunkSize > 0
         ? this.opts.txChunkSize
         : copy.length;
@@ -221,11 +273,22 @@ abstract class BaseConsole implements ConsoleStream {
     return job;
   }
 
+  /**
+   * Closes the console: shuts the gate (later data is dropped and counted), closes the
+   * transport and waits for its reader, then closes the capture log and calls the close
+   * listeners. Idempotent; never rejects.
+   */
   async close(): Promise<void> {
-    if (!this.#closed) {
-      this.ended(undefined);
+    if (!this.#closing) {
+      this.#closing = true;
+      this.#gate.close();
     }
-    await this.rawClose();
+    try {
+      await this.rawClose();
+    } catch (err) {
+      this.#gate.caught(err);
+    }
+    if (!this.#ended) this.ended(undefined);
   }
 
   protected abstract rawWrite(data: Uint8Array): Promise<void>;
