@@ -21,6 +21,7 @@
  */
 
 import { InfraError, TimeoutError } from "../errors.ts";
+import { CloseGate } from "../close_gate.ts";
 import { type ConsoleStream, openSerialConsole } from "../serial/port.ts";
 import type { ByteDuplex } from "../shell/framed.ts";
 
@@ -50,6 +51,7 @@ interface Waiter {
   re: RegExp;
   from: number;
   resolve: (m: RegExpExecArray) => void;
+  reject: (e: Error) => void;
 }
 
 /** Transcript characters kept in memory (older text is dropped; the files keep everything). */
@@ -69,18 +71,26 @@ export class ConsoleRecorder {
   #line = "";
   #lineCbs = new Set<(line: RecordedLine) => void>();
   #off: (() => void)[] = [];
+  #gate = new CloseGate();
   readonly t0 = performance.timeOrigin + performance.now();
   readonly #enc = new TextEncoder();
   readonly #dec = new TextDecoder();
 
   private constructor(readonly stream: ConsoleStream, log: Deno.FsFile) {
     this.#log = log;
-    this.#off.push(stream.onData((chunk, atMs) => this.#received(chunk, atMs)));
-    this.#off.push(stream.onClose((err) => {
+    this.#off.push(stream.onData(this.#gate.guard((chunk: Uint8Array, atMs: number) => {
+      this.#received(chunk, atMs);
+    })));
+    this.#off.push(stream.onClose(this.#gate.guard((err: InfraError | undefined) => {
       this.note(`console closed${err ? `: ${err.message}` : ""}`);
       this.#ended = true;
       this.#wake();
-    }));
+    })));
+  }
+
+  /** Chunks, console events and notes that came after {@link close} and were dropped. */
+  get droppedAfterClose(): number {
+    return this.#gate.droppedAfterClose;
   }
 
   /** Start recording `stream` into `dir/console.log` (appending). */
@@ -109,6 +119,7 @@ export class ConsoleRecorder {
 
   /** Write a host-side note into the timestamped log (power events, for instance). */
   note(text: string): void {
+    if (!this.#gate.admit()) return;
     const prefix = this.#atLineStart ? "" : "\n";
     this.#writeLog(`${prefix}${this.#stamp()}### rkhil: ${text}\n`);
     this.#atLineStart = true;
@@ -142,11 +153,8 @@ export class ConsoleRecorder {
       const crlf = line.endsWith("\r");
       if (crlf) line = line.slice(0, -1);
       this.#line = this.#line.slice(nl + 1);
-      for (const cb of this.#lineCbs) {
-        try {
-          cb({ text: line, atMs, crlf });
-        } catch { /* a watcher's bug must not stop the console */ }
-      }
+      // A watcher's bug must not stop the console: caught and counted.
+      for (const cb of this.#lineCbs) this.#gate.call(cb, { text: line, atMs, crlf });
       nl = this.#line.indexOf("\n");
     }
     if (this.#line.length > 16384) this.#line = this.#line.slice(-16384);
@@ -192,7 +200,8 @@ export class ConsoleRecorder {
 
   /**
    * Wait until `pattern` appears in the transcript at or after `from`. Rejects with a
-   * TimeoutError owned by `owner` after `timeoutMs`. The match's `index` is absolute.
+   * TimeoutError owned by `owner` after `timeoutMs`, or with an InfraError at once when the
+   * recorder is (or gets) closed. The match's `index` is absolute.
    */
   waitFor(
     pattern: RegExp | string,
@@ -204,7 +213,11 @@ export class ConsoleRecorder {
     const flags = typeof pattern === "string" ? "g" : pattern.flags.replace("g", "") + "g";
     const re = new RegExp(src, flags);
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
+      if (this.#gate.closed) {
+        reject(new InfraError(`${opts.owner}: the console recorder is closed`, "record again"));
+        return;
+      }
+      const timer = this.#gate.timer(() => {
         const i = this.#waiters.indexOf(waiter);
         if (i >= 0) this.#waiters.splice(i, 1);
         const last = this.#text.slice(-300).replace(/\r/g, "");
@@ -223,6 +236,10 @@ export class ConsoleRecorder {
         resolve: (m) => {
           clearTimeout(timer);
           resolve(m);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
         },
       };
       this.#waiters.push(waiter);
@@ -247,10 +264,18 @@ export class ConsoleRecorder {
     ]).finally(() => clearTimeout(t));
   }
 
-  /** Stop recording (the stream itself is closed by its owner). */
+  /**
+   * Stop recording (the stream itself is closed by its owner): shuts the gate, detaches from
+   * the stream, rejects pending `waitFor`s (InfraError), then closes the log. Idempotent.
+   */
   close(): void {
+    if (!this.#gate.close()) return;
     for (const off of this.#off) off();
     this.#off = [];
+    const waiters = this.#waiters.splice(0);
+    for (const w of waiters) {
+      w.reject(new InfraError("console recorder closed while waiting", "record again"));
+    }
     try {
       this.#log.close();
     } catch { /* closed */ }

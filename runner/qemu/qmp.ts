@@ -6,6 +6,7 @@
  */
 
 import { InfraError, TimeoutError } from "../errors.ts";
+import { background, CloseGate } from "../close_gate.ts";
 
 /** A QMP event (`RESET`, `SHUTDOWN`, `STOP`, ...). */
 export interface QmpEvent {
@@ -19,21 +20,40 @@ interface Pending {
   reject: (e: Error) => void;
 }
 
-/** A connected QMP session. */
+/**
+ * A connected QMP session. Closing follows the close rule (`runner/close_gate.ts`): after
+ * `close()` (or the connection's end) replies and events still in flight are dropped and
+ * counted (`droppedAfterClose`), pending commands and `waitEvent`s reject with an
+ * InfraError at once, and a listener that throws is caught and counted (`handlerErrors`).
+ */
 export class QmpClient {
   #conn: Deno.UnixConn;
   #pending = new Map<string, Pending>();
   #nextId = 1;
   #listeners: ((e: QmpEvent) => void)[] = [];
+  #eventWaiters = new Set<(err: Error) => void>();
   readonly events: QmpEvent[] = [];
-  #closed = false;
+  #gate = new CloseGate();
   #greeting: Promise<unknown>;
   #greet!: (v: unknown) => void;
+  #loop: Promise<void>;
+  /** Lines from QEMU that were not JSON (ignored). */
+  badLines = 0;
 
   private constructor(conn: Deno.UnixConn) {
     this.#conn = conn;
     this.#greeting = new Promise((r) => (this.#greet = r));
-    this.#readLoop();
+    this.#loop = background(this.#readLoop(), this.#gate);
+  }
+
+  /** Replies and events that arrived after close and were dropped. */
+  get droppedAfterClose(): number {
+    return this.#gate.droppedAfterClose;
+  }
+
+  /** Event listener calls that threw (caught; the session goes on). */
+  get handlerErrors(): number {
+    return this.#gate.handlerErrors;
   }
 
   /** Connect to `path`, retrying until QEMU has created it, and negotiate capabilities. */
@@ -44,8 +64,13 @@ export class QmpClient {
       try {
         const conn = await Deno.connect({ transport: "unix", path });
         const qmp = new QmpClient(conn);
-        await withTimeout(qmp.#greeting, deadline - Date.now(), "QMP greeting");
-        await qmp.execute("qmp_capabilities");
+        try {
+          await withTimeout(qmp.#greeting, deadline - Date.now(), "QMP greeting");
+          await qmp.execute("qmp_capabilities");
+        } catch (err) {
+          await qmp.close();
+          throw err;
+        }
         return qmp;
       } catch (err) {
         lastErr = err;
@@ -72,15 +97,33 @@ export class QmpClient {
         while ((nl = buf.indexOf("\n")) >= 0) {
           const line = buf.slice(0, nl).trim();
           buf = buf.slice(nl + 1);
-          if (line) this.#onMessage(JSON.parse(line) as Record<string, unknown>);
+          if (!line) continue;
+          // Read before close, parsed after: dropped and counted.
+          if (!this.#gate.admit()) continue;
+          let msg: Record<string, unknown>;
+          try {
+            msg = JSON.parse(line);
+          } catch {
+            this.badLines++;
+            continue;
+          }
+          if (typeof msg === "object" && msg !== null && !Array.isArray(msg)) this.#onMessage(msg);
+          else this.badLines++;
         }
       }
     } catch { /* connection dropped */ }
-    this.#closed = true;
-    for (const p of this.#pending.values()) {
-      p.reject(new InfraError("QMP connection closed (QEMU exited?)", "see qemu.log"));
-    }
+    this.#shut(new InfraError("QMP connection closed (QEMU exited?)", "see qemu.log"));
+  }
+
+  /** Shuts the gate and rejects what waits (commands, events). Runs once. */
+  #shut(err: InfraError): void {
+    this.#gate.close();
+    const pending = [...this.#pending.values()];
     this.#pending.clear();
+    for (const p of pending) p.reject(err);
+    const waiters = [...this.#eventWaiters];
+    this.#eventWaiters.clear();
+    for (const w of waiters) w(err);
   }
 
   #onMessage(msg: Record<string, unknown>): void {
@@ -88,7 +131,7 @@ export class QmpClient {
     if (typeof msg.event === "string") {
       const e = msg as unknown as QmpEvent;
       this.events.push(e);
-      for (const l of this.#listeners) l(e);
+      for (const l of [...this.#listeners]) this.#gate.call(l, e);
       return;
     }
     const id = String(msg.id ?? "");
@@ -107,20 +150,35 @@ export class QmpClient {
     return () => (this.#listeners = this.#listeners.filter((l) => l !== fn));
   }
 
-  /** Wait for an event named `name` (after now). */
+  /**
+   * Wait for an event named `name` (after now). Rejects with a TimeoutError after
+   * `timeoutMs`, or with an InfraError as soon as the session is closed or lost.
+   */
   waitEvent(name: string, timeoutMs: number, owner: string): Promise<QmpEvent> {
     return new Promise((resolve, reject) => {
+      if (this.#gate.closed) {
+        return reject(new InfraError(`${owner}: QMP connection closed`, "see qemu.log"));
+      }
+      const done = () => {
+        off();
+        clearTimeout(t);
+        this.#eventWaiters.delete(onShut);
+      };
+      const onShut = (err: Error) => {
+        done();
+        reject(new InfraError(`${owner}: ${err.message}`, "see qemu.log", { cause: err }));
+      };
       const off = this.onEvent((e) => {
         if (e.event === name) {
-          off();
-          clearTimeout(t);
+          done();
           resolve(e);
         }
       });
-      const t = setTimeout(() => {
-        off();
+      const t = this.#gate.timer(() => {
+        done();
         reject(new TimeoutError(owner, timeoutMs, `QEMU sent no ${name} event`));
       }, timeoutMs);
+      this.#eventWaiters.add(onShut);
     });
   }
 
@@ -130,29 +188,49 @@ export class QmpClient {
     args?: Record<string, unknown>,
     timeoutMs = 10_000,
   ): Promise<T> {
-    if (this.#closed) throw new InfraError("QMP connection closed", "power the target on again");
+    if (this.#gate.closed) {
+      throw new InfraError("QMP connection closed", "power the target on again");
+    }
     const id = String(this.#nextId++);
     const p = new Promise<unknown>((resolve, reject) => this.#pending.set(id, { resolve, reject }));
+    // Settled by the reply, a timeout or the close; awaited below only when the write worked.
+    p.catch(() => {});
     const msg = JSON.stringify({ execute: command, ...(args ? { arguments: args } : {}), id });
-    const w = this.#conn.writable.getWriter();
     try {
-      await w.write(new TextEncoder().encode(msg + "\n"));
-    } finally {
-      w.releaseLock();
+      const w = this.#conn.writable.getWriter();
+      try {
+        await w.write(new TextEncoder().encode(msg + "\n"));
+      } finally {
+        w.releaseLock();
+      }
+    } catch (err) {
+      this.#pending.delete(id);
+      throw new InfraError(
+        `QMP ${command}: cannot send (${(err as Error).message})`,
+        "QEMU closed its QMP socket; see qemu.log",
+        { cause: err },
+      );
     }
     return await withTimeout(p, timeoutMs, `QMP ${command}`) as T;
   }
 
   get closed(): boolean {
-    return this.#closed;
+    return this.#gate.closed;
   }
 
-  close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    try {
-      this.#conn.close();
-    } catch { /* closed */ }
+  /**
+   * Closes the session: shuts the gate (replies and events still arriving are dropped and
+   * counted), rejects pending commands and event waits, closes the socket and waits for the
+   * reader to end. Idempotent; never rejects.
+   */
+  async close(): Promise<void> {
+    if (!this.#gate.closed) {
+      this.#shut(new InfraError("QMP connection closed by rkhil", "power the target on again"));
+      try {
+        this.#conn.close();
+      } catch { /* closed */ }
+    }
+    await this.#loop;
   }
 }
 

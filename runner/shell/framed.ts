@@ -47,6 +47,7 @@
  */
 
 import { InfraError, TimeoutError, UserInputError } from "../errors.ts";
+import { CloseGate } from "../close_gate.ts";
 
 /** The byte duplex the shell sits on (same shape as the SSH shell channel and consoles). */
 export interface ByteDuplex {
@@ -239,6 +240,7 @@ export class FramedShell {
   #crlf = false;
   #lastRawOut = "";
   #pump: Promise<void>;
+  #gate = new CloseGate();
 
   private constructor(dev: ByteDuplex, opts: FramedShellOptions) {
     this.#dev = dev;
@@ -248,9 +250,8 @@ export class FramedShell {
     this.#splitter = new KernelLineSplitter((line) => {
       const t = performance.timeOrigin + performance.now();
       this.#kernelSink?.push(line);
-      try {
-        opts.onKernelLine?.(line, t);
-      } catch { /* a watcher's bug must not break the shell */ }
+      // A watcher's bug must not break the shell: caught and counted.
+      if (opts.onKernelLine) this.#gate.call(opts.onKernelLine, line, t);
     });
     this.#pump = this.#run();
   }
@@ -279,6 +280,8 @@ export class FramedShell {
       for (;;) {
         const chunk = await this.#dev.read();
         if (chunk === null) break;
+        // After close() the duplex may still hand over what it had: dropped and counted.
+        if (!this.#gate.admit()) continue;
         this.#lastRxAt = performance.now();
         this.#buf += this.#splitter.push(latin1(chunk));
         this.#wake?.();
@@ -296,6 +299,11 @@ export class FramedShell {
       );
     }
     this.#wake?.();
+  }
+
+  /** Chunks the duplex delivered after {@link close} (dropped, never parsed or handed on). */
+  get droppedAfterClose(): number {
+    return this.#gate.droppedAfterClose;
   }
 
   /** True while the shell is usable (not lost, not closed). */
@@ -559,10 +567,18 @@ export class FramedShell {
     );
   }
 
-  /** Stops reading; closes the duplex. */
+  /**
+   * Stops reading (later output and kernel lines are dropped and counted), closes the
+   * duplex and waits for the reader to end. Idempotent; never rejects.
+   */
   async close(): Promise<void> {
     this.#ended = true;
-    await this.#dev.close();
+    this.#gate.close();
+    try {
+      await this.#dev.close();
+    } catch (err) {
+      this.#gate.caught(err);
+    }
     await this.#pump;
   }
 }
