@@ -50,6 +50,8 @@ export class EventLogWriter {
   #now: () => number;
   /** Records written by this writer. */
   written = 0;
+  /** Records handed over after {@link close}: dropped (never written), counted, not thrown. */
+  droppedAfterClose = 0;
 
   private constructor(readonly path: string, file: Deno.FsFile, opts: EventLogWriterOptions) {
     this.#file = file;
@@ -83,7 +85,10 @@ export class EventLogWriter {
 
   #writeBytes(b: Uint8Array): void {
     const f = this.#file;
-    if (!f) throw new Error(`event log ${this.path} is closed`);
+    if (!f) {
+      this.droppedAfterClose++;
+      return;
+    }
     let o = 0;
     while (o < b.length) o += f.writeSync(b.subarray(o));
     if (this.#sync) f.syncDataSync();
@@ -91,6 +96,10 @@ export class EventLogWriter {
 
   /** Appends one record (stamped with `t` now when it has none) and flushes it. */
   write(record: DistributiveOmit<EventLogRecord, "v" | "t"> & { t?: number }): void {
+    if (!this.#file) {
+      this.droppedAfterClose++;
+      return;
+    }
     const full = { v: EVENT_LOG_VERSION, t: record.t ?? this.#now(), ...record };
     this.#writeBytes(enc.encode(JSON.stringify(full) + "\n"));
     this.written++;
@@ -112,7 +121,7 @@ export class EventLogWriter {
     this.write({ type: "note", note });
   }
 
-  /** Closes the file. Idempotent. */
+  /** Closes the file; later records are dropped and counted. Idempotent. */
   close(): void {
     const f = this.#file;
     this.#file = null;

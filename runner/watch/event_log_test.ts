@@ -48,7 +48,12 @@ Deno.test("watcher events and test boundaries are written as they happen", async
     assert.equal(evs[0].complete, true);
     assert.equal(evs[0].lines.length, lines.length - 1);
     assert.ok(all.records.every((r) => r.v === 1 && r.t === 5));
-    assert.throws(() => writer.note("closed"));
+    // After close: dropped and counted, never thrown (the close rule), and nothing written.
+    const size = (await Deno.stat(path)).size;
+    writer.note("closed");
+    assert.equal(writer.droppedAfterClose, 1);
+    assert.equal(writer.written, 5);
+    assert.equal((await Deno.stat(path)).size, size);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
