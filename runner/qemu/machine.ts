@@ -20,6 +20,7 @@ import type { ConsoleStream } from "../serial/port.ts";
 import { ConsoleRecorder, openQemuConsole } from "./console.ts";
 import { QmpClient } from "./qmp.ts";
 import { exists } from "../debian/cache.ts";
+import { ensureHostTool, hostCommand } from "../debian/host_tools.ts";
 
 /** Options of {@linkcode QemuMachine.launch}. */
 export interface QemuLaunchOptions {
@@ -75,6 +76,19 @@ export async function qmpSocketPath(runDir: string): Promise<{ path: string; tem
   if (new TextEncoder().encode(inRunDir).length <= MAX_SOCKET_PATH) return { path: inRunDir };
   const tempDir = await Deno.makeTempDir({ prefix: "rkhil-qmp-" });
   return { path: `${tempDir}/qmp.sock`, tempDir };
+}
+
+/**
+ * A value inside a QEMU option list (`-chardev socket,path=PATH,server=on`): QemuOpts splits
+ * at commas and reads `,,` as one literal comma, so commas are doubled. Without this a run
+ * directory named `a,b` cut the socket path at the comma and made the rest an option (option
+ * injection). Use it after an explicit `key=`: in an implied first value (`-qmp unix:PATH`) a
+ * `=` in the path is still misread. Plain path arguments (`-kernel`, `-initrd`, `-dtb`, `-pidfile`) are taken
+ * verbatim by QEMU and must not be escaped (checked on QEMU 7.2: `-kernel 'a,,b/k'` looks for
+ * a file named `a,,b/k`).
+ */
+export function qemuOptValue(value: string): string {
+  return value.replaceAll(",", ",,");
 }
 
 /** A free TCP port on 127.0.0.1 (the OS picks; small race until QEMU binds it). */
@@ -146,8 +160,12 @@ export class QemuMachine {
       "pty,id=con0",
       "-serial",
       "chardev:con0",
-      "-qmp",
-      `unix:${qmpPath},server=on,wait=off`,
+      // QMP on a UNIX socket. Not `-qmp unix:PATH`: that legacy form reads PATH as an implied
+      // first option, so a path with a `=` (even with its commas doubled) is a parse error.
+      "-chardev",
+      `socket,id=qmp0,path=${qemuOptValue(qmpPath)},server=on,wait=off`,
+      "-mon",
+      "chardev=qmp0,mode=control",
       "-netdev",
       `user,id=net0,hostfwd=tcp:127.0.0.1:${sshPort}-:22`,
       "-device",
@@ -160,12 +178,13 @@ export class QemuMachine {
     ];
     const qemu = opts.qemuBinary ?? "qemu-system-aarch64";
     await Deno.writeTextFile(`${opts.runDir}/qemu.cmdline`, [qemu, ...args].join(" ") + "\n");
-    const watchdog = new Deno.Command("sh", {
+    await ensureHostTool(qemu); // the watchdog script starts it ("$@"); setpriv it names
+    const watchdog = (await hostCommand("sh", {
       args: ["-c", WATCHDOG, "rkhil-qemu-watchdog", `${opts.runDir}/qemu.log`, qemu, ...args],
       stdin: "piped",
       stdout: "null",
       stderr: "null",
-    }).spawn();
+    })).spawn();
     // A QMP socket outside the run directory goes away with QEMU.
     if (qmpTempDir) {
       watchdog.status.finally(() => Deno.remove(qmpTempDir, { recursive: true }).catch(() => {}));
