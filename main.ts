@@ -28,6 +28,7 @@ import { renderPrediction } from "./runner/report/prediction_text.ts";
 import { renderReleaseReport } from "./runner/report/release_report.ts";
 import { dtbIommuNodes } from "./runner/dtb.ts";
 import { CliExit, qemuExec, qemuShell } from "./runner/target/cli.ts";
+import { Interrupt, INTERRUPT_EXIT } from "./runner/jobs/interrupt.ts";
 
 const WORKLOADS = ["mobilenet_v1", "yolov5s"];
 
@@ -100,12 +101,14 @@ export function cli(): Command {
     .action(
       async (o: { kernel: string[]; mem: string; predictBoard: string[]; runsDir: string }) => {
         const { DEFAULT_KERNELS, runMainJob } = await import("./runner/jobs/main_job.ts");
+        const interrupt = Interrupt.listen();
         const r = await runMainJob({
           kernels: o.kernel.length ? o.kernel : DEFAULT_KERNELS,
           memory: o.mem,
           predictBoards: o.predictBoard.length ? o.predictBoard : ["rock-3b-8g"],
           runsRoot: o.runsDir,
-        });
+          interrupt,
+        }).finally(() => interrupt.dispose());
         if (r.exitCode !== 0) throw new CliExit(r.exitCode);
       },
     );
@@ -121,15 +124,18 @@ export function cli(): Command {
     .option("--runs-dir <dir>", "where run directories go", "runs")
     .action(async (o: { kernel: string; mem: string; scenario: string[]; runsDir: string }) => {
       const { renderValidateRows, runValidate } = await import("./runner/jobs/validate.ts");
+      const interrupt = Interrupt.listen();
       const r = await runValidate({
         kernel: o.kernel,
         memory: o.mem,
         scenarios: o.scenario,
         runsRoot: o.runsDir,
+        interrupt,
         log: (l) => console.error(l),
-      });
+      }).finally(() => interrupt.dispose());
       console.log(renderValidateRows(r.rows));
       console.log(`results: ${r.dir}/results.jsonl`);
+      if (r.interrupted) throw new CliExit(INTERRUPT_EXIT);
       if (r.rows.some((x) => x.verdict !== "AGREE")) {
         throw new CliExit(1);
       }
@@ -140,17 +146,11 @@ export function cli(): Command {
       "Predict, per IOMMU instance, where page tables land and what happens " +
         "(OK, BUS_ERROR, PAGE_FAULT, WRONG_PAGE, PROBE_FAILED, UNCERTAIN, DISABLED)",
     )
-    .option("--board <id>", "board id (see `rkhil boards`); required without --all-boards")
-    .option(
+    .requiredOption("--board <id>", "board id (see `rkhil boards`)")
+    .requiredOption(
       "--kernel <release>",
-      "kernel release, e.g. 6.1, 6.12, 7.1 (see `rkhil releases`); required without --all-boards",
+      "kernel release, e.g. 6.1, 6.12, 7.1 (see `rkhil releases`)",
     )
-    .option(
-      "--all-boards",
-      "with --patch: the patch set's blast radius on every board file and release (narrow " +
-        "with --board, --kernel); --markdown or --json for those formats",
-    )
-    .option("--markdown", "with --all-boards: print Markdown")
     .option(
       "--dtb <file>",
       "read the IOMMU nodes from this device-tree blob instead of the board's",
@@ -167,10 +167,8 @@ export function cli(): Command {
     .option("--json", "print the prediction as JSON (schema in README)")
     .option("--explain", "list the facts behind every explanation step, with their sources")
     .action(async (o: {
-      board?: string;
-      kernel?: string;
-      allBoards?: boolean;
-      markdown?: boolean;
+      board: string;
+      kernel: string;
       dtb?: string;
       patch: string[];
       bootargs: string;
@@ -179,28 +177,6 @@ export function cli(): Command {
       json?: boolean;
       explain?: boolean;
     }) => {
-      if (o.allBoards) {
-        const { blastOfPatchSets } = await import("./runner/blast.ts");
-        const { renderBlastReport } = await import("./runner/report/blast_report.ts");
-        const r = await blastOfPatchSets(o.patch, {
-          boards: o.board ? [o.board] : undefined,
-          kernels: o.kernel ? [o.kernel] : undefined,
-          boardsDirs: o.boardsDir,
-          bootargs: o.bootargs,
-        });
-        console.log(
-          o.json ? JSON.stringify(r, null, 2) : renderBlastReport(r, { markdown: o.markdown }),
-        );
-        return;
-      }
-      if (!o.board || !o.kernel) {
-        throw new UserInputError(
-          `predict needs --board and --kernel (missing: ${
-            [o.board ? "" : "--board", o.kernel ? "" : "--kernel"].filter(Boolean).join(", ")
-          })`,
-          "e.g. rkhil predict --board rock-3b-8g --kernel 6.12, or --patch NAME --all-boards",
-        );
-      }
       const loaded = await findBoard(o.board, o.boardsDir);
       const board = boardFacts(loaded.board, loaded.path);
       let devicetree = o.dtb ? (await dtbIommuNodes(o.dtb, board.soc)).nodes : undefined;
@@ -273,40 +249,6 @@ export function cli(): Command {
       );
     });
 
-  program.command("blast-radius")
-    .description(
-      "What a patch (rockchip-iommu.c and/or Rockchip device trees; format-patch mail, mailbox " +
-        "or a quoted reply) changes on every board file x release x IOMMU: outcome before -> " +
-        "after (FIXED, BROKEN, CONSTRAINED, RELAXED, CHANGED) and every changed fact",
-    )
-    .argument("<patch...>", "patch files, applied in order as one series")
-    .option("--board <id>", "only this board (repeatable; default: every board file)", collect, [])
-    .option("--kernel <release>", "only this release (repeatable; default: all)", collect, [])
-    .option("--bootargs <cmdline>", "kernel command line", "")
-    .option("--boards-dir <dir>", "extra directory of board files (searched first)", collect, [])
-    .option("--markdown", "print Markdown")
-    .option("--json", "print JSON (schema in README)")
-    .action(async (patches: string[], o: {
-      board: string[];
-      kernel: string[];
-      bootargs: string;
-      boardsDir: string[];
-      markdown?: boolean;
-      json?: boolean;
-    }) => {
-      const { blastOfPatchFiles } = await import("./runner/blast.ts");
-      const { renderBlastReport } = await import("./runner/report/blast_report.ts");
-      const r = await blastOfPatchFiles(patches, {
-        boards: o.board,
-        kernels: o.kernel,
-        boardsDirs: o.boardsDir,
-        bootargs: o.bootargs,
-      });
-      console.log(
-        o.json ? JSON.stringify(r, null, 2) : renderBlastReport(r, { markdown: o.markdown }),
-      );
-    });
-
   program.command("boards")
     .description("List the board definitions")
     .option("--boards-dir <dir>", "a directory of board files to list instead of the built-in ones")
@@ -329,8 +271,20 @@ export function cli(): Command {
     .option("--runs-dir <dir>", "where run directories go", "runs")
     .action(async (o: { kernel: string; mem: string; json?: boolean; runsDir: string }) => {
       const { factsCommand } = await import("./runner/introspect/facts_cmd.ts");
-      const code = await factsCommand(o);
+      const interrupt = Interrupt.listen();
+      const code = await factsCommand({ ...o, interrupt }).finally(() => interrupt.dispose());
       if (code !== 0) throw new CliExit(code);
+    });
+
+  program.command("report")
+    .description(
+      "Rewrite RUN_DIR/report.md from RUN_DIR/results.jsonl and print it (also after a kill: " +
+        "a torn last line is skipped and reported)",
+    )
+    .argument("<run-dir>", "a run directory (rkhil run prints it)")
+    .action(async (runDir: string) => {
+      const { writeRunReport } = await import("./runner/report/run_report.ts");
+      console.log(await writeRunReport(runDir));
     });
 
   program.command("releases")

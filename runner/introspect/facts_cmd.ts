@@ -15,13 +15,17 @@ import {
   type DriverIntrospection,
   introspectDriver,
 } from "./driver.ts";
-import { withGuest } from "../jobs/guest.ts";
+import { bootGuest, type Guest } from "../jobs/guest.ts";
+import { type Interrupt, INTERRUPT_EXIT, InterruptedError } from "../jobs/interrupt.ts";
+import { QemuTarget } from "../qemu/target.ts";
 
 /** Options of {@link runFacts}. */
 export interface FactsOptions {
   kernel: string;
   memory?: string;
   runsRoot?: string;
+  /** SIGINT/SIGTERM: stop at once, power the guest off, throw an `InterruptedError`. */
+  interrupt?: Interrupt;
   log?: (line: string) => void;
 }
 
@@ -38,42 +42,82 @@ export interface FactsResult {
   comparison?: DriverComparison;
   /** Why there is no comparison. */
   comparisonSkipped?: string;
+  /**
+   * The target was lost while the facts were read (QEMU gone, console gone, SSH lost): what
+   * was read is incomplete and nothing after it ran (MISS).
+   */
+  lost?: string;
+  /** The kernel crashed while the facts were read: its first line (FAIL). */
+  crash?: string;
 }
 
-/** Boot, collect, introspect, compare. */
+/**
+ * Boot, collect, introspect, compare. A kernel fault or a lost target stops it with `crash`
+ * or `lost` set (and `facts.json` written); the guest is always powered off.
+ *
+ * @throws {InterruptedError} on SIGINT/SIGTERM (through `opts.interrupt`), after the guest is
+ * powered off.
+ */
 export async function runFacts(opts: FactsOptions): Promise<FactsResult> {
   const runDir = RunStore.newDir(
     opts.runsRoot ?? "runs",
     `facts-${opts.kernel.replace(/[^a-z0-9.+-]/gi, "_")}`,
   );
   await Deno.mkdir(runDir, { recursive: true });
-  return await withGuest(
-    { kernel: opts.kernel, runDir, memory: opts.memory, log: opts.log },
-    async (g) => {
-      opts.log?.("collecting kernel facts");
-      const facts = await collectKernelFacts(g.run, { target: `qemu ${g.release}` });
-      const out: FactsResult = { kernel: opts.kernel, release: g.release, runDir, facts };
-      opts.log?.("introspecting the rockchip-iommu driver");
-      try {
-        out.driver = await introspectDriver(g.run, { log: (l) => opts.log?.(`  ${l}`) });
-      } catch (e) {
-        if (!(e instanceof RkhilError)) throw e;
-        out.driverError = { message: e.message, hint: e.hint };
-        await Deno.writeTextFile(`${runDir}/facts.json`, JSON.stringify(out, null, 2));
-        return out;
-      }
-      const rel = parseRelease(g.release);
-      if (!rel || !isKnownRelease(rel)) {
-        out.comparisonSkipped =
-          `release ${g.release} is not in the knowledge base (${RELEASES[0]}` +
-          `…${RELEASES[RELEASES.length - 1]})`;
-      } else {
-        out.comparison = compareDriverWithKb(out.driver, mainlineFacts(rel));
-      }
-      await Deno.writeTextFile(`${runDir}/facts.json`, JSON.stringify(out, null, 2));
-      return out;
-    },
-  );
+  const it = opts.interrupt;
+  const race = <T>(p: Promise<T>) => it ? it.race(p) : p;
+  const save = async (out: FactsResult) => {
+    await Deno.writeTextFile(`${runDir}/facts.json`, JSON.stringify(out, null, 2));
+    return out;
+  };
+  it?.check();
+  const booting = bootGuest({ kernel: opts.kernel, runDir, memory: opts.memory, log: opts.log });
+  let g: Guest | undefined;
+  try {
+    g = await race(booting);
+    const guest = g;
+    /** A fault or a lost target since `faultsBefore`: recorded in `out`, true if so. */
+    const stopped = (out: FactsResult, faultsBefore: number) => {
+      const f = guest.faults[faultsBefore];
+      if (f) out.crash = `kernel ${f.kind}: ${f.reason}`;
+      else out.lost = guest.lost();
+      return !!(out.crash || out.lost);
+    };
+    opts.log?.("collecting kernel facts");
+    let faults = guest.faults.length;
+    const facts = await race(collectKernelFacts(guest.run, { target: `qemu ${guest.release}` }));
+    const out: FactsResult = { kernel: opts.kernel, release: guest.release, runDir, facts };
+    if (stopped(out, faults)) return await save(out);
+    opts.log?.("introspecting the rockchip-iommu driver");
+    faults = guest.faults.length;
+    try {
+      out.driver = await race(
+        introspectDriver(guest.run, { log: (l) => opts.log?.(`  ${l}`) }),
+      );
+    } catch (e) {
+      if (e instanceof InterruptedError) throw e;
+      if (stopped(out, faults)) return await save(out);
+      if (!(e instanceof RkhilError)) throw e;
+      out.driverError = { message: e.message, hint: e.hint };
+      return await save(out);
+    }
+    if (stopped(out, faults)) return await save(out);
+    const rel = parseRelease(guest.release);
+    if (!rel || !isKnownRelease(rel)) {
+      out.comparisonSkipped =
+        `release ${guest.release} is not in the knowledge base (${RELEASES[0]}` +
+        `…${RELEASES[RELEASES.length - 1]})`;
+    } else {
+      out.comparison = compareDriverWithKb(out.driver, mainlineFacts(rel));
+    }
+    return await save(out);
+  } catch (err) {
+    if (err instanceof InterruptedError) await QemuTarget.powerOffAll();
+    throw err;
+  } finally {
+    if (g) await g.close();
+    else booting.then((x) => x.close(), () => {});
+  }
 }
 
 const mib = (bytes: number) => `${(bytes / 1048576).toFixed(0)} MiB`;
@@ -85,6 +129,8 @@ export function renderFacts(r: FactsResult): string {
   const o: string[] = [];
   o.push(`kernel ${r.kernel}: ${r.release}`);
   o.push(`  run directory: ${r.runDir}`);
+  if (r.crash) o.push(`  FAIL: the kernel crashed while its facts were read: ${r.crash}`);
+  if (r.lost) o.push(`  MISS: the target was lost while its facts were read: ${r.lost}`);
   o.push("");
   o.push("Kernel facts (measured)");
   if (f.cmdline) o.push(`  cmdline:  ${f.cmdline.value.raw}`);
@@ -152,6 +198,10 @@ export function renderFacts(r: FactsResult): string {
   }
   o.push("");
   o.push("rockchip-iommu driver (measured from BTF, kallsyms, /proc/kcore)");
+  if (!r.driver && (r.crash || r.lost)) {
+    o.push("  not introspected: the facts above are incomplete");
+    return o.join("\n");
+  }
   if (r.driverError) {
     o.push(`  not introspected: ${r.driverError.message}`);
     if (r.driverError.hint) o.push(`  what to do: ${r.driverError.hint}`);
@@ -219,17 +269,37 @@ export function renderFacts(r: FactsResult): string {
   return o.join("\n");
 }
 
-/** For `main.ts`: run and print; returns the exit status. */
+/**
+ * For `main.ts`: run and print; returns the exit status: 0 the driver matches the knowledge
+ * base, 1 it differs or cannot be read, 3 the target was lost (MISS), 4 the kernel crashed
+ * (FAIL), 130 interrupted by SIGINT or SIGTERM.
+ */
 export async function factsCommand(
-  opts: { kernel: string; mem: string; json?: boolean; runsDir: string },
+  opts: { kernel: string; mem: string; json?: boolean; runsDir: string; interrupt?: Interrupt },
 ): Promise<number> {
-  const r = await runFacts({
-    kernel: opts.kernel,
-    memory: opts.mem,
-    runsRoot: opts.runsDir,
-    log: opts.json ? undefined : (l) => console.error(`rkhil facts: ${l}`),
-  });
+  let r: FactsResult;
+  try {
+    r = await runFacts({
+      kernel: opts.kernel,
+      memory: opts.mem,
+      runsRoot: opts.runsDir,
+      interrupt: opts.interrupt,
+      log: opts.json ? undefined : (l) => console.error(`rkhil facts: ${l}`),
+    });
+  } catch (err) {
+    if (!(err instanceof InterruptedError)) throw err;
+    console.error(`rkhil facts: ${err.message}: the guest is powered off, nothing was compared`);
+    return INTERRUPT_EXIT;
+  }
   console.log(opts.json ? JSON.stringify(r, null, 2) : renderFacts(r));
+  if (r.crash) {
+    console.error(`rkhil facts: FAIL: the kernel crashed: ${r.crash} (console log in ${r.runDir})`);
+    return 4;
+  }
+  if (r.lost) {
+    console.error(`rkhil facts: MISS: the target was lost: ${r.lost} (logs in ${r.runDir})`);
+    return 3;
+  }
   if (r.driverError) {
     console.error(describeError(new RkhilError(r.driverError.message, r.driverError.hint ?? "")));
     return 1;

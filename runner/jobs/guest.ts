@@ -24,6 +24,11 @@ export interface Guest {
   bootSeconds: { shell?: number; ssh?: number };
   /** Fatal kernel events (panic, Oops, BUG, SError) the console watchers saw since boot. */
   faults: readonly KernelFault[];
+  /**
+   * Why the target is gone, if it is: QEMU exited, the console closed, or the SSH connection
+   * was lost. A step that ran while the target went away did not run (MISS), whatever it saw.
+   */
+  lost(): string | undefined;
   /** Power off and close; never throws. */
   close(): Promise<void>;
 }
@@ -80,6 +85,15 @@ export async function bootGuest(opts: GuestOptions): Promise<Guest> {
       run: (cmd, o) => session.exec(cmd, { timeoutMs: o.timeoutMs }),
       bootSeconds: { shell: times.shell, ssh: times.ssh },
       faults: watching.faults,
+      lost() {
+        const m = target.machine;
+        if (!m || m.exited) {
+          return `QEMU exited${m?.exitCode !== undefined ? ` (status ${m.exitCode})` : ""}`;
+        }
+        if (m.console.ended) return "the console is gone";
+        if (!session.connected) return "SSH connection lost";
+        return undefined;
+      },
       async close() {
         await session.close().catch(() => {});
         await watching.close().catch(() => {});

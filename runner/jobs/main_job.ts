@@ -3,8 +3,16 @@
  * QEMU aarch64 guest with 8 GiB, like a ROCK 3B 8 GB) on the real Debian kernel, reach it over
  * SSH with a pinned host key (one `boot` result), read the kernel's facts, hold the oracle's memory model against
  * them, and say what that kernel release's driver does on the boards the oracle knows. Every
- * step is a result in `runs/<id>/results.jsonl`, written as it happens; the run ends with a
- * per-release report (`report.md`) and a terminal summary.
+ * step is a result in the run's one store, `runs/<id>/results.jsonl` (the probe validation's
+ * too), written as it happens; the run ends with a per-release report (`report.md`, rendered
+ * from that record) and a terminal summary.
+ *
+ * Classes: a kernel fault while a step runs is a FAIL of that step; a target lost while a step
+ * runs (QEMU gone, console gone, SSH lost) is a MISS of it, whatever the step saw; after either,
+ * every later step of that kernel is MISS "not run: ..." with the reason. A kernel that panics
+ * while booting is a `boot` FAIL with the panic's first line. SIGINT/SIGTERM (through
+ * {@linkcode MainJobOptions.interrupt}) records the running step MISS "interrupted", powers the
+ * targets off and still writes the report.
  *
  * @module
  */
@@ -23,10 +31,17 @@ import {
   type KernelFacts,
   predictMemory,
 } from "../facts/collect.ts";
-import type { QemuTarget } from "../qemu/target.ts";
+import { QemuTarget } from "../qemu/target.ts";
+import { renderRunReport } from "../report/run_report.ts";
 import { parseResults, RunStore, tally, type TestResult } from "../results/store.ts";
 import { bootGuest, type Guest } from "./guest.ts";
-import { runValidate } from "./validate.ts";
+import {
+  type Interrupt,
+  INTERRUPT_EXIT,
+  InterruptedError,
+  type InterruptSignal,
+} from "./interrupt.ts";
+import { runValidate, SCENARIOS } from "./validate.ts";
 
 /** The kernels the main job runs by default: 6.1, 6.12 and 7.x from Debian. */
 export const DEFAULT_KERNELS: readonly string[] = [
@@ -40,106 +55,159 @@ export interface MainJobOptions {
   kernels: readonly string[];
   /** Guest memory (QEMU syntax), default 8G. */
   memory?: string;
+  /** Extra kernel command line for every guest of the job (e.g. `swiotlb=force`). */
+  append?: string;
   /** Boards whose outcome each release's driver is predicted for. */
   predictBoards: readonly string[];
   /** Root of run directories (default `runs`). */
   runsRoot?: string;
   /** Run the probe-module validation scenarios (default true). */
   validate?: boolean;
+  /** SIGINT/SIGTERM: the step that runs is recorded MISS "interrupted" and the job stops. */
+  interrupt?: Interrupt;
   /** Progress lines. */
   log?: (line: string) => void;
-}
-
-/** What one kernel gave, for the report. */
-interface KernelRow {
-  spec: string;
-  release?: string;
-  bootSeconds?: number;
-  facts?: string;
-  memory?: string;
-  /** Probe validation: "8/8 agree", or the verdict that stopped it. */
-  validate?: string;
-  /** Introspected driver against the knowledge base. */
-  driver?: string;
-  /** Per predicted board: outcome per IOMMU unit with the board file's device tree. */
-  outcomes: Record<string, Record<string, Outcome>>;
-  /** The same with the device tree the kernel package ships for that board, if any. */
-  dtbOutcomes: Record<string, Record<string, Outcome>>;
 }
 
 /** Result of the main job. */
 export interface MainJobResult {
   dir: string;
   results: TestResult[];
-  /** 0 when nothing failed, errored or went missing. */
+  /** 0 when nothing failed, errored or went missing; 130 when interrupted. */
   exitCode: number;
+  /** The signal that stopped the job, if one did. */
+  interrupted?: InterruptSignal;
 }
 
-/** Run the main job. */
+/**
+ * Run the main job. Every step is recorded in the run's one store (`results.jsonl`, validation
+ * scenarios included) as it ends; `report.md` is rendered from that record at the end, also
+ * when the job is interrupted (then every target is powered off first).
+ */
 export async function runMainJob(opts: MainJobOptions): Promise<MainJobResult> {
   const log = opts.log ?? ((l: string) => console.log(l));
   const dir = RunStore.newDir(opts.runsRoot ?? "runs", "main");
   const store = await RunStore.open(dir);
   log(`rkhil run: results in ${dir}`);
-  const rows: KernelRow[] = [];
+  let interrupted: InterruptSignal | undefined;
   try {
-    for (const spec of opts.kernels) rows.push(await runKernel(spec, opts, store, dir, log));
+    for (const spec of opts.kernels) await runKernel(spec, opts, store, dir, log);
+  } catch (err) {
+    if (!(err instanceof InterruptedError)) throw err;
+    interrupted = err.signal;
+    log(`\ninterrupted (${err.signal}): powering the targets off`);
+    await QemuTarget.powerOffAll();
   } finally {
     store.close();
   }
-  const { results } = parseResults(await Deno.readTextFile(`${dir}/results.jsonl`));
-  const report = renderReport(rows, results, opts);
-  await Deno.writeTextFile(`${dir}/report.md`, report);
-  const t = tally(results);
+  const record = parseResults(await Deno.readTextFile(`${dir}/results.jsonl`));
+  const report = renderRunReport(record);
+  await Deno.writeTextFile(`${dir}/report.md`, report + "\n");
+  const t = tally(record.results);
   log("");
   log(report);
   log(
     `${t.PASS} PASS, ${t.DONE} DONE, ${t.FAIL} FAIL, ${t.ERROR} ERROR, ${t.MISS} MISS, ` +
       `${t.SKIP} SKIP — report: ${dir}/report.md`,
   );
-  return { dir, results, exitCode: t.FAIL + t.ERROR + t.MISS > 0 ? 1 : 0 };
+  return {
+    dir,
+    results: record.results,
+    exitCode: interrupted ? INTERRUPT_EXIT : t.FAIL + t.ERROR + t.MISS > 0 ? 1 : 0,
+    interrupted,
+  };
 }
 
-type Step = (
-  row: KernelRow,
-) => Promise<Omit<TestResult, "test" | "target" | "kernel" | "startedAt" | "durationMs">>;
+type StepOutcome = Omit<TestResult, "test" | "target" | "kernel" | "startedAt" | "durationMs">;
 
+/** One kernel's steps: where they are recorded, and why the later ones cannot run. */
+interface KernelRun {
+  spec: string;
+  store: RunStore;
+  log: (l: string) => void;
+  interrupt?: Interrupt;
+  guest?: Guest;
+  /** Set when the target was lost or the kernel crashed: every later step is MISS with it. */
+  stopped?: string;
+}
+
+const TARGET = "qemu-virt-8g";
+
+async function record(k: KernelRun, result: TestResult): Promise<void> {
+  await k.store.record(result);
+  k.log(
+    `  ${result.verdict.padEnd(5)} ${result.test}${
+      result.reason ? `: ${result.reason.split("\n")[0]}` : ""
+    }`,
+  );
+}
+
+/** A step that was not run because an earlier one lost the target or crashed the kernel. */
+async function notRun(k: KernelRun, test: string): Promise<void> {
+  await record(k, {
+    test,
+    target: TARGET,
+    kernel: k.spec,
+    verdict: "MISS",
+    reason: `not run: ${k.stopped}`,
+    startedAt: new Date().toISOString(),
+    durationMs: 0,
+  });
+}
+
+/**
+ * Run one step and record it. A kernel fault seen while it ran makes it FAIL; a target lost
+ * while it ran (QEMU gone, console gone, SSH lost) makes it MISS whatever it returned; either
+ * way every later step of the kernel is MISS. An interrupt records it MISS "interrupted" and
+ * throws the {@linkcode InterruptedError} on.
+ */
 async function step(
-  store: RunStore,
-  log: (l: string) => void,
+  k: KernelRun,
   test: string,
-  kernel: string,
-  row: KernelRow,
-  fn: Step,
-  guest?: Guest,
+  fn: () => Promise<StepOutcome>,
 ): Promise<TestResult> {
+  if (k.stopped && !k.interrupt?.signal) {
+    await notRun(k, test);
+    return { test, target: TARGET, kernel: k.spec, verdict: "MISS", startedAt: "", durationMs: 0 };
+  }
   const startedAt = new Date().toISOString();
   const t0 = performance.now();
+  const guest = k.guest;
   const faultsBefore = guest?.faults.length ?? 0;
-  let r: Omit<TestResult, "test" | "target" | "kernel" | "startedAt" | "durationMs">;
+  let r: StepOutcome;
+  let stop: InterruptedError | undefined;
   try {
-    r = await fn(row);
+    // An interrupt that came before the step started ends it before it does anything.
+    k.interrupt?.check();
+    r = await (k.interrupt ? k.interrupt.race(fn()) : fn());
   } catch (err) {
+    if (err instanceof InterruptedError) stop = err;
     const verdict: Verdict = err instanceof RkhilError ? err.verdict : "ERROR";
     r = { verdict, reason: describeError(err).replace(/^error: /, "") };
   }
-  // A kernel crash while the step ran is the kernel's failure, whatever the step saw.
-  const fault = guest?.faults[faultsBefore];
-  if (fault) r = { ...r, verdict: "FAIL", reason: `kernel ${fault.kind}: ${fault.reason}` };
+  if (!stop && guest) {
+    // A kernel crash while the step ran is the kernel's failure, whatever the step saw.
+    const fault = guest.faults[faultsBefore];
+    const lost = fault ? undefined : guest.lost();
+    if (fault) {
+      r = { ...r, verdict: "FAIL", reason: `kernel ${fault.kind}: ${fault.reason}` };
+      k.stopped = `the kernel crashed in ${test} (${fault.kind}: ${fault.reason})`;
+    } else if (lost) {
+      const saw = r.verdict === "PASS" || !r.reason ? "" : ` (the step saw: ${r.reason})`;
+      r = { ...r, verdict: "MISS", reason: `target lost: ${lost}${saw}` };
+      k.stopped = `target lost in ${test} (${lost})`;
+    }
+  }
   const result: TestResult = {
     test,
-    target: "qemu-virt-8g",
-    kernel,
+    target: TARGET,
+    kernel: k.spec,
     startedAt,
     durationMs: Math.round(performance.now() - t0),
     ...r,
   };
-  await store.record(result);
-  log(
-    `  ${result.verdict.padEnd(5)} ${test}${
-      result.reason ? `: ${result.reason.split("\n")[0]}` : ""
-    }`,
-  );
+  await record(k, result);
+  if (stop) throw stop;
   return result;
 }
 
@@ -149,70 +217,64 @@ async function runKernel(
   store: RunStore,
   dir: string,
   log: (l: string) => void,
-): Promise<KernelRow> {
-  const row: KernelRow = { spec, outcomes: {}, dtbOutcomes: {} };
+): Promise<void> {
+  const k: KernelRun = { spec, store, log, interrupt: opts.interrupt };
   log(`\n${spec}`);
-  const booted = await runOnGuest(spec, row, opts, store, dir, log);
-  if (booted && opts.validate !== false) await runValidation(spec, row, opts, store, dir, log);
-  return row;
+  const booted = await runOnGuest(k, opts, dir);
+  if (booted && opts.validate !== false) await runValidation(k, opts, dir);
 }
 
-/** The probe scenarios of `rkhil validate`, each a result of the main job too. */
-async function runValidation(
-  spec: string,
-  row: KernelRow,
-  opts: MainJobOptions,
-  store: RunStore,
-  dir: string,
-  log: (l: string) => void,
-): Promise<void> {
+/** The probe scenarios of `rkhil validate`, recorded in the run's own store as they end. */
+async function runValidation(k: KernelRun, opts: MainJobOptions, dir: string): Promise<void> {
+  if (k.stopped && !k.interrupt?.signal) {
+    for (const s of SCENARIOS) await notRun(k, `validate/${s.name}`);
+    return;
+  }
   try {
     const v = await runValidate({
-      kernel: spec,
+      kernel: k.spec,
       memory: opts.memory,
-      runsRoot: `${dir}/${spec.replace(/[^a-z0-9.+-]/gi, "_")}`,
+      store: k.store,
+      runDir: `${dir}/${kernelDirName(k.spec)}/validate`,
+      interrupt: k.interrupt,
+      onResult: (r) =>
+        k.log(
+          `  ${r.verdict.padEnd(5)} ${r.test}${r.reason ? `: ${r.reason.split("\n")[0]}` : ""}`,
+        ),
       log: () => {},
     });
-    const { results } = parseResults(await Deno.readTextFile(`${v.dir}/results.jsonl`));
-    for (const r of results) {
-      await store.record(r);
-      log(`  ${r.verdict.padEnd(5)} ${r.test}${r.reason ? `: ${r.reason}` : ""}`);
-    }
-    const agree = v.rows.filter((r) => r.verdict === "AGREE").length;
-    row.validate = `${agree}/${v.rows.length} agree`;
+    if (v.interrupted) throw new InterruptedError(v.interrupted);
   } catch (err) {
-    const r: TestResult = {
+    if (err instanceof InterruptedError) throw err;
+    await record(k, {
       test: "validate",
-      target: "qemu-virt-8g",
-      kernel: spec,
+      target: TARGET,
+      kernel: k.spec,
       verdict: err instanceof RkhilError ? err.verdict : "ERROR",
       reason: describeError(err).replace(/^error: /, ""),
       startedAt: new Date().toISOString(),
       durationMs: 0,
-    };
-    await store.record(r);
-    log(`  ${r.verdict.padEnd(5)} validate: ${r.reason}`);
-    row.validate = r.verdict;
+    });
   }
 }
 
+function kernelDirName(spec: string): string {
+  return spec.replace(/[^a-z0-9.+-]/gi, "_");
+}
+
 /** Boot, SSH, facts, the memory model and the predictions on one guest; false if no boot. */
-async function runOnGuest(
-  spec: string,
-  row: KernelRow,
-  opts: MainJobOptions,
-  store: RunStore,
-  dir: string,
-  log: (l: string) => void,
-): Promise<boolean> {
-  const kernelDir = `${dir}/${spec.replace(/[^a-z0-9.+-]/gi, "_")}`;
-  let guest: Guest | undefined;
+async function runOnGuest(k: KernelRun, opts: MainJobOptions, dir: string): Promise<boolean> {
+  const spec = k.spec;
+  const kernelDir = `${dir}/${kernelDirName(spec)}`;
+  const memory = opts.memory ?? "8G";
   let facts: KernelFacts | undefined;
+  // A guest whose boot the interrupt overtook is still powered off (QemuTarget.powerOffAll).
+  let booting: Promise<Guest> | undefined;
   try {
-    const boot = await step(store, log, "boot", spec, row, async () => {
-      guest = await bootGuest({ kernel: spec, runDir: kernelDir, memory: opts.memory });
-      row.release = guest.target.kernel.release;
-      row.bootSeconds = guest.bootSeconds.ssh ?? guest.bootSeconds.shell;
+    const boot = await step(k, "boot", async () => {
+      booting = bootGuest({ kernel: spec, runDir: kernelDir, memory, append: opts.append });
+      const guest = await booting;
+      k.guest = guest;
       return {
         verdict: "PASS",
         measurements: [
@@ -220,26 +282,27 @@ async function runOnGuest(
           { name: "boot to ssh", value: guest.bootSeconds.ssh ?? NaN, unit: "s" },
           { name: "ssh connect", value: guest.ssh.connectMs, unit: "ms" },
         ],
-        details: { release: guest.target.kernel.release },
+        details: {
+          release: guest.target.kernel.release,
+          memory,
+          ...(opts.append ? { append: opts.append } : {}),
+        },
       };
     });
-    if (boot.verdict !== "PASS" || !guest) return false;
-    const t = guest.target;
-    const g = guest;
+    if (boot.verdict !== "PASS" || !k.guest) return false;
+    const g = k.guest;
+    const t = g.target;
 
-    await step(store, log, "facts", spec, row, async () => {
-      facts = await collectKernelFacts(
-        g.run,
-        { target: `qemu ${t.kernel.release}` },
-      );
+    await step(k, "facts", async () => {
+      facts = await collectKernelFacts(g.run, { target: `qemu ${t.kernel.release}` });
       const have = Object.entries(facts).filter(([k, v]) =>
         v && typeof v === "object" && "provenance" in v && k
       ).length;
-      row.facts = `${have} facts, ${facts.missing.length} missing`;
       return {
         verdict: facts.release ? "PASS" : "ERROR",
         reason: facts.release ? undefined : "the kernel release could not be read",
         details: {
+          summary: `${have} facts, ${facts.missing.length} missing`,
           missing: facts.missing,
           problems: facts.problems,
           zones: facts.zones?.value,
@@ -247,9 +310,9 @@ async function runOnGuest(
           cmdline: facts.cmdline?.value.raw,
         },
       };
-    }, g);
+    });
 
-    await step(store, log, "oracle/driver", spec, row, async () => {
+    await step(k, "oracle/driver", async () => {
       const rel = parseRelease(t.kernel.release);
       if (!rel || !isKnownRelease(rel)) {
         return {
@@ -259,9 +322,6 @@ async function runOnGuest(
       }
       const intro = await introspectDriver(g.run);
       const c = compareDriverWithKb(intro, mainlineFacts(rel));
-      row.driver = c.findings.length
-        ? `DISAGREE: ${c.findings.map((f) => f.fact).join(", ")}`
-        : `agree (${c.agreed.length} facts)`;
       return {
         verdict: c.findings.length ? "FAIL" : "PASS",
         reason: c.findings.length
@@ -274,21 +334,27 @@ async function runOnGuest(
             ).join("; ")
           }`
           : undefined,
-        details: { agreed: c.agreed, findings: c.findings },
+        details: {
+          summary: c.findings.length
+            ? `DISAGREE: ${c.findings.map((f) => f.fact).join(", ")}`
+            : `agree (${c.agreed.length} facts)`,
+          agreed: c.agreed,
+          findings: c.findings,
+        },
       };
-    }, g);
+    });
 
-    await step(store, log, "oracle/memory", spec, row, () => {
+    await step(k, "oracle/memory", () => {
       if (!facts) throw new InfraError("no kernel facts", "see the facts result");
       const p = predictMemory(facts);
       if (!p.ok) {
-        row.memory = "inconclusive";
-        return Promise.resolve({ verdict: "SKIP" as const, reason: p.reason });
+        return Promise.resolve({
+          verdict: "SKIP" as const,
+          reason: p.reason,
+          details: { summary: "inconclusive" },
+        });
       }
       const c = compareWithModel(facts, p.summary);
-      row.memory = c.findings.length
-        ? `DISAGREE: ${c.findings.map((f) => f.fact).join(", ")}`
-        : `agree (${c.agreed.length} facts)`;
       return Promise.resolve({
         verdict: c.findings.length ? "FAIL" as const : "PASS" as const,
         reason: c.findings.length
@@ -299,12 +365,18 @@ async function runOnGuest(
             ).join("; ")
           }`
           : undefined,
-        details: { ...c, assumptions: p.assumptions },
+        details: {
+          summary: c.findings.length
+            ? `DISAGREE: ${c.findings.map((f) => f.fact).join(", ")}`
+            : `agree (${c.agreed.length} facts)`,
+          ...c,
+          assumptions: p.assumptions,
+        },
       });
-    }, g);
+    });
 
     for (const boardId of opts.predictBoards) {
-      await step(store, log, `oracle/predict ${boardId}`, spec, row, async () => {
+      await step(k, `oracle/predict ${boardId}`, async () => {
         const rel = parseRelease(t.kernel.release);
         if (!rel || !isKnownRelease(rel)) {
           return {
@@ -315,29 +387,26 @@ async function runOnGuest(
         const loaded = await findBoard(boardId);
         const board = boardFacts(loaded.board, loaded.path);
         const p = predict(buildScenario({ board, kernel: releaseKey(rel) }));
-        row.outcomes[boardId] = Object.fromEntries(p.instances.map((i) => [i.unit, i.outcome]));
+        const outcomes = Object.fromEntries(p.instances.map((i) => [i.unit, i.outcome]));
         // The same release's own device tree for that board, when the package ships one.
         const dtb = await kernelDtbFor(t, loaded.board.name, board.soc);
+        let dtbOutcomes: Record<string, Outcome> | undefined;
         if (dtb) {
           const nodes = (await dtbIommuNodes(dtb, board.soc)).nodes;
           const pd = predict(buildScenario({ board, kernel: releaseKey(rel), devicetree: nodes }));
-          row.dtbOutcomes[boardId] = Object.fromEntries(
-            pd.instances.map((i) => [i.unit, i.outcome]),
-          );
+          dtbOutcomes = Object.fromEntries(pd.instances.map((i) => [i.unit, i.outcome]));
         }
         return {
           verdict: "DONE",
-          details: {
-            release: releaseKey(rel),
-            outcomes: row.outcomes[boardId],
-            dtb,
-            dtbOutcomes: row.dtbOutcomes[boardId],
-          },
+          details: { release: releaseKey(rel), outcomes, dtb, dtbOutcomes },
         };
-      }, g);
+      });
     }
   } finally {
-    await guest?.close();
+    if (k.guest) await k.guest.close();
+    // A boot the interrupt overtook: its guest is closed when (if) it comes up.
+    else booting?.then((g) => g.close(), () => {});
+    k.guest = undefined;
   }
   return true;
 }
@@ -359,51 +428,4 @@ async function kernelDtbFor(
   } catch {
     return undefined;
   }
-}
-
-function renderReport(rows: KernelRow[], results: TestResult[], opts: MainJobOptions): string {
-  const t = tally(results);
-  const out: string[] = ["# rkhil run: QEMU aarch64 (8 GiB) on Debian kernels", ""];
-  out.push(
-    "| kernel | release | boot to ssh | kernel facts | running driver vs knowledge base | " +
-      "oracle memory model | probe validation |",
-  );
-  out.push("|---|---|---|---|---|---|---|");
-  for (const r of rows) {
-    out.push(
-      `| ${r.spec} | ${r.release ?? "-"} | ${
-        r.bootSeconds !== undefined ? `${r.bootSeconds.toFixed(2)} s` : "-"
-      } | ${r.facts ?? "-"} | ${r.driver ?? "-"} | ${r.memory ?? "-"} | ${r.validate ?? "-"} |`,
-    );
-  }
-  const table = (title: string, pick: (r: KernelRow) => Record<string, Outcome> | undefined) => {
-    const units = [...new Set(rows.flatMap((r) => Object.keys(pick(r) ?? {})))].sort();
-    if (!units.length) return;
-    out.push("", title, "");
-    out.push(`| release | ${units.join(" | ")} |`, `|---|${units.map(() => "---").join("|")}|`);
-    for (const r of rows) {
-      const o = pick(r);
-      if (o) out.push(`| ${r.release ?? r.spec} | ${units.map((u) => o[u] ?? "-").join(" | ")} |`);
-    }
-  };
-  for (const board of opts.predictBoards) {
-    table(
-      `## What each release's driver does on ${board} (board file's device tree)`,
-      (r) => r.outcomes[board],
-    );
-    table(
-      `## The same with the device tree each kernel package ships for ${board}`,
-      (r) => r.dtbOutcomes[board],
-    );
-  }
-  const bad = results.filter((r) => ["FAIL", "ERROR", "MISS"].includes(r.verdict));
-  if (bad.length) {
-    out.push("", "## Not passed", "");
-    for (const r of bad) out.push(`- ${r.verdict} ${r.kernel} ${r.test}: ${r.reason ?? ""}`);
-  }
-  out.push(
-    "",
-    `${t.PASS} PASS, ${t.DONE} DONE, ${t.FAIL} FAIL, ${t.ERROR} ERROR, ${t.MISS} MISS, ${t.SKIP} SKIP`,
-  );
-  return out.join("\n");
 }

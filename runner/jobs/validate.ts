@@ -11,12 +11,14 @@ import { predictProbe, type ProbePrediction } from "../../oracle/probe_model.ts"
 import { mainlineFacts, parseRelease } from "../../oracle/releases.ts";
 import { buildScenario } from "../../oracle/scenario.ts";
 import { describeError, RkhilError, UserInputError, type Verdict } from "../errors.ts";
-import { collectKernelFacts } from "../facts/collect.ts";
+import { collectKernelFacts, type KernelFacts } from "../facts/collect.ts";
+import { QemuTarget } from "../qemu/target.ts";
 import { buildProbeModule } from "../probe/build.ts";
 import { directoryTable, pageTableOf, type ProbeReport } from "../probe/report.ts";
 import { type ProbeParams, runProbe, sshShell } from "../probe/run.ts";
 import { RunStore, type TestResult } from "../results/store.ts";
 import { bootGuest, type Guest } from "./guest.ts";
+import { type Interrupt, InterruptedError, type InterruptSignal } from "./interrupt.ts";
 
 /** A validation scenario: how the guest boots and what the probe replays. */
 export interface ValidateScenario {
@@ -159,14 +161,39 @@ export interface ValidateOptions {
   memory?: string;
   /** Scenario names (default: all). */
   scenarios?: readonly string[];
+  /** Root of run directories (default `runs`), when the validation has its own run. */
   runsRoot?: string;
+  /**
+   * The run's store, when validation is part of another job (`rkhil run`): every result goes
+   * there as it ends (one store per run), and `runDir` holds the guests' logs.
+   */
+  store?: RunStore;
+  /** With `store`: the directory for the guests' logs and probe outputs. */
+  runDir?: string;
+  /** SIGINT/SIGTERM: the scenario that runs is recorded MISS "interrupted"; the guest is powered off. */
+  interrupt?: Interrupt;
+  /** Called with every result once it is recorded. */
+  onResult?: (r: TestResult) => void;
   log?: (line: string) => void;
 }
 
-/** Run the validation; returns the rows and the run directory. */
-export async function runValidate(
-  opts: ValidateOptions,
-): Promise<{ rows: ValidateRow[]; dir: string }> {
+/** What {@link runValidate} did. */
+export interface ValidateRun {
+  rows: ValidateRow[];
+  /** The run directory (or `runDir` of a job's validation). */
+  dir: string;
+  /** The signal that stopped the validation, if one did. */
+  interrupted?: InterruptSignal;
+}
+
+/**
+ * Run the validation; returns the rows and the run directory. A kernel fault during a scenario
+ * is a FAIL of it, a target lost during it a MISS of it; after either, every later scenario of
+ * the kernel is MISS "not run: ..." with the reason.
+ *
+ * @throws {UserInputError} for an unknown scenario name, before anything runs.
+ */
+export async function runValidate(opts: ValidateOptions): Promise<ValidateRun> {
   const log = opts.log ?? ((l: string) => console.log(l));
   const wanted = opts.scenarios?.length ? opts.scenarios : SCENARIOS.map((s) => s.name);
   const unknown = wanted.filter((n) => !SCENARIOS.some((s) => s.name === n));
@@ -176,28 +203,66 @@ export async function runValidate(
       `use one of: ${SCENARIOS.map((s) => s.name).join(", ")}`,
     );
   }
-  const dir = RunStore.newDir(opts.runsRoot ?? "runs", "validate");
-  const store = await RunStore.open(dir);
+  const dir = opts.store
+    ? opts.runDir ?? `${opts.store.dir}/validate`
+    : RunStore.newDir(opts.runsRoot ?? "runs", "validate");
+  const store = opts.store ?? await RunStore.open(dir);
+  await Deno.mkdir(dir, { recursive: true });
   const rows: ValidateRow[] = [];
+  const it = opts.interrupt;
+  const race = <T>(p: Promise<T>) => it ? it.race(p) : p;
+  const record = async (r: TestResult) => {
+    await store.record(r);
+    opts.onResult?.(r);
+  };
+  /** Record scenario `name` as not compared, with its verdict and reason. */
+  const inconclusive = async (
+    name: string,
+    target: string,
+    verdict: Verdict,
+    why: string,
+  ) => {
+    rows.push({ scenario: name, predicted: "-", observed: "-", verdict: "INCONCLUSIVE", why });
+    log(`  ${name}: INCONCLUSIVE (${why})`);
+    await record({
+      test: `validate/${name}`,
+      target,
+      kernel: opts.kernel,
+      verdict,
+      reason: why,
+      startedAt: new Date().toISOString(),
+      durationMs: 0,
+    });
+  };
+  const firstLine = (err: unknown) => describeError(err).replace(/^error: /, "").split("\n")[0];
+  /** Set when the target was lost or the kernel crashed: later scenarios are MISS with it. */
+  let stopped: string | undefined;
   try {
     log(`rkhil validate ${opts.kernel}: building the probe module`);
     let ko: Uint8Array;
     try {
-      ko = await Deno.readFile((await buildProbeModule(opts.kernel)).ko);
+      ko = await race((async () => {
+        it?.check();
+        return await Deno.readFile((await buildProbeModule(opts.kernel)).ko);
+      })());
     } catch (err) {
+      if (err instanceof InterruptedError) {
+        await inconclusive(
+          wanted[0],
+          "qemu-virt",
+          "MISS",
+          `${err.message} (building the probe module)`,
+        );
+        throw err;
+      }
       // No module, no scenario: each is recorded with the reason, nothing is lost.
-      const why = describeError(err).replace(/^error: /, "").split("\n")[0];
       for (const name of wanted) {
-        rows.push({ scenario: name, predicted: "-", observed: "-", verdict: "INCONCLUSIVE", why });
-        await store.record({
-          test: `validate/${name}`,
-          target: "qemu-virt",
-          kernel: opts.kernel,
-          verdict: err instanceof RkhilError ? err.verdict : "ERROR",
-          reason: `probe module build: ${why}`,
-          startedAt: new Date().toISOString(),
-          durationMs: 0,
-        });
+        await inconclusive(
+          name,
+          "qemu-virt",
+          err instanceof RkhilError ? err.verdict : "ERROR",
+          `probe module build: ${firstLine(err)}`,
+        );
       }
       return { rows, dir };
     }
@@ -210,85 +275,78 @@ export async function runValidate(
     for (const [key, scenarios] of groups) {
       const [memory, append] = JSON.parse(key) as [string, string];
       const targetName = `qemu-virt ${memory}${append ? ` ${append}` : ""}`;
+      if (stopped) {
+        for (const s of scenarios) {
+          await inconclusive(s.name, targetName, "MISS", `not run: ${stopped}`);
+        }
+        continue;
+      }
       let guest: Guest | undefined;
+      let booting: Promise<Guest> | undefined;
+      let interruptRecorded = false;
       try {
+        it?.check();
         log(`booting ${opts.kernel} with ${memory}${append ? `, ${append}` : ""}`);
-        guest = await bootGuest({
+        booting = bootGuest({
           kernel: opts.kernel,
           runDir: `${dir}/${memory}${append ? "-" + append.replace(/[^a-z0-9]+/gi, "_") : ""}`,
           memory,
           append: append || undefined,
         });
+        guest = await race(booting);
         const g = guest;
-        const facts = await collectKernelFacts(g.run, { target: `qemu ${g.release}` });
+        const facts = await race(collectKernelFacts(g.run, { target: `qemu ${g.release}` }));
         const rel = parseRelease(g.target.kernel.release);
         const banks = facts.memoryBanks?.value;
         for (const s of scenarios) {
+          it?.check();
+          if (stopped) {
+            await inconclusive(s.name, targetName, "MISS", `not run: ${stopped}`);
+            continue;
+          }
           const faultsBefore = g.faults.length;
           const t0 = performance.now();
           const startedAt = new Date().toISOString();
           let row: ValidateRow;
           let verdict: Verdict;
+          let interrupted: InterruptedError | undefined;
           try {
             if (!banks || !rel) throw new Error("the guest's memory banks or release are unknown");
-            const scenario = buildScenario({
-              board: {
-                id: "qemu-virt",
-                name: "QEMU virt",
-                soc: "qemu-virt",
-                banks,
-                ramSource: facts.memoryBanks!.provenance.source,
-                ramConfidence: "measured",
-                iommus: [],
-              },
-              kernel: mainlineFacts(rel),
-              bootargs: facts.cmdline?.value.raw ?? "",
-            });
-            const p = predictProbe(scenario, {
-              format: s.params.format,
-              maskBits: s.params.maskBits,
-              gfp: s.params.gfp === "none"
-                ? "none"
-                : s.params.gfp === "dma32"
-                ? "GFP_DMA32"
-                : "GFP_DMA",
-              dtReach: s.params.dtReach ?? 32,
-              ptReach: s.params.ptReach ?? 32,
-              iovas: s.params.mappings.map((m) => ({ iova: m.iova, where: m.where })),
-            });
-            const run = await runProbe(sshShell(g.ssh), ko, s.params);
-            await Deno.writeTextFile(`${dir}/${s.name}.probe.txt`, run.raw);
-            const dt = directoryTable(run.report);
-            const diff = compareProbe(p, run.report);
-            row = {
-              scenario: s.name,
-              predicted: summarise(p.dt, p.walks),
-              observed: dt
-                ? summarise({ above4G: dt.zone === "high", bounced: dt.bounced }, run.report.walks)
-                : "no report",
-              verdict: diff ? "DISAGREE" : "AGREE",
-              why: diff ?? undefined,
-            };
-            verdict = diff ? "FAIL" : "PASS";
+            row = await race(runScenario(s, g, ko, dir, facts, banks, rel));
+            verdict = row.verdict === "AGREE" ? "PASS" : "FAIL";
           } catch (err) {
+            if (err instanceof InterruptedError) interrupted = err;
             row = {
               scenario: s.name,
               predicted: "-",
               observed: "-",
               verdict: "INCONCLUSIVE",
-              why: describeError(err).replace(/^error: /, "").split("\n")[0],
+              why: firstLine(err),
             };
             verdict = err instanceof RkhilError ? err.verdict : "ERROR";
           }
-          // A kernel crash during the scenario is the kernel's failure, not a comparison.
-          const fault = g.faults[faultsBefore];
-          if (fault) {
-            row = { ...row, verdict: "INCONCLUSIVE", why: `kernel ${fault.kind}: ${fault.reason}` };
-            verdict = "FAIL";
+          if (!interrupted) {
+            // A kernel crash during the scenario is the kernel's failure, not a comparison; a
+            // target lost during it means it did not run, whatever it compared.
+            const fault = g.faults[faultsBefore];
+            const lost = fault ? undefined : g.lost();
+            if (fault) {
+              row = {
+                ...row,
+                verdict: "INCONCLUSIVE",
+                why: `kernel ${fault.kind}: ${fault.reason}`,
+              };
+              verdict = "FAIL";
+              stopped = `the kernel crashed in validate/${s.name} (${fault.kind}: ${fault.reason})`;
+            } else if (lost) {
+              row = { ...row, verdict: "INCONCLUSIVE", why: `target lost: ${lost}` };
+              verdict = "MISS";
+              stopped = `target lost in validate/${s.name} (${lost})`;
+            }
           }
           rows.push(row);
           log(`  ${row.scenario}: ${row.verdict}${row.why ? ` (${row.why})` : ""}`);
-          const result: TestResult = {
+          await record({
             test: `validate/${s.name}`,
             target: targetName,
             kernel: opts.kernel,
@@ -297,37 +355,91 @@ export async function runValidate(
             details: { ...row, description: s.description },
             startedAt,
             durationMs: Math.round(performance.now() - t0),
-          };
-          await store.record(result);
+          });
+          if (interrupted) {
+            interruptRecorded = true;
+            throw interrupted;
+          }
         }
       } catch (err) {
-        for (const s of scenarios.filter((s) => !rows.some((r) => r.scenario === s.name))) {
-          const why = describeError(err).replace(/^error: /, "").split("\n")[0];
-          rows.push({
-            scenario: s.name,
-            predicted: "-",
-            observed: "-",
-            verdict: "INCONCLUSIVE",
-            why,
-          });
-          await store.record({
-            test: `validate/${s.name}`,
-            target: targetName,
-            kernel: opts.kernel,
-            verdict: err instanceof RkhilError ? err.verdict : "ERROR",
-            reason: why,
-            startedAt: new Date().toISOString(),
-            durationMs: 0,
-          });
+        const left = scenarios.filter((s) => !rows.some((r) => r.scenario === s.name));
+        if (err instanceof InterruptedError) {
+          // Between scenarios, or while the group's guest booted: the next scenario is the
+          // interrupted step; the rest did not start.
+          if (!interruptRecorded && left.length) {
+            await inconclusive(left[0].name, targetName, "MISS", err.message);
+          }
+          throw err;
+        }
+        const lost = guest?.lost();
+        if (lost) stopped = `target lost while preparing ${targetName} (${lost})`;
+        for (const s of left) {
+          await inconclusive(
+            s.name,
+            targetName,
+            lost ? "MISS" : err instanceof RkhilError ? err.verdict : "ERROR",
+            lost ? `target lost: ${lost} (${firstLine(err)})` : firstLine(err),
+          );
         }
       } finally {
-        await guest?.close();
+        if (guest) await guest.close();
+        else booting?.then((g) => g.close(), () => {});
       }
     }
+  } catch (err) {
+    if (!(err instanceof InterruptedError)) throw err;
+    await QemuTarget.powerOffAll();
+    return { rows, dir, interrupted: err.signal };
   } finally {
-    store.close();
+    if (!opts.store) store.close();
   }
   return { rows, dir };
+}
+
+/** Predict, run the probe and compare one scenario on a booted guest. */
+async function runScenario(
+  s: ValidateScenario,
+  g: Guest,
+  ko: Uint8Array,
+  dir: string,
+  facts: KernelFacts,
+  banks: NonNullable<KernelFacts["memoryBanks"]>["value"],
+  rel: NonNullable<ReturnType<typeof parseRelease>>,
+): Promise<ValidateRow> {
+  const scenario = buildScenario({
+    board: {
+      id: "qemu-virt",
+      name: "QEMU virt",
+      soc: "qemu-virt",
+      banks,
+      ramSource: facts.memoryBanks!.provenance.source,
+      ramConfidence: "measured",
+      iommus: [],
+    },
+    kernel: mainlineFacts(rel),
+    bootargs: facts.cmdline?.value.raw ?? "",
+  });
+  const p = predictProbe(scenario, {
+    format: s.params.format,
+    maskBits: s.params.maskBits,
+    gfp: s.params.gfp === "none" ? "none" : s.params.gfp === "dma32" ? "GFP_DMA32" : "GFP_DMA",
+    dtReach: s.params.dtReach ?? 32,
+    ptReach: s.params.ptReach ?? 32,
+    iovas: s.params.mappings.map((m) => ({ iova: m.iova, where: m.where })),
+  });
+  const run = await runProbe(sshShell(g.ssh), ko, s.params);
+  await Deno.writeTextFile(`${dir}/${s.name}.probe.txt`, run.raw);
+  const dt = directoryTable(run.report);
+  const diff = compareProbe(p, run.report);
+  return {
+    scenario: s.name,
+    predicted: summarise(p.dt, p.walks),
+    observed: dt
+      ? summarise({ above4G: dt.zone === "high", bounced: dt.bounced }, run.report.walks)
+      : "no report",
+    verdict: diff ? "DISAGREE" : "AGREE",
+    why: diff ?? undefined,
+  };
 }
 
 /** Render the rows as a table. */

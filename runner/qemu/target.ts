@@ -2,7 +2,10 @@
  * A QEMU target with a power state machine: `off → booting → shell → ready`. `booting` ends
  * when the console shows the guest's shell prompt (`shell`); `ready` when SSH answers with a
  * banner too. A boot that hangs is power-cycled (QMP system_reset, or a fresh QEMU if QMP is
- * gone) up to `retries` times; every wait has a timeout with an owner.
+ * gone) up to `retries` times; a kernel panic on the console while booting is a
+ * `KernelFaultError` (FAIL, the panic's first line) at once, never retried. Every wait has a
+ * timeout with an owner. {@linkcode QemuTarget.powerOffAll} powers off every target of the
+ * process and refuses new launches (for SIGINT/SIGTERM).
  *
  * @module
  */
@@ -19,6 +22,7 @@ import {
 import type { ConsoleStream } from "../serial/port.ts";
 import { FramedShell, type FramedShellOptions, type RunResult } from "../shell/framed.ts";
 import { consoleTap } from "./console.ts";
+import { detectKernelFault, KernelFaultError } from "../target/faults.ts";
 import { DEFAULT_APPEND, QemuMachine } from "./machine.ts";
 
 /**
@@ -123,7 +127,23 @@ export class QemuTarget {
     return this.machine?.sshPort;
   }
 
+  static #live = new Set<QemuTarget>();
+  static #shutdown = false;
+
+  /**
+   * Power off every target of this process that has a QEMU (QMP quit, SIGKILL if needed) and
+   * refuse new launches from now on (an `InfraError`): for an interrupted run, so no QEMU
+   * outlives it. Never throws.
+   */
+  static async powerOffAll(): Promise<void> {
+    QemuTarget.#shutdown = true;
+    await Promise.all([...QemuTarget.#live].map((t) => t.powerOff().catch(() => {})));
+  }
+
   async #launch(): Promise<QemuMachine> {
+    const refused = () =>
+      new InfraError("interrupted: no new QEMU is started", "the run is shutting down");
+    if (QemuTarget.#shutdown) throw refused();
     const m = await QemuMachine.launch({
       kernel: this.kernel.vmlinuz,
       initrd: this.image.path,
@@ -133,7 +153,12 @@ export class QemuTarget {
       runDir: this.opts.runDir,
       openConsole: this.opts.openConsole,
     });
+    if (QemuTarget.#shutdown) {
+      await m.quit(2_000).catch(() => m.kill());
+      throw refused();
+    }
     this.machine = m;
+    QemuTarget.#live.add(this);
     return m;
   }
 
@@ -144,7 +169,20 @@ export class QemuTarget {
     m.console.waitFor(/[\s\S]/, { timeoutMs, owner, from }).then(() =>
       times.firstByte ??= (performance.now() - t0) / 1000
     ).catch(() => {});
-    const died = m.exitStatus.then((s) => {
+    // A kernel panic while booting is the kernel's failure (FAIL, with the panic's first line),
+    // never a hung boot to power-cycle into a MISS.
+    let offPanic = () => {};
+    const panicked = new Promise<never>((_, reject) => {
+      offPanic = m.console.onLine((line) => {
+        const fault = detectKernelFault(line.text, line.crlf, Date.now());
+        if (fault?.kind === "panic") {
+          reject(new KernelFaultError(fault, `boot ${this.kernel.release}`));
+        }
+      });
+    });
+    // A panic makes QEMU exit only with -no-reboot: a panic just seen wins over the exit.
+    const died = m.exitStatus.then(async (s) => {
+      await new Promise((r) => setTimeout(r, 50));
       throw new InfraError(`QEMU exited (status ${s.code}) during boot`, "see qemu.log");
     });
     // The prompt must come from the new boot, not from output still arriving from before a
@@ -165,7 +203,11 @@ export class QemuTarget {
         hint: "init started but no shell prompt (module load or dropbear hung?)",
       });
     };
-    await Promise.race([booted(), died]);
+    try {
+      await Promise.race([booted(), died, panicked]);
+    } finally {
+      offPanic();
+    }
     times.shell = (performance.now() - t0) / 1000;
   }
 
@@ -211,7 +253,12 @@ export class QemuTarget {
         return times;
       } catch (err) {
         lastErr = err;
-        if (!(err instanceof TimeoutError) && !(err instanceof InfraError)) throw err;
+        if (!(err instanceof TimeoutError) && !(err instanceof InfraError)) {
+          // A kernel panic (or a bug of ours) is not retried; the machine does not outlive it.
+          m.console.note(`boot failed: ${(err as Error).message.split("\n")[0]}`);
+          await this.powerOff().catch(() => {});
+          throw err;
+        }
         m.console.note(`attempt ${attempt + 1} failed: ${(err as Error).message.split("\n")[0]}`);
       }
     }
@@ -291,6 +338,7 @@ export class QemuTarget {
       await this.machine.quit();
       this.machine = undefined;
     }
+    QemuTarget.#live.delete(this);
     if (this.state !== "off") this.#to("off", "power off");
   }
 }

@@ -37,10 +37,35 @@ export interface TestResult {
 export class RunStore {
   private constructor(readonly dir: string, private readonly file: Deno.FsFile) {}
 
-  /** Create `runs/<stamp>-<name>` (or open `dir` to resume it). */
+  /**
+   * Create `dir` and its `results.jsonl`, or open an existing run to add to it. A last line
+   * torn by a kill mid-write is ended first, so new results start on their own line (the torn
+   * one stays, and readers count it as damaged).
+   */
   static async open(dir: string): Promise<RunStore> {
     await Deno.mkdir(dir, { recursive: true });
-    const file = await Deno.open(`${dir}/results.jsonl`, { append: true, create: true });
+    const path = `${dir}/results.jsonl`;
+    const file = await Deno.open(path, { append: true, create: true });
+    try {
+      const size = (await file.stat()).size;
+      if (size > 0) {
+        const last = new Uint8Array(1);
+        const r = await Deno.open(path, { read: true });
+        try {
+          await r.seek(size - 1, Deno.SeekMode.Start);
+          await r.read(last);
+        } finally {
+          r.close();
+        }
+        if (last[0] !== 0x0a) {
+          await file.write(new TextEncoder().encode("\n"));
+          await file.syncData();
+        }
+      }
+    } catch (err) {
+      file.close();
+      throw err;
+    }
     return new RunStore(dir, file);
   }
 
@@ -72,7 +97,29 @@ export class RunStore {
   }
 }
 
-/** Read a results log; a truncated or garbled line (a crash mid-write) is skipped and counted. */
+const VERDICTS = new Set(["PASS", "FAIL", "ERROR", "MISS", "SKIP", "DONE"]);
+
+/** True when `r` has the shape of a {@linkcode TestResult} (the fields readers rely on). */
+function isResult(r: unknown): r is TestResult {
+  if (!r || typeof r !== "object" || Array.isArray(r)) return false;
+  const x = r as Record<string, unknown>;
+  const optional = (v: unknown, ok: (v: unknown) => boolean) => v === undefined || ok(v);
+  return typeof x.test === "string" && typeof x.kernel === "string" &&
+    typeof x.target === "string" && typeof x.verdict === "string" && VERDICTS.has(x.verdict) &&
+    optional(x.reason, (v) => typeof v === "string") &&
+    optional(x.details, (v) => !!v && typeof v === "object" && !Array.isArray(v)) &&
+    optional(
+      x.measurements,
+      (v) =>
+        Array.isArray(v) &&
+        v.every((m) => m && typeof m.name === "string" && typeof m.value === "number"),
+    );
+}
+
+/**
+ * Read a results log; a truncated or garbled line (a crash mid-write), or one that is not a
+ * result (unknown verdict, fields of the wrong type), is skipped and counted.
+ */
 export function parseResults(text: string): { results: TestResult[]; damagedLines: number } {
   const results: TestResult[] = [];
   let damagedLines = 0;
@@ -80,7 +127,7 @@ export function parseResults(text: string): { results: TestResult[]; damagedLine
     if (!line.trim()) continue;
     try {
       const r = JSON.parse(line);
-      if (r && typeof r.test === "string" && typeof r.verdict === "string") results.push(r);
+      if (isResult(r)) results.push(r);
       else damagedLines++;
     } catch {
       damagedLines++;

@@ -67,3 +67,34 @@ Deno.test("garbage lines are counted, not fatal", () => {
   assert.equal(results.length, 1);
   assert.equal(damagedLines, 3);
 });
+
+Deno.test("lines that are not results (unknown verdict, wrong field types) are damaged", () => {
+  const ok = r("a", "PASS");
+  const lines = [
+    ok,
+    { ...ok, verdict: "MAYBE" },
+    { ...ok, reason: 5 },
+    { ...ok, details: [1] },
+    { ...ok, measurements: [{ name: "x", value: "1" }] },
+    { ...ok, kernel: null },
+    null,
+  ].map((x) => JSON.stringify(x)).join("\n");
+  const { results, damagedLines } = parseResults(lines);
+  assert.deepEqual(results, [ok]);
+  assert.equal(damagedLines, 6);
+});
+
+Deno.test("a run reopened after a torn write appends on a new line", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/results.jsonl`, JSON.stringify(r("boot", "PASS")) + '\n{"te');
+    const s = await RunStore.open(dir);
+    await s.record(r("facts", "MISS"));
+    s.close();
+    const { results, damagedLines } = parseResults(await Deno.readTextFile(`${dir}/results.jsonl`));
+    assert.deepEqual(results.map((x) => x.test), ["boot", "facts"]);
+    assert.equal(damagedLines, 1);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

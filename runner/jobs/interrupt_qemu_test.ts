@@ -1,0 +1,151 @@
+/**
+ * Interrupts of a real `rkhil run` (main.ts in a child process) on a Debian kernel in QEMU:
+ * SIGINT and SIGTERM record the running step MISS "interrupted", power the guest off, write
+ * `report.md` and exit 130; after SIGKILL, `rkhil report RUN_DIR` reads the record (a torn last
+ * line included) and writes the report.
+ */
+import assert from "node:assert/strict";
+import { parseResults, type TestResult } from "../results/store.ts";
+import { testRunRoot } from "../test_dirs.ts";
+import { waitNoneUnder } from "./_qemu_procs.ts";
+
+const MAIN = new URL("../../main.ts", import.meta.url).pathname;
+const KERNEL = "debian:trixie";
+
+/** A child `rkhil run`, its stdout lines as they come, and its run directory once printed. */
+function startRun(root: string) {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", MAIN, "run", "--kernel", KERNEL, "--runs-dir", root],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const lines: string[] = [];
+  const waiters: { re: RegExp; resolve: (l: string) => void }[] = [];
+  const stdout = (async () => {
+    let buf = "";
+    for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
+      buf += chunk;
+      for (let nl = buf.indexOf("\n"); nl >= 0; nl = buf.indexOf("\n")) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        lines.push(line);
+        for (const w of [...waiters]) {
+          if (w.re.test(line)) {
+            waiters.splice(waiters.indexOf(w), 1);
+            w.resolve(line);
+          }
+        }
+      }
+    }
+  })();
+  const stderr = new Response(child.stderr).text();
+  /** The first stdout line matching `re` (bounded). */
+  const line = (re: RegExp, ms = 600_000) => {
+    const seen = lines.find((l) => re.test(l));
+    if (seen) return Promise.resolve(seen);
+    return new Promise<string>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`no line ${re} in ${ms} ms`)), ms);
+      waiters.push({
+        re,
+        resolve: (l) => {
+          clearTimeout(t);
+          resolve(l);
+        },
+      });
+    });
+  };
+  const end = async () => {
+    const status = await child.status;
+    await stdout;
+    return { status, stdout: lines.join("\n"), stderr: await stderr };
+  };
+  return { child, line, end };
+}
+
+async function runDirOf(line: Promise<string>): Promise<string> {
+  const m = /results in (\S+)$/.exec(await line);
+  assert.ok(m, "the run prints its directory");
+  return m[1];
+}
+
+async function results(dir: string): Promise<TestResult[]> {
+  const r = parseResults(await Deno.readTextFile(`${dir}/results.jsonl`));
+  assert.equal(r.damagedLines, 0);
+  return r.results;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+Deno.test("SIGINT while the guest boots: boot MISS interrupted, report written, exit 130, no QEMU", async () => {
+  const root = await testRunRoot("rkhil-sigint-");
+  const run = startRun(root);
+  const dir = await runDirOf(run.line(/^rkhil run: results in /));
+  await run.line(/^debian:trixie$/);
+  await sleep(3_000); // the kernel is prepared and QEMU launched or booting
+  run.child.kill("SIGINT");
+  const { status, stdout, stderr } = await run.end();
+  assert.equal(status.code, 130, stderr);
+  const rs = await results(dir);
+  assert.deepEqual(rs.map((r) => [r.test, r.verdict, r.reason]), [
+    ["boot", "MISS", "interrupted (SIGINT)"],
+  ]);
+  const report = await Deno.readTextFile(`${dir}/report.md`);
+  assert.match(report, /^\*\*interrupted \(SIGINT\)\*\* during debian:trixie `boot`/m);
+  assert.match(stdout, /0 PASS, 0 DONE, 0 FAIL, 0 ERROR, 1 MISS, 0 SKIP/);
+  assert.match(stderr, /SIGINT: stopping/);
+  assert.deepEqual(await waitNoneUnder(root), []);
+});
+
+Deno.test("SIGTERM during a step: that step MISS interrupted, the rest kept, exit 130, no QEMU", async () => {
+  const root = await testRunRoot("rkhil-sigterm-");
+  const run = startRun(root);
+  const dir = await runDirOf(run.line(/^rkhil run: results in /));
+  await run.line(/^ {2}PASS {2}facts/);
+  await sleep(1_500); // oracle/driver reads /proc/kcore for about ten seconds
+  run.child.kill("SIGTERM");
+  const { status, stderr } = await run.end();
+  assert.equal(status.code, 130, stderr);
+  const rs = await results(dir);
+  assert.deepEqual(rs.map((r) => [r.test, r.verdict]), [
+    ["boot", "PASS"],
+    ["facts", "PASS"],
+    ["oracle/driver", "MISS"],
+  ]);
+  assert.equal(rs[2].reason, "interrupted (SIGTERM)");
+  const report = await Deno.readTextFile(`${dir}/report.md`);
+  assert.match(report, /^\*\*interrupted \(SIGTERM\)\*\* during debian:trixie `oracle\/driver`/m);
+  assert.match(
+    report,
+    /^\| debian:trixie \| \S+-arm64 \| [\d.]+ s \| \d+ facts, 0 missing \| MISS \|/m,
+  );
+  assert.deepEqual(await waitNoneUnder(root), []);
+});
+
+Deno.test("SIGKILL during a step: no QEMU left, and `rkhil report` reads the record", async () => {
+  const root = await testRunRoot("rkhil-sigkill-");
+  const run = startRun(root);
+  const dir = await runDirOf(run.line(/^rkhil run: results in /));
+  await run.line(/^ {2}PASS {2}facts/);
+  await sleep(1_500);
+  run.child.kill("SIGKILL");
+  const { status } = await run.end();
+  assert.equal(status.signal, "SIGKILL");
+  // QEMU's watchdog sees its pipe close and kills QEMU.
+  assert.deepEqual(await waitNoneUnder(root, 15_000), []);
+  await assert.rejects(Deno.stat(`${dir}/report.md`), Deno.errors.NotFound);
+  // As if the kill had torn a write in half.
+  await Deno.writeTextFile(`${dir}/results.jsonl`, '{"test":"oracle/driver","tar', {
+    append: true,
+  });
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", MAIN, "report", dir],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  assert.equal(await Deno.readTextFile(`${dir}/report.md`), text);
+  assert.match(text, /^\| debian:trixie \| \S+-arm64 \| [\d.]+ s \| \d+ facts, 0 missing \| - \|/m);
+  assert.match(text, /^1 damaged line of results\.jsonl skipped/m);
+  assert.match(text, /2 PASS, 0 DONE, 0 FAIL, 0 ERROR, 0 MISS, 0 SKIP$/m);
+});

@@ -1,0 +1,94 @@
+/**
+ * Results in the right class on real Debian kernels in QEMU: a kernel that panics while booting
+ * is a `boot` FAIL with the panic's first line (never retried into a MISS); a guest killed in the
+ * middle of a step makes that step MISS and every later step of the kernel MISS "not run", with
+ * the reason; no QEMU outlives the job.
+ */
+import assert from "node:assert/strict";
+import { testRunRoot } from "../test_dirs.ts";
+import { qemuUnder, waitNoneUnder } from "./_qemu_procs.ts";
+import { runMainJob } from "./main_job.ts";
+import { SCENARIOS } from "./validate.ts";
+
+const KERNEL = "debian:trixie";
+
+Deno.test("a kernel that panics while booting is a boot FAIL with the panic line, not a MISS", async () => {
+  const root = await testRunRoot("rkhil-panic-");
+  const t0 = performance.now();
+  const r = await runMainJob({
+    kernels: [KERNEL],
+    predictBoards: ["rock-3b-8g"],
+    runsRoot: root,
+    // No init the kernel can run: "Kernel panic - not syncing: ..." before any shell.
+    append: "init=/nonexistent rdinit=/nonexistent",
+    log: () => {},
+  });
+  const seconds = (performance.now() - t0) / 1000;
+  const boot = r.results.find((x) => x.test === "boot");
+  assert.equal(boot?.verdict, "FAIL", JSON.stringify(boot));
+  assert.match(
+    boot!.reason ?? "",
+    /^boot \S+-arm64: kernel panic: Kernel panic - not syncing: (Requested init \/nonexistent failed|VFS: Unable to mount root fs)/,
+  );
+  // Not retried as a hung boot: one attempt, far below the 120 s boot timeout.
+  assert.ok(seconds < 100, `took ${seconds.toFixed(1)} s`);
+  const transcript = await Deno.readTextFile(`${r.dir}/debian_trixie/console.log`).catch(() => "");
+  assert.doesNotMatch(transcript, /power cycle/);
+  assert.deepEqual(r.results.map((x) => x.test), ["boot"]);
+  assert.equal(r.exitCode, 1);
+  const report = await Deno.readTextFile(`${r.dir}/report.md`);
+  assert.match(report, /^\| debian:trixie \| - \| FAIL \|/m);
+  assert.match(report, /^- FAIL debian:trixie boot: .*Kernel panic - not syncing: /m);
+  assert.deepEqual(await waitNoneUnder(root), []);
+});
+
+for (
+  const c of [
+    // `facts` reads the kernel through the target: kill QEMU as it starts (the issue's case:
+    // "16 facts, 2 missing: SSH connection lost" recorded as PASS).
+    { after: "boot", lostIn: "facts", delayMs: 0 },
+    // `oracle/driver` takes about ten seconds: kill QEMU a moment into it.
+    { after: "facts", lostIn: "oracle/driver", delayMs: 1_500 },
+  ]
+) {
+  Deno.test(`a guest killed during ${c.lostIn}: that step and every later one are MISS`, async () => {
+    const root = await testRunRoot("rkhil-lost-");
+    let killed: number[] = [];
+    const r = await runMainJob({
+      kernels: [KERNEL],
+      predictBoards: ["rock-3b-8g"],
+      runsRoot: root,
+      log: (line) => {
+        if (line.startsWith(`  PASS  ${c.after}`)) {
+          setTimeout(async () => {
+            killed = await qemuUnder(root);
+            for (const pid of killed) Deno.kill(pid, "SIGKILL");
+          }, c.delayMs);
+        }
+      },
+    });
+    assert.equal(killed.length, 1, "one QEMU was running and was killed");
+    const by = Object.fromEntries(r.results.map((x) => [x.test, x]));
+    const steps = ["boot", "facts", "oracle/driver", "oracle/memory", "oracle/predict rock-3b-8g"];
+    const lostAt = steps.indexOf(c.lostIn);
+    for (const t of steps.slice(0, lostAt)) assert.equal(by[t]?.verdict, "PASS", t);
+    assert.equal(by[c.lostIn].verdict, "MISS", JSON.stringify(by[c.lostIn]));
+    assert.match(
+      by[c.lostIn].reason!,
+      /^target lost: (QEMU exited|SSH connection lost|the console is gone)/,
+    );
+    const later = [...steps.slice(lostAt + 1), ...SCENARIOS.map((s) => `validate/${s.name}`)];
+    for (const t of later) {
+      assert.equal(by[t]?.verdict, "MISS", `${t}: ${JSON.stringify(by[t])}`);
+      assert.ok(
+        by[t].reason!.startsWith(`not run: target lost in ${c.lostIn} (`),
+        `${t}: ${by[t].reason}`,
+      );
+    }
+    assert.deepEqual(r.results.map((x) => x.test), [...steps.slice(0, lostAt + 1), ...later]);
+    assert.equal(r.exitCode, 1);
+    const report = await Deno.readTextFile(`${r.dir}/report.md`);
+    assert.match(report, /^\| debian:trixie \| \S+ \| [\d.]+ s \| .*\| 0\/8 agree \(8 MISS\) \|$/m);
+    assert.deepEqual(await waitNoneUnder(root), []);
+  });
+}

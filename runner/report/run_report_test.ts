@@ -1,0 +1,141 @@
+import assert from "node:assert/strict";
+import { UserInputError } from "../errors.ts";
+import { RunStore, type TestResult } from "../results/store.ts";
+import { renderRunReport, writeRunReport } from "./run_report.ts";
+
+const at = new Date(0).toISOString();
+const res = (kernel: string, test: string, verdict: TestResult["verdict"], extra = {}) => ({
+  test,
+  target: "qemu-virt-8g",
+  kernel,
+  verdict,
+  startedAt: at,
+  durationMs: 1,
+  ...extra,
+});
+
+/** What a main job records for one kernel that went well (the shapes main_job.ts writes). */
+const goodKernel: TestResult[] = [
+  res("debian:trixie", "boot", "PASS", {
+    measurements: [{ name: "boot to shell", value: 1.5, unit: "s" }, {
+      name: "boot to ssh",
+      value: 2.17,
+      unit: "s",
+    }],
+    details: { release: "6.12.118+deb13-arm64", memory: "8G" },
+  }),
+  res("debian:trixie", "facts", "PASS", { details: { summary: "19 facts, 0 missing" } }),
+  res("debian:trixie", "oracle/driver", "PASS", { details: { summary: "agree (11 facts)" } }),
+  res("debian:trixie", "oracle/memory", "PASS", { details: { summary: "agree (9 facts)" } }),
+  res("debian:trixie", "oracle/predict rock-3b-8g", "DONE", {
+    details: { outcomes: { fde4b000: "BUS_ERROR", fe043e00: "OK" } },
+  }),
+  res("debian:trixie", "validate/v1", "PASS"),
+  res("debian:trixie", "validate/bounce", "PASS"),
+];
+
+Deno.test("run report: a kernel row, the prediction table and the counts, from results alone", () => {
+  const text = renderRunReport({ results: goodKernel, damagedLines: 0 });
+  assert.match(text, /^# rkhil run: QEMU aarch64 \(8 GiB\) on Debian kernels$/m);
+  assert.match(
+    text,
+    /^\| debian:trixie \| 6\.12\.118\+deb13-arm64 \| 2\.17 s \| 19 facts, 0 missing \| agree \(11 facts\) \| agree \(9 facts\) \| 2\/2 agree \|$/m,
+  );
+  assert.match(text, /^## What each release's driver does on rock-3b-8g/m);
+  assert.match(text, /^\| 6\.12\.118\+deb13-arm64 \| BUS_ERROR \| OK \|$/m);
+  assert.doesNotMatch(text, /Not passed|damaged|interrupted/);
+  assert.match(text, /6 PASS, 1 DONE, 0 FAIL, 0 ERROR, 0 MISS, 0 SKIP$/);
+});
+
+Deno.test("run report: a lost target, an interrupt and a boot panic are shown as recorded", () => {
+  const results: TestResult[] = [
+    res("debian:bookworm", "boot", "FAIL", {
+      reason: "boot 6.1.0-56-arm64: kernel panic: Kernel panic - not syncing: Requested init " +
+        "/nonexistent failed (error -2).\n  what to do: ...",
+    }),
+    res("debian:trixie", "boot", "PASS", {
+      measurements: [{ name: "boot to ssh", value: 3, unit: "s" }],
+      details: { release: "6.12.118+deb13-arm64", memory: "8G" },
+    }),
+    // A step that saw half its facts before the target went: MISS, and its summary not shown.
+    res("debian:trixie", "facts", "MISS", {
+      reason: "target lost: QEMU exited (status 137)",
+      details: { summary: "16 facts, 2 missing" },
+    }),
+    res("debian:trixie", "oracle/driver", "MISS", {
+      reason: "not run: target lost in facts (QEMU exited (status 137))",
+    }),
+    res("debian:trixie", "validate/v1", "MISS", { reason: "not run: target lost in facts" }),
+    res("debian:trixie", "validate/bounce", "PASS"),
+    res("debian:sid", "boot", "MISS", { reason: "interrupted (SIGINT)" }),
+  ];
+  const text = renderRunReport({ results, damagedLines: 1 });
+  assert.match(text, /^\*\*interrupted \(SIGINT\)\*\* during debian:sid `boot`/m);
+  assert.match(text, /^\| debian:bookworm \| - \| FAIL \| - \| - \| - \| - \|$/m);
+  assert.match(
+    text,
+    /^\| debian:trixie \| [^|]+ \| 3\.00 s \| MISS \| MISS \| - \| 1\/2 agree \(1 MISS\) \|$/m,
+  );
+  assert.match(text, /^\| debian:sid \| - \| MISS \|/m);
+  // Only the first line of a reason goes into the list.
+  assert.match(
+    text,
+    /^- FAIL debian:bookworm boot: boot 6\.1\.0-56-arm64: kernel panic: Kernel panic - not syncing: Requested init \/nonexistent failed \(error -2\)\.$/m,
+  );
+  assert.match(text, /^1 damaged line of results\.jsonl skipped/m);
+  assert.match(text, /2 PASS, 0 DONE, 1 FAIL, 0 ERROR, 4 MISS, 0 SKIP$/);
+});
+
+Deno.test("run report: hostile details (wrong types, odd names) render without throwing", () => {
+  const results: TestResult[] = [
+    res("k|1", "boot", "PASS", {
+      measurements: [{ name: "boot to ssh", value: NaN, unit: "s" }],
+      details: { release: 42, memory: ["8G"] },
+    }),
+    res("k|1", "facts", "PASS", { details: { summary: { x: 1 } } }),
+    res("k|1", "oracle/predict b", "DONE", { details: { outcomes: "BUS_ERROR" } }),
+    res("k|1", "oracle/predict ", "DONE", { details: { outcomes: null } }),
+  ];
+  const text = renderRunReport({ results, damagedLines: 0 });
+  assert.match(text, /^# rkhil run: QEMU aarch64 on Debian kernels$/m);
+  assert.match(text, /^\| k\|1 \| - \| PASS \| PASS \| - \| - \| - \|$/m);
+  assert.doesNotMatch(text, /## What each release/);
+});
+
+Deno.test("rkhil report: rewrites report.md from results.jsonl, a torn last line is reported", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const s = await RunStore.open(dir);
+    for (const r of goodKernel) await s.record(r);
+    s.close();
+    // A kill in the middle of a write leaves the last line torn.
+    await Deno.writeTextFile(`${dir}/results.jsonl`, '{"test":"oracle/mem', { append: true });
+    const text = await writeRunReport(dir);
+    assert.equal(await Deno.readTextFile(`${dir}/report.md`), text + "\n");
+    assert.match(text, /2\/2 agree/);
+    assert.match(text, /^1 damaged line of results\.jsonl skipped/m);
+    // A resumed run starts its results on a new line: the torn one stays the only damage.
+    const s2 = await RunStore.open(dir);
+    await s2.record(res("debian:sid", "boot", "MISS", { reason: "interrupted (SIGTERM)" }));
+    s2.close();
+    const again = await writeRunReport(dir);
+    assert.match(again, /^1 damaged line of results\.jsonl skipped/m);
+    assert.match(again, /^\*\*interrupted \(SIGTERM\)\*\* during debian:sid `boot`/m);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("rkhil report: a directory without results is bad input, not a crash", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await assert.rejects(
+      () => writeRunReport(`${dir}/nope`),
+      (e) => e instanceof UserInputError && /results\.jsonl: does not exist/.test(e.message),
+    );
+    await Deno.mkdir(`${dir}/results.jsonl`);
+    await assert.rejects(() => writeRunReport(dir), UserInputError);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
