@@ -146,11 +146,17 @@ export function cli(): Command {
       "Predict, per IOMMU instance, where page tables land and what happens " +
         "(OK, BUS_ERROR, PAGE_FAULT, WRONG_PAGE, PROBE_FAILED, UNCERTAIN, DISABLED)",
     )
-    .requiredOption("--board <id>", "board id (see `rkhil boards`)")
-    .requiredOption(
+    .option("--board <id>", "board id (see `rkhil boards`); required without --all-boards")
+    .option(
       "--kernel <release>",
-      "kernel release, e.g. 6.1, 6.12, 7.1 (see `rkhil releases`)",
+      "kernel release, e.g. 6.1, 6.12, 7.1 (see `rkhil releases`); required without --all-boards",
     )
+    .option(
+      "--all-boards",
+      "with --patch: the patch set's blast radius on every board file and release (narrow " +
+        "with --board, --kernel); --markdown or --json for those formats",
+    )
+    .option("--markdown", "with --all-boards: print Markdown")
     .option(
       "--dtb <file>",
       "read the IOMMU nodes from this device-tree blob instead of the board's",
@@ -167,8 +173,10 @@ export function cli(): Command {
     .option("--json", "print the prediction as JSON (schema in README)")
     .option("--explain", "list the facts behind every explanation step, with their sources")
     .action(async (o: {
-      board: string;
-      kernel: string;
+      board?: string;
+      kernel?: string;
+      allBoards?: boolean;
+      markdown?: boolean;
       dtb?: string;
       patch: string[];
       bootargs: string;
@@ -177,6 +185,28 @@ export function cli(): Command {
       json?: boolean;
       explain?: boolean;
     }) => {
+      if (o.allBoards) {
+        const { blastOfPatchSets } = await import("./runner/blast.ts");
+        const { renderBlastReport } = await import("./runner/report/blast_report.ts");
+        const r = await blastOfPatchSets(o.patch, {
+          boards: o.board ? [o.board] : undefined,
+          kernels: o.kernel ? [o.kernel] : undefined,
+          boardsDirs: o.boardsDir,
+          bootargs: o.bootargs,
+        });
+        console.log(
+          o.json ? JSON.stringify(r, null, 2) : renderBlastReport(r, { markdown: o.markdown }),
+        );
+        return;
+      }
+      if (!o.board || !o.kernel) {
+        throw new UserInputError(
+          `predict needs --board and --kernel (missing: ${
+            [o.board ? "" : "--board", o.kernel ? "" : "--kernel"].filter(Boolean).join(", ")
+          })`,
+          "e.g. rkhil predict --board rock-3b-8g --kernel 6.12, or --patch NAME --all-boards",
+        );
+      }
       const loaded = await findBoard(o.board, o.boardsDir);
       const board = boardFacts(loaded.board, loaded.path);
       let devicetree = o.dtb ? (await dtbIommuNodes(o.dtb, board.soc)).nodes : undefined;
@@ -246,6 +276,40 @@ export function cli(): Command {
         o.json
           ? JSON.stringify(steps, null, 2)
           : renderReleaseReport(title, steps, { markdown: o.markdown }),
+      );
+    });
+
+  program.command("blast-radius")
+    .description(
+      "What a patch (rockchip-iommu.c and/or Rockchip device trees; format-patch mail, mailbox " +
+        "or a quoted reply) changes on every board file x release x IOMMU: outcome before -> " +
+        "after (FIXED, BROKEN, CONSTRAINED, RELAXED, CHANGED) and every changed fact",
+    )
+    .argument("<patch...>", "patch files, applied in order as one series")
+    .option("--board <id>", "only this board (repeatable; default: every board file)", collect, [])
+    .option("--kernel <release>", "only this release (repeatable; default: all)", collect, [])
+    .option("--bootargs <cmdline>", "kernel command line", "")
+    .option("--boards-dir <dir>", "extra directory of board files (searched first)", collect, [])
+    .option("--markdown", "print Markdown")
+    .option("--json", "print JSON (schema in README)")
+    .action(async (patches: string[], o: {
+      board: string[];
+      kernel: string[];
+      bootargs: string;
+      boardsDir: string[];
+      markdown?: boolean;
+      json?: boolean;
+    }) => {
+      const { blastOfPatchFiles } = await import("./runner/blast.ts");
+      const { renderBlastReport } = await import("./runner/report/blast_report.ts");
+      const r = await blastOfPatchFiles(patches, {
+        boards: o.board,
+        kernels: o.kernel,
+        boardsDirs: o.boardsDir,
+        bootargs: o.bootargs,
+      });
+      console.log(
+        o.json ? JSON.stringify(r, null, 2) : renderBlastReport(r, { markdown: o.markdown }),
       );
     });
 
