@@ -25,6 +25,7 @@ import {
 } from "yaml";
 import type { z } from "zod";
 import { UserInputError } from "../runner/errors.ts";
+import { shown } from "../runner/safe_text.ts";
 import {
   BOARD_ID_PATTERN,
   BoardSchema,
@@ -106,7 +107,7 @@ function combinedHint(issues: readonly BoardIssue[]): string {
 export class UnknownBoardError extends UserInputError {
   constructor(readonly id: string, readonly known: readonly string[]) {
     super(
-      `unknown board id "${id}"` +
+      `unknown board id ${shown(id)}` +
         (known.length > 0 ? `; known boards: ${known.join(", ")}` : "; no boards found"),
       [
         didYouMean(id, known),
@@ -535,9 +536,24 @@ function readFailure(fileName: string, err: unknown): BoardIssue {
 export async function loadBoardFile(path: string): Promise<BoardSpec> {
   let bytes: Uint8Array;
   try {
+    // stat, not open: opening a FIFO named like a board file would block.
     const info = await Deno.stat(path);
     if (!info.isFile) {
-      throw new BoardFileError([fileIssue(path, "not a file", "give the path of a .yaml file", 0)]);
+      const what = info.isDirectory
+        ? "a directory"
+        : info.isFifo
+        ? "a FIFO"
+        : info.isSocket
+        ? "a socket"
+        : "not a regular file";
+      throw new BoardFileError([
+        fileIssue(
+          path,
+          `is ${what}, not a board file`,
+          "rename or remove it; a board file is a regular YAML file named <board id>.yaml",
+          0,
+        ),
+      ]);
     }
     if (info.size > MAX_BOARD_FILE_BYTES) {
       throw new BoardFileError([
@@ -577,7 +593,8 @@ async function boardFilesIn(dir: string): Promise<Map<string, string>> {
   const files = new Map<string, string>();
   try {
     for await (const entry of Deno.readDir(dir)) {
-      if (!entry.isFile && !entry.isSymlink) continue;
+      // Anything named like a board file is one: a directory or FIFO called <id>.yaml is
+      // refused by name when it is loaded, not silently skipped.
       const ext = extname(entry.name);
       if (!BOARD_FILE_EXTENSIONS.includes(ext)) continue;
       const id = entry.name.slice(0, -ext.length);

@@ -346,7 +346,7 @@ Deno.test("hostile: binary garbage", async () => {
       return true;
     });
     await assert.rejects(() => loadBoardFile(join(dir, "none.yaml")), /no such file/);
-    await assert.rejects(() => loadBoardFile(dir), /not a file/);
+    await assert.rejects(() => loadBoardFile(dir), /is a directory, not a board file/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -450,4 +450,53 @@ Deno.test("qemu-virt rules: no Rockchip IOMMU, no NPU capability, qemu.mem = ram
   assert.match(issueFor(err, "qemu.mem").message, /4G differs from ram.size 8G/);
   const noQemu = refuse(text.replace(/\nqemu:\n(.*\n)+$/, "\n"), "qemu-virt-8g.yaml");
   assert.equal(issueFor(noQemu, "qemu").message, "required when soc is qemu-virt");
+});
+
+/** mkfifo(3) through libc (no program spawned). */
+function mkfifo(path: string): void {
+  const libc = Deno.dlopen("libc.so.6", {
+    mkfifo: { parameters: ["buffer", "u32"], result: "i32" },
+  });
+  try {
+    const rc = libc.symbols.mkfifo(new TextEncoder().encode(path + "\0"), 0o644);
+    if (rc !== 0) throw new Error(`mkfifo ${path} failed`);
+  } finally {
+    libc.close();
+  }
+}
+
+Deno.test("a directory or FIFO named <id>.yaml is refused by name, and the FIFO is never opened", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.mkdir(join(dir, "dir-board.yaml"));
+    mkfifo(join(dir, "fifo-board.yaml"));
+    for (const [id, what] of [["dir-board", "a directory"], ["fifo-board", "a FIFO"]]) {
+      // Opening the FIFO would block forever; the race bounds the test if it ever does.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const hung = new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`${id}: blocked`)), 5_000);
+      });
+      await assert.rejects(
+        () => Promise.race([findBoard(id, [dir]), hung]),
+        (err: unknown) => {
+          assert.ok(err instanceof BoardFileError, String(err));
+          assert.equal(err.file, join(dir, `${id}.yaml`));
+          assert.match(err.message, new RegExp(`${id}\\.yaml: is ${what}, not a board file`));
+          return true;
+        },
+      );
+      clearTimeout(timer);
+    }
+    // Listing the directory names both.
+    await assert.rejects(() => listBoards(dir), (err: unknown) => {
+      assert.ok(err instanceof BoardFileError);
+      assert.deepEqual(err.issues.map((i) => i.file), [
+        join(dir, "dir-board.yaml"),
+        join(dir, "fifo-board.yaml"),
+      ]);
+      return true;
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
