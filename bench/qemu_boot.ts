@@ -9,6 +9,7 @@
  */
 import { stats } from "./stats.ts";
 import { QemuTarget } from "../runner/qemu/target.ts";
+import { hostCommand } from "../runner/debian/host_tools.ts";
 
 const runs = Number(Deno.args[0] ?? 3);
 const specs = Deno.args.length > 1
@@ -27,7 +28,6 @@ for (const spec of specs) {
         kernel: spec,
         runDir: `${runRoot}/${spec.replace(":", "_")}-${v.name}-${i}`,
         extraAppend: v.append,
-        skipHostTools: i > 0,
       });
       info = {
         release: t.kernel.release,
@@ -66,7 +66,7 @@ for (const spec of specs) {
 }
 
 const qemu = new TextDecoder().decode(
-  (await new Deno.Command("qemu-system-aarch64", { args: ["--version"] }).output()).stdout,
+  (await (await hostCommand("qemu-system-aarch64", { args: ["--version"] })).output()).stdout,
 ).split("\n")[0];
 await Deno.mkdir(new URL("./results", import.meta.url), { recursive: true });
 const out = new URL("./results/qemu_boot.json", import.meta.url);

@@ -22,14 +22,16 @@ import { SerialPortStream } from "@serialport/stream";
 import { DenoSerialBinding, HANGUP, openPty, type TtyFd } from "../runner/serial/deno_binding.ts";
 import { openSerialConsole, TtyConsole } from "../runner/serial/port.ts";
 import { FramedShell } from "../runner/shell/framed.ts";
+import { ensureHostTool, hostCommand } from "../runner/debian/host_tools.ts";
 
 interface ShellRig {
   shell: FramedShell;
   done(): Promise<void>;
 }
 
-function spawnOnPty(slavePath: string): Deno.ChildProcess {
-  return new Deno.Command("sh", {
+async function spawnOnPty(slavePath: string): Promise<Deno.ChildProcess> {
+  await ensureHostTool("dash");
+  return (await hostCommand("sh", {
     args: [
       "-c",
       'p="$1"; shift; exec setsid -c "$@" <>"$p" >&0 2>&1',
@@ -41,13 +43,13 @@ function spawnOnPty(slavePath: string): Deno.ChildProcess {
     stdin: "null",
     stdout: "null",
     stderr: "null",
-  }).spawn();
+  })).spawn();
 }
 
 /** dash on a pty, the framed shell on its master. */
 async function directRig(): Promise<ShellRig> {
   const pty = openPty();
-  const child = spawnOnPty(pty.slavePath);
+  const child = await spawnOnPty(pty.slavePath);
   await pty.slave.close();
   const shell = await FramedShell.start(new TtyConsole(pty.master), { quietMs: 150 });
   return {
@@ -74,7 +76,7 @@ async function pipe(from: TtyFd, to: TtyFd): Promise<void> {
 /** dash on pty A; pty A master <-> pty B master relay; the binding opens pty B's slave. */
 async function bindingRig(): Promise<ShellRig> {
   const a = openPty(), b = openPty();
-  const child = spawnOnPty(a.slavePath);
+  const child = await spawnOnPty(a.slavePath);
   await a.slave.close();
   const relays = [pipe(a.master, b.master), pipe(b.master, a.master)];
   const con = await openSerialConsole({ path: b.slavePath, baudRate: 1_500_000 });
@@ -206,8 +208,8 @@ if (import.meta.main) {
   await viaBinding.done();
   const raw = await throughput(16 << 20);
   const paced = await throughput(1_500_000, 150_000);
-  const dash = new Deno.Command("dpkg-query", { args: ["-W", "-f", "${Version}", "dash"] })
-    .outputSync();
+  const dash = await (await hostCommand("dpkg-query", { args: ["-W", "-f", "${Version}", "dash"] }))
+    .output();
   const result = {
     benchmark: "serial",
     when: new Date().toISOString(),

@@ -20,6 +20,7 @@ import {
   testClientKey,
   type TestServer,
 } from "../runner/ssh/test_servers.ts";
+import { hostCommand } from "../runner/debian/host_tools.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -55,7 +56,7 @@ async function time(fn: () => Promise<void>): Promise<number> {
 
 async function toolVersion(cmd: string, args: string[]): Promise<string> {
   try {
-    const out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
+    const out = await (await hostCommand(cmd, { args, stdout: "piped", stderr: "piped" })).output();
     return (dec.decode(out.stdout) + dec.decode(out.stderr)).split("\n")[0].trim();
   } catch {
     return "unknown";

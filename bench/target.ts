@@ -25,7 +25,7 @@ const spec = Deno.args[0] ?? "debian:trixie";
 const rounds = Number(Deno.args[1] ?? 100);
 const runDir = await Deno.makeTempDir({ prefix: "rkhil-target-bench-" });
 
-const s = await TargetSession.boot({ kernel: spec, runDir, skipHostTools: true });
+const s = await TargetSession.boot({ kernel: spec, runDir });
 const out: Record<string, unknown> = {
   date: new Date().toISOString(),
   kernel: s.target.kernel.release,

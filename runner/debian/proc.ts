@@ -5,6 +5,7 @@
  */
 
 import { InfraError, TimeoutError } from "../errors.ts";
+import { ensureSpawnable } from "./host_tools.ts";
 
 /** Result of a finished command. */
 export interface RunResult {
@@ -34,15 +35,32 @@ export function tail(text: string, n = 12): string {
 }
 
 /**
- * Run `cmd args...`, collect its output, and throw an InfraError naming the command and the
- * tail of its stderr if it fails (unless `allowFailure`), or a TimeoutError if it runs too long.
+ * Run the host program `cmd args...`, collect its output, and throw an InfraError naming the
+ * command and the tail of its stderr if it fails (unless `allowFailure`), or a TimeoutError if
+ * it runs too long. `cmd` must be declared in runner/debian/host_tools.ts: it is installed
+ * (apt-get) before it runs when missing, and so is every program of a `sh -c SCRIPT`; an
+ * undeclared one throws UndeclaredToolError before anything runs. A path outside the system's
+ * directories (a relocated toolchain in rkhil's cache) runs as it is.
  */
 export async function run(cmd: string, args: string[], opts: RunOptions = {}): Promise<RunResult> {
+  return await runResolved(cmd, await ensureSpawnable(cmd, args), args, opts);
+}
+
+/**
+ * {@linkcode run} with the program's path already resolved (`path`); `cmd` names it in errors.
+ * It installs nothing: only runner/debian/host_tools.ts uses it, for apt-get itself.
+ */
+export async function runResolved(
+  cmd: string,
+  path: string,
+  args: string[],
+  opts: RunOptions = {},
+): Promise<RunResult> {
   const timeoutMs = opts.timeoutMs ?? 600_000;
   const owner = opts.owner ?? `${cmd} ${args.slice(0, 3).join(" ")}`;
   let child: Deno.ChildProcess;
   try {
-    child = new Deno.Command(cmd, {
+    child = new Deno.Command(path, {
       args,
       cwd: opts.cwd,
       env: opts.env,
@@ -54,7 +72,7 @@ export async function run(cmd: string, args: string[], opts: RunOptions = {}): P
     if (err instanceof Deno.errors.NotFound) {
       throw new InfraError(
         `${cmd} is not installed`,
-        "run `rkhil qemu setup` (ensureHostTools) or install it with apt-get",
+        `declare it in runner/debian/host_tools.ts and start it with run() or hostCommand()`,
         { cause: err },
       );
     }

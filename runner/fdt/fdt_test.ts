@@ -6,7 +6,7 @@ import { formatDts } from "./dts.ts";
 import { buildFdt, cells, empty, strings } from "./build.ts";
 import type { NodeSpec } from "./build.ts";
 import { iommuMasters, iommuNodes, memoryBanks } from "./iommus.ts";
-import { ensureHostTools } from "../debian/host_tools.ts";
+import { ensureHostTools, hostCommand } from "../debian/host_tools.ts";
 
 const TESTDATA = new URL("./testdata/", import.meta.url);
 const FIXTURES = [
@@ -36,13 +36,13 @@ Deno.test("fixtures match the sha256 recorded in testdata/README.md", async () =
 
 Deno.test({
   name: "parser agrees with dtc -I dtb -O dts byte for byte on every fixture",
-  fn() {
+  async fn() {
     for (const f of FIXTURES) {
-      const out = new Deno.Command("dtc", {
+      const out = await (await hostCommand("dtc", {
         args: ["-q", "-I", "dtb", "-O", "dts", new URL(f, TESTDATA).pathname],
         stdout: "piped",
         stderr: "null",
-      }).outputSync();
+      })).output();
       assert.ok(out.success, `dtc failed on ${f}`);
       const ref = new TextDecoder().decode(out.stdout);
       const mine = formatDts(parseFdt(read(f)));

@@ -6,6 +6,7 @@
  */
 import type { RunCommand } from "../facts/collect.ts";
 import { BTF_KINDS } from "./btf.ts";
+import { hostCommand } from "../debian/host_tools.ts";
 
 export type Rec = {
   name?: string;
@@ -95,9 +96,12 @@ export function buildCore(segs: { vaddr: bigint; data: Uint8Array }[]): Uint8Arr
   return out;
 }
 
-/** Runs commands with the host's sh (dd, base64, strings, grep from coreutils/binutils). */
+/**
+ * Runs commands with the host's sh; what a command runs (dd, base64 from coreutils, strings
+ * from binutils, grep) is installed first when missing (hostCommand).
+ */
 export const localRun: RunCommand = async (cmd) => {
-  const r = await new Deno.Command("sh", { args: ["-c", cmd], stdout: "piped", stderr: "piped" })
+  const r = await (await hostCommand("sh", { args: ["-c", cmd], stdout: "piped", stderr: "piped" }))
     .output();
   return {
     stdout: new TextDecoder().decode(r.stdout),

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { ensureHostTools } from "../debian/host_tools.ts";
 import { fetchKernel, resolveKernel, sharedApt } from "../debian/kernel.ts";
 import { UserInputError } from "../errors.ts";
-import { QemuTarget } from "./target.ts";
+import { QEMU_HOST_TOOLS, QemuTarget } from "./target.ts";
 import { testRunRoot } from "../test_dirs.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -27,8 +27,8 @@ function alive(pid: number): boolean {
 }
 
 Deno.test("host tools are installed (apt-get if missing)", opts, async () => {
-  const r = await ensureHostTools();
-  assert.ok(r.paths["qemu-system-aarch64"]);
+  const r = await ensureHostTools(QEMU_HOST_TOOLS);
+  for (const t of QEMU_HOST_TOOLS) assert.ok(r.paths[t], t);
 });
 
 Deno.test(
@@ -63,7 +63,7 @@ for (const spec of KERNELS) {
     const k = await fetchKernel(spec);
     assert.ok(k.dtbDir, "DTBs present");
     const runDir = `${runRoot}/${spec.replace(":", "_")}`;
-    const t = await QemuTarget.prepare({ kernel: spec, runDir, skipHostTools: true });
+    const t = await QemuTarget.prepare({ kernel: spec, runDir });
     try {
       const times = await t.powerOn();
       console.log(
@@ -97,7 +97,7 @@ for (const spec of KERNELS) {
 
 Deno.test("QMP reset: a second boot reaches the shell", opts, async () => {
   const runDir = `${runRoot}/reset`;
-  const t = await QemuTarget.prepare({ kernel: "debian:trixie", runDir, skipHostTools: true });
+  const t = await QemuTarget.prepare({ kernel: "debian:trixie", runDir });
   try {
     await t.powerOn({ ssh: false });
     const again = await t.reset();
@@ -155,7 +155,7 @@ Deno.test("kill -9 of the runner leaves no QEMU (bound: 5 s)", opts, async () =>
 
 Deno.test("kill -9 of the watchdog also takes QEMU down (pdeathsig)", opts, async () => {
   const runDir = `${runRoot}/kill9-watchdog`;
-  const t = await QemuTarget.prepare({ kernel: "debian:trixie", runDir, skipHostTools: true });
+  const t = await QemuTarget.prepare({ kernel: "debian:trixie", runDir });
   await t.powerOn({ ssh: false });
   const pid = t.machine!.qemuPid;
   const t0 = performance.now();

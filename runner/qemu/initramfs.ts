@@ -14,6 +14,7 @@ import { sharedApt } from "../debian/kernel.ts";
 import type { FetchedKernel } from "../debian/kernel.ts";
 import { extractDeb } from "../debian/kernel.ts";
 import { run } from "../debian/proc.ts";
+import { hostCommand } from "../debian/host_tools.ts";
 import { type CpioEntry, treeEntries, writeNewc } from "./cpio.ts";
 import { clientKey, generateDropbearHostKey } from "./keys.ts";
 
@@ -212,12 +213,13 @@ export async function buildInitramfs(
       const dest = `${root}/usr/lib/modules/${kernel.release}/${plain}`;
       await Deno.mkdir(dest.slice(0, dest.lastIndexOf("/")), { recursive: true });
       if (rel.endsWith(".xz")) {
-        const out = await new Deno.Command("xz", { args: ["-dc", src], stdout: "piped" }).output();
+        const out = await (await hostCommand("xz", { args: ["-dc", src], stdout: "piped" }))
+          .output();
         await Deno.writeFile(dest, out.stdout);
       } else if (rel.endsWith(".zst")) {
         await run("zstd", ["-dq", "-o", dest, src], { owner: "zstd -d module" });
       } else if (rel.endsWith(".gz")) {
-        const out = await new Deno.Command("gzip", { args: ["-dc", src], stdout: "piped" })
+        const out = await (await hostCommand("gzip", { args: ["-dc", src], stdout: "piped" }))
           .output();
         await Deno.writeFile(dest, out.stdout);
       } else await Deno.copyFile(src, dest);

@@ -32,10 +32,12 @@ import { DEFAULT_APPEND, QemuMachine } from "./machine.ts";
  */
 export const QEMU_HOST_TOOLS = [
   "qemu-system-aarch64",
+  "sh",
   "setpriv",
   "dropbearkey",
   "dpkg-deb",
   "apt-get",
+  "apt-cache",
   "depmod",
   "xz",
   "zstd",
@@ -63,8 +65,6 @@ export interface QemuTargetOptions {
   retries?: number;
   initramfs?: InitramfsOptions;
   openConsole?: (ptyPath: string, logPath: string) => Promise<ConsoleStream>;
-  /** Skip ensureHostTools (tests that already did it). */
-  skipHostTools?: boolean;
 }
 
 /** Timings of one boot, in seconds since power on (QMP cont). */
@@ -104,9 +104,12 @@ export class QemuTarget {
     readonly image: Initramfs,
   ) {}
 
-  /** Install missing host tools, fetch the kernel and build (or reuse) the initramfs. */
+  /**
+   * Install missing host tools (one apt-get run; found once per process), fetch the kernel and
+   * build (or reuse) the initramfs.
+   */
   static async prepare(opts: QemuTargetOptions): Promise<QemuTarget> {
-    if (!opts.skipHostTools) await ensureHostTools([...QEMU_HOST_TOOLS]);
+    await ensureHostTools(QEMU_HOST_TOOLS);
     const kernel = await fetchKernel(opts.kernel);
     const image = await buildInitramfs(kernel, opts.initramfs);
     return new QemuTarget(opts, kernel, image);

@@ -12,10 +12,11 @@ import {
   makeMarker,
   MARKER_ALPHABET,
 } from "./framed.ts";
-import { ensureHostTools } from "../debian/host_tools.ts";
+import { ensureHostTools, hostCommand } from "../debian/host_tools.ts";
 
-// Both shells are real; a missing one is installed, not skipped.
-await ensureHostTools(["dash", "busybox"]);
+// Both shells are real; a missing one is installed, not skipped. So are the programs the
+// tests run through them (seq, head, tr, sleep, cat; stty in the login script).
+await ensureHostTools(["dash", "busybox", "seq", "head", "tr", "sleep", "cat", "stty"]);
 const SHELLS: { name: string; argv: string[] }[] = [
   { name: "dash", argv: ["dash", "-i"] },
   { name: "busybox sh", argv: ["busybox", "sh", "-i"] },
@@ -31,7 +32,7 @@ interface Rig {
 /** Runs `argv` as a session leader on the slave of a new pty; the framed shell gets the master. */
 async function rig(argv: string[], opts: FramedShellOptions = {}): Promise<Rig> {
   const pty = openPty();
-  const child = new Deno.Command("sh", {
+  const child = (await hostCommand("sh", {
     args: [
       "-c",
       'p="$1"; shift; exec setsid -c "$@" <>"$p" >&0 2>&1',
@@ -44,7 +45,7 @@ async function rig(argv: string[], opts: FramedShellOptions = {}): Promise<Rig> 
     stderr: "null",
     env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", HOME: "/tmp", TERM: "vt100", PS1: "$ " },
     clearEnv: true,
-  }).spawn();
+  })).spawn();
   await pty.slave.close();
   const con = new TtyConsole(pty.master);
   const kernel: string[] = [];
@@ -152,7 +153,7 @@ for (const sh of SHELLS) {
     try {
       const k = "rk_iommu fde4b000.iommu: Page fault at 0x00000000deadb000 of type read";
       // Another process writes kernel-style lines (CRLF, like the serial core) to the tty.
-      const writer = new Deno.Command("sh", {
+      const writer = (await hostCommand("sh", {
         args: [
           "-c",
           `i=0; while [ $i -lt 40 ]; do printf '[ %5d.%06d] ${k}\\r\\n' $i $i > "$1"; ` +
@@ -160,7 +161,7 @@ for (const sh of SHELLS) {
           "sh",
           r.slavePath,
         ],
-      }).spawn();
+      })).spawn();
       const res = await r.shell.run(
         'i=0; while [ $i -lt 300 ]; do echo "line $i of output"; i=$((i+1)); done; sleep 0.3',
       );

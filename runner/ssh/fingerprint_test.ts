@@ -6,7 +6,7 @@ import {
 } from "./fingerprint.ts";
 import { ensureClientKey } from "./keys.ts";
 import { UserInputError } from "../errors.ts";
-import { ensureHostTools } from "../debian/host_tools.ts";
+import { ensureHostTools, hostCommand } from "../debian/host_tools.ts";
 
 Deno.test("parseFingerprint accepts SHA256: with or without padding, rejects others", () => {
   const fp = "SHA256:V1arYdkU5G+AIDZDUvBZpzBNd6reUc7PBTce1GCsDws";
@@ -37,10 +37,10 @@ Deno.test("fingerprints agree with ssh-keygen -lf", async (t) => {
     await t.step({
       name: "ssh-keygen",
       fn: async () => {
-        const out = await new Deno.Command("/usr/bin/ssh-keygen", {
+        const out = await (await hostCommand("/usr/bin/ssh-keygen", {
           args: ["-lf", `${key.privateKeyPath}.pub`],
           stdout: "piped",
-        }).output();
+        })).output();
         assert.equal(new TextDecoder().decode(out.stdout).split(" ")[1], key.fingerprint);
       },
     });

@@ -16,6 +16,8 @@ import { userInfo } from "node:os";
 import { type ClientKey, ensureClientKey } from "./keys.ts";
 import { fingerprintOfPublicKeyLine } from "./fingerprint.ts";
 import { freePort } from "../qemu/machine.ts";
+import { ensureHostTools, hostCommand } from "../debian/host_tools.ts";
+import { run } from "../debian/proc.ts";
 export { freePort };
 
 /** A running test server. */
@@ -43,19 +45,13 @@ export interface TestServer {
   log(): string;
 }
 
-/** Why real-server tests cannot run on this machine, or null when they can. */
-export function serverSkipReason(kind: "dropbear" | "sshd"): string | null {
+/**
+ * Why real-server tests cannot run on this machine, or null when they can: they need root. A
+ * missing server program is not a reason: {@linkcode startDropbear} and {@linkcode startSshd}
+ * install it (runner/debian/host_tools.ts).
+ */
+export function serverSkipReason(_kind: "dropbear" | "sshd"): string | null {
   if (Deno.uid() !== 0) return "needs root (private mount namespace / sshd privilege separation)";
-  const bins = kind === "dropbear"
-    ? ["/usr/sbin/dropbear", "/usr/bin/dropbearkey", "/usr/bin/unshare"]
-    : ["/usr/sbin/sshd", "/usr/bin/ssh-keygen", "/usr/bin/unshare"];
-  for (const b of bins) {
-    try {
-      Deno.statSync(b);
-    } catch {
-      return `${b} is missing (install the Debian packages dropbear-bin / openssh-server)`;
-    }
-  }
   return null;
 }
 
@@ -73,15 +69,6 @@ export function testClientKey(): Promise<ClientKey> {
     });
   }
   return testKey;
-}
-
-async function run(cmd: string, args: string[]): Promise<string> {
-  const out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
-  const text = new TextDecoder().decode(out.stdout);
-  if (!out.success) {
-    throw new Error(`${cmd} ${args.join(" ")} failed: ${new TextDecoder().decode(out.stderr)}`);
-  }
-  return text;
 }
 
 /** All descendants of `pid` (children first-level and below), from /proc. */
@@ -169,12 +156,12 @@ async function startServer(
   let stopped = false;
   const start = async () => {
     const s = spawn();
-    child = new Deno.Command(s.cmd, {
+    child = (await hostCommand(s.cmd, {
       args: s.args,
       stdin: "null",
       stdout: "null",
       stderr: "piped",
-    }).spawn();
+    })).spawn();
     const c = child;
     (async () => {
       const dec = new TextDecoder();
@@ -260,8 +247,10 @@ export async function startDropbear(opts: { sftp?: boolean } = {}): Promise<Test
     mode: 0o600,
   });
   const hostKey = `${dir}/hostkey_ed25519`;
+  // unshare starts these through its sh -c: installed here, before it runs.
+  await ensureHostTools(["/usr/sbin/dropbear", "mount", "/bin/sh"]);
   await run("/usr/bin/dropbearkey", ["-t", "ed25519", "-f", hostKey]);
-  const pub = await run("/usr/bin/dropbearkey", ["-y", "-f", hostKey]);
+  const pub = (await run("/usr/bin/dropbearkey", ["-y", "-f", hostKey])).stdout;
   const fingerprint = fingerprintOfPublicKeyLine(pub);
   const port = freePort();
   const realHome = userInfo().homedir;
@@ -303,6 +292,7 @@ export async function startSshd(): Promise<TestServer> {
   const key = await testClientKey();
   const dir = await Deno.makeTempDir({ prefix: "rkhil-sshd-" });
   const hostKey = `${dir}/hostkey_ed25519`;
+  await ensureHostTools(["/usr/sbin/sshd"]); // started by unshare
   await run("/usr/bin/ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", hostKey]);
   const fingerprint = fingerprintOfPublicKeyLine(await Deno.readTextFile(`${hostKey}.pub`));
   await Deno.writeTextFile(`${dir}/authorized_keys`, key.publicKeyLine + "\n", { mode: 0o600 });

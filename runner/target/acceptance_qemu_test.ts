@@ -18,7 +18,7 @@ import { testRunRoot } from "../test_dirs.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const runRoot = await testRunRoot("rkhil-target-test-");
-const BOOT = { bootTimeoutMs: 180_000, sshTimeoutMs: 120_000, skipHostTools: true };
+const BOOT = { bootTimeoutMs: 180_000, sshTimeoutMs: 120_000 };
 const T = { timeoutMs: 60_000 };
 
 await ensureHostTools([...QEMU_HOST_TOOLS]);

@@ -6,7 +6,7 @@
 import { QemuTarget } from "../target.ts";
 
 const [spec, runDir] = Deno.args;
-const t = await QemuTarget.prepare({ kernel: spec, runDir, skipHostTools: true });
+const t = await QemuTarget.prepare({ kernel: spec, runDir });
 await t.powerOn({ ssh: false });
 console.log(JSON.stringify({ qemuPid: t.machine!.qemuPid, watchdogPid: t.machine!.watchdog.pid }));
 setInterval(() => {}, 1 << 30);
