@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { splitPrintkPrefix } from "./klog.ts";
+import { splitPrintkPrefix } from "./kline.ts";
 import type { InstancePrediction, Prediction, WorkloadVerdict } from "./prediction.ts";
 import type { Outcome } from "./types.ts";
 

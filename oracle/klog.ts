@@ -16,7 +16,7 @@
  */
 
 import type { EntryFormat } from "./types.ts";
-import { kscanf, ksprintf, type PrintkArg } from "./printk.ts";
+import { kscanf, kscanfPrefix, ksprintf, type PrintkArg } from "./printk.ts";
 import {
   decodeDteAddrRegister,
   decodePte,
@@ -28,6 +28,9 @@ import {
 } from "./entries.ts";
 import { ENTRY_SIZE, NUM_DT_ENTRIES, NUM_PT_ENTRIES, SPAGE_SIZE, splitIova } from "./iova.ts";
 import { toU32 } from "./bits.ts";
+import { type LinePrefix, splitPrintkPrefix } from "./kline.ts";
+
+export { type LinePrefix, splitPrintkPrefix };
 
 /** The driver name `dev_err` prints before the device name. */
 export const RK_IOMMU_DRIVER = "rk_iommu";
@@ -40,6 +43,21 @@ interface DeviceEvent<K extends string> {
   kind: K;
   /** `dev_name()` of the IOMMU, e.g. `fde4b000.iommu`. */
   device: string;
+  /**
+   * The line was cut (by a pager, a console width, a paste): only what was there was read.
+   * Fields named in `missing` were not on the line; they hold placeholders (0, false, `read`)
+   * that mean nothing.
+   */
+  truncated?: true;
+  /** With `truncated`: the fields that were not on the line. */
+  missing?: string[];
+  /** With `truncated`: the message as it was on the line (after the device prefix). */
+  cutText?: string;
+  /**
+   * Printed by a kernel whose `dma_addr_t`/`phys_addr_t` are 32 bits (arm32 without LPAE,
+   * e.g. RK3288 vendor kernels): `%pad`/`%pa` are `0x` and 8 hex digits.
+   */
+  addr32?: true;
 }
 
 /** `Page fault at %pad of type %s` (rk_iommu_irq). */
@@ -220,8 +238,14 @@ export function devicePrefix(device: string): string {
   return `${RK_IOMMU_DRIVER} ${device}: `;
 }
 
+/** A format as a kernel with 32-bit addresses prints it (`%pa`/`%pad`: 8 digits). */
+function fmt32(fmt: string): string {
+  return fmt.replaceAll("%pad", "%#010x").replaceAll("%pa", "%#010x");
+}
+
 /** The message text of an event, without any device prefix. */
 function renderMessage(ev: Exclude<RkIommuEvent, UnknownEvent>): string {
+  if ("truncated" in ev && ev.truncated && ev.cutText !== undefined) return ev.cutText;
   const rec = ev as unknown as Record<string, unknown>;
   const args: PrintkArg[] = FIELDS[ev.kind].map((f) => {
     const v = rec[f];
@@ -229,7 +253,8 @@ function renderMessage(ev: Exclude<RkIommuEvent, UnknownEvent>): string {
     if (typeof v === "number" || typeof v === "string") return v;
     throw new TypeError(`renderEvent: field ${f} of ${ev.kind} is ${String(v)}`);
   });
-  return ksprintf(RK_IOMMU_FORMATS[ev.kind], args);
+  const fmt = RK_IOMMU_FORMATS[ev.kind];
+  return ksprintf("addr32" in ev && ev.addr32 ? fmt32(fmt) : fmt, args);
 }
 
 /**
@@ -245,18 +270,23 @@ export function renderEvent(ev: RkIommuEvent): string {
   return devicePrefix(ev.device) + renderMessage(ev);
 }
 
-/** Parse a message (after the device prefix) as one known kind, or null. */
-function parseAs(kind: KnownKind, message: string, device: string | null): RkIommuEvent | null {
-  if (!message.startsWith(LEADS[kind])) return null;
-  const args = kscanf(RK_IOMMU_FORMATS[kind], message);
-  if (args === null) return null;
+/** Build an event of `kind` from scanned arguments (undefined: missing), or null. */
+function build(
+  kind: KnownKind,
+  args: readonly (PrintkArg | undefined)[],
+  device: string | null,
+): Record<string, unknown> | null {
   const ev: Record<string, unknown> = { kind };
   if (device !== null) ev.device = device;
   const fields = FIELDS[kind];
+  const missing: string[] = [];
   for (let i = 0; i < fields.length; i++) {
     const f = fields[i];
     const v = args[i];
-    if (f === "access") {
+    if (v === undefined) {
+      missing.push(f);
+      ev[f] = f === "access" ? "read" : BOOL_FIELDS.has(f) ? false : 0;
+    } else if (f === "access") {
       if (v !== "read" && v !== "write") return null;
       ev[f] = v;
     } else if (BOOL_FIELDS.has(f)) {
@@ -266,29 +296,74 @@ function parseAs(kind: KnownKind, message: string, device: string | null): RkIom
       ev[f] = v;
     }
   }
-  return ev as unknown as RkIommuEvent;
+  if (missing.length > 0) ev.missing = missing;
+  return ev;
 }
 
-/** What was in front of the kernel message on a captured line. */
-export interface LinePrefix {
-  /** The prefix text exactly as captured (may be empty). */
-  raw: string;
-  /** dmesg `[    12.345678]` timestamp, in seconds since boot. */
-  timestampSec?: number;
-  /** syslog `<N>` priority number as printed (kmsg, `dmesg -r`). */
-  priority?: number;
-  /** `dmesg -x` facility name, e.g. `kern`. */
-  facility?: string;
-  /** `dmesg -x` level name, e.g. `err`. */
-  level?: string;
-  /** journald / syslog wall-clock stamp, e.g. `Nov 24 20:28:01`. */
-  wallClock?: string;
-  /** journald / syslog host name. */
-  host?: string;
-  /** `dmesg -T` human-readable time, e.g. `Mon Nov 24 20:28:01 2025`. */
-  humanTime?: string;
-  /** CONFIG_PRINTK_CALLER id, e.g. `T123` or `C1`. */
-  caller?: string;
+/** Parse a message (after the device prefix) as one known kind, or null. */
+function parseAs(kind: KnownKind, message: string, device: string | null): RkIommuEvent | null {
+  if (!message.startsWith(LEADS[kind])) return null;
+  const args = kscanf(RK_IOMMU_FORMATS[kind], message);
+  if (args === null) return null;
+  return build(kind, args, device) as unknown as RkIommuEvent | null;
+}
+
+/** Marks a pager or terminal leaves where it cut a line (`less -S` prints `>`). */
+const RE_CUT_MARK = /(?:>|\$|…|\.\.\.)$/;
+
+/**
+ * Parse a device message that no format matches exactly: numbers in another width (32-bit
+ * kernels), or a line cut short. Null when the wording itself drifted.
+ */
+function parseDamaged(body: string, device: string): RkIommuEvent | null {
+  for (const kind of DEVICE_KINDS) {
+    const fmt = RK_IOMMU_FORMATS[kind];
+    if (!body.startsWith(LEADS[kind]) || !fmt.includes("%pa")) continue;
+    const args = kscanf(fmt32(fmt), body);
+    const ev = args ? build(kind, args, device) : null;
+    if (ev) return { ...ev, addr32: true } as unknown as RkIommuEvent;
+  }
+  const cut = body.replace(RE_CUT_MARK, "");
+  for (const kind of DEVICE_KINDS) {
+    const fmt = RK_IOMMU_FORMATS[kind];
+    const hasFields = FIELDS[kind].length > 0;
+    if (hasFields ? !cut.startsWith(LEADS[kind]) : cut.length < 16) continue;
+    const scan = kscanfPrefix(fmt, cut);
+    if (!scan) continue;
+    // `of type %s`: what is left must be the start of "read" or "write".
+    if (
+      scan.cutString !== undefined && !["read", "write"].some((w) => w.startsWith(scan.cutString!))
+    ) {
+      continue;
+    }
+    const args = [...scan.args];
+    // A 0/1 flag cannot be a cut-off prefix of another value: keep it.
+    const at = args.indexOf(undefined);
+    if (
+      at >= 0 && BOOL_FIELDS.has(FIELDS[kind][at]) && (scan.lastCut === 0 || scan.lastCut === 1)
+    ) {
+      args[at] = scan.lastCut;
+    }
+    const ev = build(kind, args, device);
+    if (!ev) continue;
+    ev.truncated = true;
+    if (!ev.missing) ev.missing = [];
+    ev.cutText = body;
+    return ev as unknown as RkIommuEvent;
+  }
+  return null;
+}
+
+/** Words that make an unreadable rk_iommu line a fault report rather than information. */
+const RE_FAULT_WORDS = /fault|error|timed out|time ?out|fail|abort|not attached|BUS_ERROR/i;
+
+/**
+ * True when an event reports something wrong: every known kind but none of them is harmless,
+ * and an `unknown` line whose text speaks of a fault, an error, a time-out or a failure (a
+ * fault line whose format drifted must never be filed as information).
+ */
+export function isFaultLike(ev: RkIommuEvent): boolean {
+  return ev.kind !== "unknown" || RE_FAULT_WORDS.test(ev.text);
 }
 
 /** One parsed log line: the prefix, the event, and whether the line ended in CR. */
@@ -297,67 +372,8 @@ export interface ParsedLine {
   event: RkIommuEvent;
   /** True when the line ended with `\r` (CRLF captures, serial consoles). */
   cr: boolean;
-}
-
-const FACILITIES = "kern|user|mail|daemon|auth|syslog|lpr|news|uucp|cron|authpriv|ftp|local[0-7]";
-const LEVELS = "emerg|alert|crit|err|warn|notice|info|debug";
-const RE_JOURNAL = /^([A-Z][a-z]{2} [ 0-9][0-9] [0-9]{2}:[0-9]{2}:[0-9]{2}) (\S{1,255}) kernel: /;
-const RE_PRIORITY = /^<([0-9]{1,3})>/;
-const RE_DMESG_X = new RegExp(`^(${FACILITIES}) {0,8}:(${LEVELS}) {0,8}: `);
-const RE_TIMESTAMP = /^\[ {0,12}([0-9]{1,12})\.([0-9]{1,9})\]/;
-const RE_HUMAN =
-  /^\[([A-Z][a-z]{2} [A-Z][a-z]{2} [ 0-9][0-9] [0-9]{2}:[0-9]{2}:[0-9]{2} [0-9]{4})\]/;
-const RE_CALLER = /^ ?\[ {0,12}([TC][0-9]{1,10})\]/;
-
-/**
- * Split a captured kernel log line into its prefixes (journald/syslog stamp and host, `<N>`
- * priority, `dmesg -x` facility and level, `[ seconds]` or `dmesg -T` time, printk caller id)
- * and the message. Never throws; a line without prefixes has an empty `raw` prefix.
- */
-export function splitPrintkPrefix(line: string): { prefix: LinePrefix; rest: string } {
-  const prefix: LinePrefix = { raw: "" };
-  let rest = line;
-  const take = (n: number) => {
-    prefix.raw += rest.slice(0, n);
-    rest = rest.slice(n);
-  };
-  let m = RE_JOURNAL.exec(rest);
-  if (m) {
-    prefix.wallClock = m[1];
-    prefix.host = m[2];
-    take(m[0].length);
-  }
-  m = RE_PRIORITY.exec(rest);
-  if (m) {
-    prefix.priority = Number(m[1]);
-    take(m[0].length);
-  }
-  m = RE_DMESG_X.exec(rest);
-  if (m) {
-    prefix.facility = m[1];
-    prefix.level = m[2];
-    take(m[0].length);
-  }
-  let stamped = false;
-  m = RE_TIMESTAMP.exec(rest);
-  if (m) {
-    prefix.timestampSec = Number(m[1]) + Number(m[2]) / 10 ** m[2].length;
-    take(m[0].length);
-    stamped = true;
-  } else if ((m = RE_HUMAN.exec(rest))) {
-    prefix.humanTime = m[1];
-    take(m[0].length);
-    stamped = true;
-  }
-  if (stamped) {
-    m = RE_CALLER.exec(rest);
-    if (m) {
-      prefix.caller = m[1];
-      take(m[0].length);
-    }
-    if (rest.startsWith(" ")) take(1);
-  }
-  return { prefix, rest };
+  /** The captured line, when it held ANSI escapes (left out of `prefix.raw` and the event). */
+  ansiLine?: string;
 }
 
 const RE_DEVICE = /^rk_iommu (\S+?): /;
@@ -373,7 +389,7 @@ export function parseMessage(message: string): RkIommuEvent | null {
       const ev = parseAs(kind, body, device);
       if (ev) return ev;
     }
-    return { kind: "unknown", device, text: body };
+    return parseDamaged(body, device) ?? { kind: "unknown", device, text: body };
   }
   if (message.startsWith(LEADS.already_mapped)) {
     const ev = parseAs("already_mapped", message, null);
@@ -397,19 +413,24 @@ export function parseLine(line: string): ParsedLine | null {
   const body = cr ? line.slice(0, -1) : line;
   const { prefix, rest } = splitPrintkPrefix(body);
   const event = parseMessage(rest);
-  return event === null ? null : { prefix, event, cr };
+  if (event === null) return null;
+  return body.includes("\x1b") ? { prefix, event, cr, ansiLine: line } : { prefix, event, cr };
 }
 
 /** Reassemble a parsed line: prefix + rendered event (+ `\r`). */
 export function renderLine(p: ParsedLine): string {
+  if (p.ansiLine !== undefined) return p.ansiLine;
   return p.prefix.raw + renderEvent(p.event) + (p.cr ? "\r" : "");
 }
 
 /** How the numbers of a walk line decode for a given entry format. */
 export interface WalkDecoding {
   format: EntryFormat;
-  /** The first level found invalid, or "none" when the walk reached a valid page. */
-  invalidAt: "dte" | "pte" | "none";
+  /**
+   * The first level found invalid, "none" when the walk reached a valid page, "unknown" when a
+   * truncated line stops before it can tell.
+   */
+  invalidAt: "dte" | "pte" | "none" | "unknown";
   /** Directory table address (the decoded DTE_ADDR register, `mmu_dte_addr`). */
   dtAddress: number;
   /** `(dte@ - mmu_dte_addr) / 4` when that is a valid index, else null. */
@@ -449,13 +470,21 @@ export function decodeWalk(
   opts: PteOptions & { split?: IovaSplitEvent } = {},
 ): WalkDecoding {
   const problems: string[] = [];
+  const missing = new Set(walk.missing ?? []);
+  const has = (...f: string[]) => f.every((x) => !missing.has(x));
   const index = (addr: number, base: number, n: number): number | null => {
     const d = addr - base;
     return d >= 0 && d % ENTRY_SIZE === 0 && d / ENTRY_SIZE < n ? d / ENTRY_SIZE : null;
   };
-  const dteIndex = index(walk.dteAddr, walk.mmuDteAddr, NUM_DT_ENTRIES);
-  if (dteIndex === null) problems.push("dte@ is not mmu_dte_addr + 4 * index");
-  if (walk.dteValid !== isValid(walk.dte)) problems.push("dte valid flag disagrees with dte bit 0");
+  const dteIndex = has("dteAddr", "mmuDteAddr")
+    ? index(walk.dteAddr, walk.mmuDteAddr, NUM_DT_ENTRIES)
+    : null;
+  if (dteIndex === null && has("dteAddr", "mmuDteAddr")) {
+    problems.push("dte@ is not mmu_dte_addr + 4 * index");
+  }
+  if (has("dte", "dteValid") && walk.dteValid !== isValid(walk.dte)) {
+    problems.push("dte valid flag disagrees with dte bit 0");
+  }
   let ptAddr: number | null = null;
   let pteIndex: number | null = null;
   let pageBase: number | null = null;
@@ -468,6 +497,28 @@ export function decodeWalk(
       if (v !== 0 && v !== false) problems.push(`${n} should be 0 after ${what}`);
     }
   };
+  const dteOk = has("dteValid") ? walk.dteValid : has("dte") ? isValid(walk.dte) : null;
+  const pteOk = has("pteValid") ? walk.pteValid : has("pte") ? isValid(walk.pte) : null;
+  // A cut line decodes like a whole one when the cut falls after an invalid DTE (the driver
+  // prints zeros from there on); otherwise only what precedes the cut.
+  if (missing.size > 0 && dteOk !== false) {
+    return {
+      format,
+      invalidAt: dteOk && pteOk === false ? "pte" : "unknown",
+      dtAddress: walk.mmuDteAddr,
+      dteIndex,
+      ptAddress: dteOk && has("dte") ? ptAddress(format, walk.dte) : null,
+      pteIndex: null,
+      pageBase: null,
+      pageOffset: null,
+      read: null,
+      write: null,
+      flagsAddressBits: 0,
+      flagsAttributeBits: 0,
+      consistent: problems.length === 0,
+      problems,
+    };
+  }
   if (!walk.dteValid) {
     invalidAt = "dte";
     zeroAfter("an invalid DTE", [
@@ -606,8 +657,10 @@ export interface FaultReport {
   notAttached: boolean;
   /** A `BUS_ERROR occurred at` line for the same IOVA followed (both IRQ bits set). */
   busError: boolean;
-  /** Both log_iova lines were found. */
+  /** Both log_iova lines were found, neither cut short. */
   complete: boolean;
+  /** A line of the report was cut short (see `truncated` on the events). */
+  truncated: boolean;
   /** Present when `parseLog` was given an entry format and the walk line was found. */
   decoded?: WalkDecoding;
 }
@@ -651,6 +704,7 @@ export function parseLog(
         notAttached: false,
         busError: false,
         complete: false,
+        truncated: ev.truncated === true,
       };
       if (parsed.prefix.timestampSec !== undefined) {
         report.timestampSec = parsed.prefix.timestampSec;
@@ -661,12 +715,14 @@ export function parseLog(
       if (cur && !cur.split && !cur.walk && ev.iova === cur.iova) {
         cur.split = ev;
         cur.lines.split = line;
+        if (ev.truncated) cur.truncated = true;
       }
     } else if (ev.kind === "walk") {
       if (cur && !cur.walk) {
         cur.walk = ev;
         cur.lines.walk = line;
-        cur.complete = cur.split !== undefined;
+        if (ev.truncated) cur.truncated = true;
+        cur.complete = cur.split !== undefined && !cur.truncated;
         if (opts.format) {
           cur.decoded = decodeWalk(opts.format, ev, { ...opts, split: cur.split });
         }

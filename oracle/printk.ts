@@ -323,3 +323,88 @@ function compile(fmt: string): RegExp {
   reCache.set(fmt, re);
   return re;
 }
+
+/** Result of {@link kscanfPrefix}. */
+export interface PartialScan {
+  /** One entry per conversion, in order: the value, or undefined when it was not read whole. */
+  args: (PrintkArg | undefined)[];
+  /** Conversions read whole (each followed by the format's next literal text). */
+  complete: number;
+  /** The number of the last conversion reached ran into the end of the text (may be cut). */
+  lastCut: PrintkArg | undefined;
+  /** The text a `%s` reached before the end of the text (it may be cut). */
+  cutString?: string;
+}
+
+/**
+ * Read `text` as a cut-off prefix of the output of `fmt` (a line truncated by a pager or a
+ * console width): literal text must match as far as the text goes, numbers are read loosely.
+ * A number that runs into the end of the text is not counted as read (its digits may be cut)
+ * but is returned as `lastCut`. Null when the text leaves the format before it ends, so a line
+ * whose wording drifted is never taken for a truncated one.
+ */
+export function kscanfPrefix(fmt: string, text: string): PartialScan | null {
+  const pieces = decodeFormat(fmt);
+  const args: (PrintkArg | undefined)[] = [];
+  let pos = 0;
+  let complete = 0;
+  let lastCut: PrintkArg | undefined;
+  let cutString: string | undefined;
+  let ended = false;
+  for (const piece of pieces) {
+    if (ended) {
+      if (piece.kind !== "text") args.push(undefined);
+      continue;
+    }
+    if (piece.kind === "text") {
+      const rest = text.slice(pos);
+      if (rest.length >= piece.text.length) {
+        if (!rest.startsWith(piece.text)) return null;
+        pos += piece.text.length;
+      } else {
+        if (!piece.text.startsWith(rest)) return null;
+        ended = true;
+      }
+      continue;
+    }
+    if (piece.kind === "str") {
+      args.push(undefined);
+      ended = true;
+      cutString = text.slice(pos);
+      pos = text.length;
+      continue;
+    }
+    const re = new RegExp(`^${numRe(piece.spec)}`);
+    const m = re.exec(text.slice(pos));
+    if (!m || m[0].length === 0) {
+      // Only the start of a number (padding, a sign, `0`, `0x`) may run into the end.
+      if (!/^ *[-+]?(?:0[xX]?)?$/.test(text.slice(pos))) return null;
+      args.push(undefined);
+      ended = true;
+      continue;
+    }
+    let v = BigInt(piece.spec.base === 16 ? `0x${m[2]}` : m[2]);
+    if (m[1] === "-") v = -v;
+    const safe = v <= BigInt(Number.MAX_SAFE_INTEGER) && v >= BigInt(Number.MIN_SAFE_INTEGER);
+    pos += m[0].length;
+    // More digits than the C type holds: not a cut-off number but a different one.
+    if (cast(v, piece.spec.size, (piece.spec.flags & SIGN) !== 0) !== v) return null;
+    if (pos >= text.length) {
+      args.push(undefined);
+      lastCut = safe ? Number(v) : undefined;
+      ended = true;
+      continue;
+    }
+    if (!safe) return null;
+    // A whole number must be spelled as the kernel spells it (no extra digits).
+    if (number(cast(v, piece.spec.size, (piece.spec.flags & SIGN) !== 0), piece.spec) !== m[0]) {
+      return null;
+    }
+    args.push(Number(v));
+    complete++;
+  }
+  if (!ended && pos !== text.length) return null;
+  return cutString === undefined
+    ? { args, complete, lastCut }
+    : { args, complete, lastCut, cutString };
+}

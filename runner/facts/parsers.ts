@@ -5,8 +5,9 @@
  *
  * Every parser takes untrusted text, never throws, and returns what it could read together with
  * `problems` (lines that looked relevant but could not be read, or conditions such as hidden
- * addresses). Boot-log parsers accept any mix of printk prefixes: `[    0.000000] `, `<6>`,
- * `[T1]` caller ids, `dmesg -x` facility/level, journald `Mon DD HH:MM:SS host kernel: `.
+ * addresses). Boot-log parsers read every line through the one prefix grammar of
+ * oracle/kline.ts (printk `[    0.000000] `, `<6>`, caller ids, `dmesg -x`/`-T`, journald and
+ * RFC 3339 syslog, `/dev/kmsg`, serial-terminal host stamps, ANSI).
  *
  * Formats, from the kernel sources (read through the code index; see runner/facts/README.md):
  * - `/proc/iomem`: kernel/resource.c `r_show`: `"%*s%0*llx-%0*llx : %s\n"`, indent 2 per level,
@@ -36,7 +37,8 @@
  */
 
 import { type BootArgs, parseBootArgs } from "../../oracle/bootargs.ts";
-import { type ParsedLog, parseLog, splitPrintkPrefix } from "../../oracle/klog.ts";
+import { type ParsedLog, parseLog } from "../../oracle/klog.ts";
+import { splitPrintkPrefix } from "../../oracle/kline.ts";
 import {
   type ParsedMemoryLog,
   type ParsedSwiotlbLine,

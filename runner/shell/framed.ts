@@ -48,6 +48,7 @@
 
 import { InfraError, TimeoutError, UserInputError } from "../errors.ts";
 import { CloseGate } from "../close_gate.ts";
+import { CONSOLE_PREFIX_SOURCE } from "../../oracle/kline.ts";
 
 /** The byte duplex the shell sits on (same shape as the SSH shell channel and consoles). */
 export interface ByteDuplex {
@@ -138,10 +139,14 @@ function bytesOf(s: string): Uint8Array {
   return out;
 }
 
-// A complete kernel console line: timestamp prefix, text, CRLF. It may start mid-line.
-const KERNEL_LINE = /\[ *\d+\.\d+\] [^\r\n]*\r\n/g;
+// A complete kernel console line: printk prefix of the one grammar (oracle/kline.ts: `<N>`,
+// `[ssss.uuuuuu]`, caller id), text, CRLF. It may start mid-line.
+const KERNEL_LINE = new RegExp(`${CONSOLE_PREFIX_SOURCE}[^\\r\\n]*\\r\\n`, "g");
 // A prefix of one (to hold back at the end of a chunk until it completes or fails).
-const KERNEL_PARTIAL = /^\[ *(?:\d+(?:\.(?:\d+(?:\](?: [^\r\n]*\r?)?)?)?)?)?$/;
+const KERNEL_PARTIAL = new RegExp(
+  "^<\\d{0,3}>?$|^(?:<\\d{1,3}>)?\\[ *(?:\\d+(?:\\.(?:\\d+(?:\\]" +
+    "(?:\\[ *(?:[TC](?:\\d+(?::?C?\\d*)?)?)?\\]?)?(?: [^\\r\\n]*\\r?)?)?)?)?)?$",
+);
 const KERNEL_MAX = 2048;
 
 /**
@@ -180,8 +185,9 @@ export class KernelLineSplitter {
   #holdFrom(tail: string): number {
     const lineStart = tail.lastIndexOf("\n") + 1;
     const from = Math.max(lineStart, tail.length - KERNEL_MAX);
-    for (let i = tail.indexOf("[", from); i >= 0; i = tail.indexOf("[", i + 1)) {
-      if (KERNEL_PARTIAL.test(tail.slice(i))) return i;
+    for (let i = from; i < tail.length; i++) {
+      const c = tail[i];
+      if ((c === "[" || c === "<") && KERNEL_PARTIAL.test(tail.slice(i))) return i;
     }
     return tail.length;
   }

@@ -13,6 +13,7 @@
  */
 
 import { RkhilError } from "../errors.ts";
+import { CONSOLE_PREFIX_SOURCE } from "../../oracle/kline.ts";
 
 /** A fatal kernel event seen on the console. */
 export interface KernelFault {
@@ -28,7 +29,8 @@ export interface KernelFault {
   source: string;
 }
 
-const PREFIX = /\[ *\d+\.\d+\] /;
+/** The printk console prefix of the one grammar (oracle/kline.ts), anywhere in the line. */
+const PREFIX = new RegExp(CONSOLE_PREFIX_SOURCE);
 const RULES: { kind: Exclude<KernelFault["kind"], "serror">; re: RegExp }[] = [
   { kind: "panic", re: /Kernel panic - not syncing: .*/ },
   { kind: "oops", re: /Unable to handle kernel .*|Internal error: .*/ },

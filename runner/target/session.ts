@@ -31,6 +31,7 @@ import { FramedShell } from "../shell/framed.ts";
 import { type SshSession, type UploadResult, waitForSsh } from "../ssh/mod.ts";
 import { attachToConsole, ConsoleWatcher, type WatchEvent } from "../watch/watchers.ts";
 import { detectKernelFault, type KernelFault, KernelFaultError } from "./faults.ts";
+import { CONSOLE_PREFIX_SOURCE } from "../../oracle/kline.ts";
 
 /** Watcher event kinds that end a command as a kernel fault. */
 const FATAL_KINDS = new Set(["panic", "oops", "bug", "serror"]);
@@ -107,7 +108,8 @@ const SIGNALS: Record<string, number> = {
   TERM: 15,
 };
 
-const KERNEL_LINE = /\[ *\d+\.\d+\] /;
+/** A printk console prefix (oracle/kline.ts), anywhere in the line. */
+const KERNEL_LINE = new RegExp(CONSOLE_PREFIX_SOURCE);
 
 /** A session on a QEMU target; see the module documentation. */
 export class TargetSession {

@@ -53,23 +53,18 @@ export interface LineSplitterOptions {
 /** Default {@link LineSplitterOptions.maxLineBytes}. */
 export const DEFAULT_MAX_LINE_BYTES = 8192;
 
+import { stripAnsi } from "../../oracle/kline.ts";
+
 const LF = 0x0a;
 const CR = 0x0d;
 
 const decoder = new TextDecoder("utf-8", { fatal: false, ignoreBOM: true });
 
-// CSI: ESC [ parameters intermediates final. OSC / DCS / SOS / PM / APC: ESC ] ... BEL or ST.
-// Charset designators: ESC ( B and friends. Other two-byte escapes: ESC 0x40-0x5f / 0x60-0x7e.
-const ANSI =
-  // deno-lint-ignore no-control-regex
-  /\x1b\[[0-?]*[ -/]*[@-~]|\x1b[\]PX^_][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[()*+\-./][ -~]|\x1b[ -/]*[0-~]/g;
 // deno-lint-ignore no-control-regex
 const CONTROL = /[\x00-\x08\x0a-\x1f\x7f-\x9f]/g;
 
-/** Remove ANSI escape sequences from `s`. */
-export function stripAnsi(s: string): string {
-  return s.replace(ANSI, "");
-}
+/** Remove ANSI escape sequences from `s` (the one grammar of oracle/kline.ts). */
+export { stripAnsi };
 
 /** The matching form of a raw line: escapes and control characters (but TAB) removed. */
 export function cleanText(raw: string): string {

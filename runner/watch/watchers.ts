@@ -5,8 +5,10 @@
  *
  * ## What is recognised (formats checked against kernel source, see `watchers_test.ts`)
  *
- * Kernel lines (after an optional `<N>` priority and `[ssss.uuuuuu]` / `[Tnnn]` prefix, which
- * may also start in the middle of a line of command output):
+ * Kernel lines (after the prefixes of oracle/kline.ts, the one grammar every kernel-line reader
+ * uses: host stamps, syslog / journald / RFC 3339, `/dev/kmsg`, `dmesg -x`/`-T`, `<N>`,
+ * `[ssss.uuuuuu]`, caller ids; a printk prefix may also start in the middle of a line of
+ * command output):
  * - `panic`: `Kernel panic - not syncing: %s` (kernel/panic.c), block until the
  *   `---[ end Kernel panic - not syncing: %s ]---` trailer.
  * - `oops`: `Unable to handle kernel %s at virtual address %016lx` (arch/arm64/mm/fault.c) and
@@ -76,8 +78,10 @@
 import type { Verdict } from "../errors.ts";
 import type { InfraError } from "../errors.ts";
 import type { ConsoleStream } from "../serial/port.ts";
+import { findConsoleStamp } from "../../oracle/kline.ts";
 import {
   type FaultReport,
+  isFaultLike,
   type ParsedLine,
   parseLine,
   parseLog,
@@ -269,7 +273,6 @@ const FATAL_KINDS: ReadonlySet<WatchKind> = new Set(["panic", "oops", "bug", "se
 // Line prefixes
 // ---------------------------------------------------------------------------------------------
 
-const RE_TS = /\[ {0,12}(\d{1,12})\.(\d{1,9})\](?:\[ {0,12}[TC]\d{1,10}\])? ?/;
 const RE_PRIO = /^<\d{1,3}>/;
 
 /** A console line split into the kernel message and its printk timestamp. */
@@ -281,18 +284,13 @@ interface KernelText {
   ts?: number;
 }
 
+/** Split with the one prefix grammar (oracle/kline.ts), at the line start or mid-line. */
 function kernelText(text: string): KernelText {
-  const body = text.replace(RE_PRIO, "");
-  const m = RE_TS.exec(body);
-  if (!m) return { msg: body, fromPrefix: text };
-  const ts = Number(m[1]) + Number(m[2]) / 10 ** m[2].length;
-  // A `<N>` right before a mid-line timestamp belongs to it.
-  const prio = /<\d{1,3}>$/.exec(body.slice(0, m.index));
-  return {
-    msg: body.slice(m.index + m[0].length),
-    fromPrefix: body.slice(prio ? m.index - prio[0].length : m.index),
-    ts,
-  };
+  const s = findConsoleStamp(text);
+  if (!s) return { msg: text.replace(RE_PRIO, ""), fromPrefix: text };
+  const out: KernelText = { msg: s.rest, fromPrefix: s.text };
+  if (s.prefix.timestampSec !== undefined) out.ts = s.prefix.timestampSec;
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -891,7 +889,8 @@ export class ConsoleWatcher {
         return;
       }
     }
-    const severity: Severity = ev.kind === "unknown" ? "info" : "error";
+    // A line whose format drifted but speaks of a fault is never filed as information.
+    const severity: Severity = isFaultLike(ev) ? "error" : "info";
     this.#start(ctx, {
       kind: "rk_iommu",
       severity,
