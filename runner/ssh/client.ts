@@ -16,6 +16,7 @@ import type { Client, ClientChannel, ConnectConfig, SFTPWrapper } from "ssh2";
 import { Buffer } from "node:buffer";
 import { createHash, randomBytes } from "node:crypto";
 import { InfraError, RkhilError, TimeoutError, UserInputError } from "../errors.ts";
+import { CloseGate } from "../close_gate.ts";
 import { type Classified, classifyConnectError, HostKeyError, reasonOf } from "./classify.ts";
 import { fingerprintOfKeyBlob, parseFingerprint } from "./fingerprint.ts";
 
@@ -463,6 +464,13 @@ export class SshSession {
   #connectedAt = performance.now();
   #execRunning = 0;
   #execWaiters: (() => void)[] = [];
+  /** Event handler errors caught (a throwing `log` callback, a failed channel stop). */
+  #handlers = new CloseGate();
+  /**
+   * Connection events (close, error) that arrived after `close()` or a reconnect replaced
+   * the connection: dropped (never reported as a loss), counted.
+   */
+  droppedAfterClose = 0;
   /** "user@host:port" (and the jump host) for messages. */
   readonly target: string;
   /** Fingerprint the server presented (equal to the pinned one). */
@@ -479,7 +487,18 @@ export class SshSession {
     this.hostKeyFingerprint = opened.hostKeyFingerprint;
     this.connectMs = connectMs;
     this.#watch();
-    opts.log?.(`ssh ${this.target}: connected in ${Math.round(connectMs)} ms`);
+    this.#log(`ssh ${this.target}: connected in ${Math.round(connectMs)} ms`);
+  }
+
+  /** Calls the `log` option; a throwing callback is caught and counted, never rethrown. */
+  #log(line: string): void {
+    const log = this.#opts.log;
+    if (log) this.#handlers.call(log, line);
+  }
+
+  /** Event handler errors caught so far (never rethrown from an event). */
+  get handlerErrors(): number {
+    return this.#handlers.handlerErrors;
   }
 
   /** True while the connection is up. */
@@ -491,12 +510,20 @@ export class SshSession {
     const client = this.#client;
     const jump = this.#jump;
     const onError = (err: unknown) => {
+      if (client !== this.#client || this.#closing) {
+        this.droppedAfterClose++;
+        return;
+      }
       this.#lastError = err;
     };
     client.on("error", onError);
     jump?.on("error", onError);
     const onClose = () => {
-      if (client !== this.#client || this.#closing || this.#lost) return;
+      if (client !== this.#client || this.#closing) {
+        this.droppedAfterClose++;
+        return;
+      }
+      if (this.#lost) return;
       const upMs = Math.round(performance.now() - this.#connectedAt);
       const why = this.#lastError ? reasonOf(this.#lastError) : "connection closed by the peer";
       this.#lost = new InfraError(
@@ -505,15 +532,16 @@ export class SshSession {
           "log; call reconnect() once it is back",
         { cause: this.#lastError ?? undefined },
       );
-      this.#opts.log?.(`ssh ${this.target}: ${this.#lost.message}`);
+      this.#log(`ssh ${this.target}: ${this.#lost.message}`);
       const handlers = [...this.#pending];
       this.#pending.clear();
-      for (const h of handlers) h(this.#lost);
+      for (const h of handlers) this.#handlers.call(h, this.#lost);
       jump?.end();
     };
     client.on("close", onClose);
     jump?.on("close", () => {
       if (client === this.#client) client.destroy();
+      else this.droppedAfterClose++;
     });
   }
 
@@ -633,7 +661,7 @@ export class SshSession {
             "closed. Raise timeoutMs if it is legitimately slow, or check the target's " +
             "console for a hang",
         );
-        stop().finally(() => finish(err));
+        stop().catch((e) => this.#handlers.caught(e)).then(() => finish(err));
       }, timeoutMs);
       const onData = (bufs: Buffer[], isErr: boolean) => (d: Buffer) => {
         if (isErr && pidHead !== null) {
@@ -656,7 +684,7 @@ export class SshSession {
             "redirect bulk output to a file on the target, or raise maxOutputBytes",
           );
           clearTimeout(timer);
-          stop().finally(() => finish(err));
+          stop().catch((e) => this.#handlers.caught(e)).then(() => finish(err));
         }
       };
       try {
@@ -917,7 +945,7 @@ export class SshSession {
     this.#connectedAt = performance.now();
     this.connectMs = performance.now() - t0;
     this.#watch();
-    this.#opts.log?.(`ssh ${this.target}: reconnected in ${Math.round(this.connectMs)} ms`);
+    this.#log(`ssh ${this.target}: reconnected in ${Math.round(this.connectMs)} ms`);
   }
 
   #closeClients(): void {
@@ -930,7 +958,7 @@ export class SshSession {
     );
     const handlers = [...this.#pending];
     this.#pending.clear();
-    for (const h of handlers) h(err);
+    for (const h of handlers) this.#handlers.call(h, err);
     client.end();
     jump?.end();
     // end() is polite; destroy() guarantees the sockets go even if the peer is frozen.
@@ -985,10 +1013,15 @@ function writeAll(ch: ClientChannel, data: Uint8Array): Promise<void> {
   });
 }
 
-/** An ssh2 channel as a {@link ByteDuplex}, with backpressure on reads. */
+/**
+ * An ssh2 channel as a {@link ByteDuplex}, with backpressure on reads. `close()` follows the
+ * close rule: data the channel still emits afterwards is dropped and counted
+ * (`droppedAfterClose`), a pending `read()` ends with null.
+ */
 class ChannelDuplex implements ByteDuplex {
   static readonly HIGH_WATER = 4 * 1024 * 1024;
   #ch: ClientChannel;
+  #gate = new CloseGate();
   #queue: Uint8Array[] = [];
   #queued = 0;
   #paused = false;
@@ -1004,7 +1037,9 @@ class ChannelDuplex implements ByteDuplex {
     this.#ch = ch;
     this.#pending = pending;
     this.#label = label;
-    const push = (d: Buffer) => this.#push(new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
+    const push = this.#gate.guard((d: Buffer) => {
+      this.#push(new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
+    });
     ch.on("data", push);
     if (mergeStderr) ch.stderr.on("data", push);
     else ch.stderr.resume();
@@ -1022,6 +1057,11 @@ class ChannelDuplex implements ByteDuplex {
         resolve();
       });
     });
+  }
+
+  /** Chunks the channel emitted after {@link close} (dropped). */
+  get droppedAfterClose(): number {
+    return this.#gate.droppedAfterClose;
   }
 
   #push(chunk: Uint8Array): void {
@@ -1091,12 +1131,22 @@ class ChannelDuplex implements ByteDuplex {
   }
 
   async close(): Promise<void> {
+    if (this.#gate.close()) this.#gate.droppedAfterClose += this.#queue.length;
+    this.#queue = [];
+    this.#queued = 0;
+    if (this.#paused) {
+      // Let the channel drain (into the gate) so its window opens and the close gets through.
+      this.#paused = false;
+      this.#ch.resume();
+    }
     if (!this.#ended) {
+      this.#ended = true;
       try {
         this.#ch.end();
         this.#ch.close();
       } catch { /* already gone */ }
     }
+    this.#wake();
     this.#pending.delete(this.#onLost);
     let timer: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([this.#closed, new Promise((r) => timer = setTimeout(r, 1000))]);

@@ -468,3 +468,51 @@ bothTest("jump host: OpenSSH sshd forwards to dropbear", async () => {
     assert.match(miss.hint, /jump host/);
   });
 });
+
+dbTest(
+  "close rule: shell channels closed mid-flood, a throwing log callback: no strays",
+  async () => {
+    const strays: unknown[] = [];
+    const onRejection = (e: PromiseRejectionEvent) => {
+      e.preventDefault();
+      strays.push(e.reason);
+    };
+    const onError = (e: ErrorEvent) => {
+      e.preventDefault();
+      strays.push(e.error);
+    };
+    globalThis.addEventListener("unhandledrejection", onRejection);
+    globalThis.addEventListener("error", onError);
+    try {
+      await withServers(["dropbear"], async ([db], sessions) => {
+        const s = await connect(
+          await optsFor(db, {
+            log: () => {
+              throw new Error("a log callback's bug");
+            },
+          }),
+        );
+        sessions.push(s);
+        assert.ok(s.handlerErrors >= 1, "the connect log line's callback threw, caught");
+        let dropped = 0;
+        for (let i = 0; i < 3; i++) {
+          const sh = await s.shellChannel();
+          await sh.write(new TextEncoder().encode("while :; do echo flood-flood-flood; done\n"));
+          assert.ok((await sh.read())!.length > 0);
+          await sh.close();
+          assert.equal(await sh.read(), null, "a read after close ends");
+          dropped += (sh as unknown as { droppedAfterClose: number }).droppedAfterClose;
+        }
+        // The session still works after 3 channels closed under load.
+        assert.equal((await s.exec("echo ok")).stdout, "ok\n");
+        console.log(`3 shell channels closed mid-flood; ${dropped} late chunks dropped`);
+        assert.ok(dropped > 0, "chunks queued or arriving after close() were counted");
+      });
+      await new Promise((r) => setTimeout(r, 50));
+    } finally {
+      globalThis.removeEventListener("unhandledrejection", onRejection);
+      globalThis.removeEventListener("error", onError);
+    }
+    assert.deepEqual(strays.map(String), []);
+  },
+);
