@@ -32,8 +32,20 @@ export const PAGE_SIZE = 4096;
 export const IO_TLB_SHIFT = 11;
 /** `IO_TLB_SEGSIZE`: slabs are allocated in segments of 128; `swiotlb=<n>` is aligned up to it. */
 export const IO_TLB_SEGSIZE = 128;
-/** `COMMAND_LINE_SIZE` on arm64 (arch/arm64/include/uapi/asm/setup.h); longer lines are cut. */
+/**
+ * `COMMAND_LINE_SIZE` on arm64 (arch/arm64/include/uapi/asm/setup.h: 2048 in Debian's 6.1
+ * headers). The boot loader (QEMU's `-append` too) hands the line over in the device tree's
+ * `/chosen/bootargs`; `early_init_dt_scan_chosen()` (drivers/of/fdt.c) copies it into
+ * `boot_command_line[COMMAND_LINE_SIZE]` with `strscpy(cmdline, p, min(l, COMMAND_LINE_SIZE))`,
+ * and `parse_early_param()` (init/main.c) parses that copy: the limit includes the terminating
+ * NUL, so the kernel keeps {@link COMMAND_LINE_MAX_BYTES} bytes and never sees anything after
+ * them (`mem=` there is not applied). Measured on Debian 6.1.0-57, 6.12.118 and 7.3.4 under QEMU
+ * with a 2 kB `-append`: `/proc/cmdline` holds 2047 bytes and a `mem=3G` past them left all
+ * 8 GiB in use.
+ */
 export const COMMAND_LINE_SIZE = 2048;
+/** Bytes of the command line an arm64 kernel keeps: `COMMAND_LINE_SIZE` less the NUL. */
+export const COMMAND_LINE_MAX_BYTES = COMMAND_LINE_SIZE - 1;
 
 const U64_LIMIT = 1n << 64n;
 const U32_LIMIT = 1n << 32n;
@@ -107,6 +119,21 @@ export interface BootArgs {
   initArgs: string[];
   /** Things the kernel would do silently (truncation, ignored text in lenient mode). */
   warnings: string[];
+  /**
+   * When the line is longer than {@link COMMAND_LINE_MAX_BYTES}: what the kernel does not see.
+   * Everything else in this object is what the kernel sees (the truncated line).
+   */
+  truncated?: TruncatedCmdline;
+}
+
+/** The part of an over-long command line an arm64 kernel never sees. */
+export interface TruncatedCmdline {
+  /** Length of the line as given, in bytes. */
+  bytes: number;
+  /** Arguments that start past the limit, as written (not seen at all). */
+  dropped: string[];
+  /** The argument that straddles the limit: as written and as the kernel sees it. */
+  cut?: { written: string; seen: string };
 }
 
 /** Options of {@link parseBootArgs}. */
@@ -167,6 +194,9 @@ function text(bytes: Uint8Array, start: number, end: number): string {
 interface RawWord {
   name: string;
   value: string | null;
+  /** Byte offsets of the word in the line: first byte, and one past the last. */
+  start: number;
+  end: number;
 }
 
 /** Split like `parse_args()`: returns the words before `--` and the text after it. */
@@ -176,6 +206,7 @@ function splitCmdline(bytes: Uint8Array): { words: RawWord[]; rest: string | nul
   let pos = 0;
   while (pos < n && kIsSpace(bytes[pos])) pos++;
   while (pos < n) {
+    const start = pos;
     let args = pos;
     let inQuote = false;
     let quoted = false;
@@ -216,7 +247,7 @@ function splitCmdline(bytes: Uint8Array): { words: RawWord[]; rest: string | nul
     if (value === null && name === "--") {
       return { words, rest: text(bytes, pos, n) };
     }
-    words.push({ name, value });
+    words.push({ name, value, start, end });
   }
   return { words, rest: null };
 }
@@ -466,6 +497,34 @@ export function kstrtobool(s: string | null): boolean | undefined {
   }
 }
 
+/**
+ * What an over-long line loses (see {@link COMMAND_LINE_SIZE}), and the byte offset of the
+ * argument the limit cuts (-1 when it falls between arguments). Words after `--` go to init and
+ * are not listed.
+ */
+function truncation(bytes: Uint8Array): { truncated: TruncatedCmdline; cutStart: number } {
+  const full = splitCmdline(bytes);
+  const word = (w: RawWord, end: number) => text(bytes, w.start, Math.min(w.end, end));
+  const dropped = full.words.filter((w) => w.start >= COMMAND_LINE_MAX_BYTES)
+    .map((w) => word(w, w.end));
+  const straddling = full.words.find((w) =>
+    w.start < COMMAND_LINE_MAX_BYTES && w.end > COMMAND_LINE_MAX_BYTES
+  );
+  const truncated: TruncatedCmdline = {
+    bytes: bytes.length,
+    dropped,
+    ...(straddling
+      ? {
+        cut: {
+          written: word(straddling, straddling.end),
+          seen: word(straddling, COMMAND_LINE_MAX_BYTES),
+        },
+      }
+      : {}),
+  };
+  return { truncated, cutStart: straddling?.start ?? -1 };
+}
+
 /** `parameq()`: parameter names compare with `-` and `_` equivalent. */
 function canon(name: string): string {
   return name.replaceAll("-", "_");
@@ -479,7 +538,6 @@ function canon(name: string): string {
  * `iommu.passthrough=` values (unless `opts.lenient`).
  */
 export function parseBootArgs(cmdline: string, opts: ParseBootArgsOptions = {}): BootArgs {
-  const lenient = opts.lenient === true;
   const warnings: string[] = [];
   let bytes = encoder.encode(String(cmdline));
   const nul = bytes.indexOf(0);
@@ -487,10 +545,26 @@ export function parseBootArgs(cmdline: string, opts: ParseBootArgsOptions = {}):
     warnings.push(`command line contains a NUL byte at ${nul}: the kernel stops there`);
     bytes = bytes.subarray(0, nul);
   }
-  if (bytes.length > COMMAND_LINE_SIZE - 1) {
+  let truncated: TruncatedCmdline | undefined;
+  let cutStart = -1;
+  if (bytes.length > COMMAND_LINE_MAX_BYTES) {
+    ({ truncated, cutStart } = truncation(bytes));
+    bytes = bytes.subarray(0, COMMAND_LINE_MAX_BYTES);
+    const lost = truncated.dropped.length;
     warnings.push(
-      `command line is ${bytes.length} bytes; the arm64 kernel keeps only the first ` +
-        `${COMMAND_LINE_SIZE - 1} (COMMAND_LINE_SIZE ${COMMAND_LINE_SIZE}); parsed in full here`,
+      `command line is ${truncated.bytes} bytes; an arm64 kernel keeps only the first ` +
+        `${COMMAND_LINE_MAX_BYTES} (COMMAND_LINE_SIZE ${COMMAND_LINE_SIZE} with its NUL) and ` +
+        `never sees the rest` +
+        (truncated.cut
+          ? `: ${JSON.stringify(truncated.cut.written)} is cut to ` +
+            `${JSON.stringify(truncated.cut.seen)}`
+          : "") +
+        (lost
+          ? `${truncated.cut ? ";" : ":"} ${lost} argument${lost === 1 ? "" : "s"} past the ` +
+            `limit ${lost === 1 ? "is" : "are"} ignored (${
+              truncated.dropped.slice(0, 8).join(" ")
+            }${lost > 8 ? " …" : ""})`
+          : ""),
     );
   }
   const { words, rest } = splitCmdline(bytes);
@@ -502,10 +576,14 @@ export function parseBootArgs(cmdline: string, opts: ParseBootArgsOptions = {}):
       ? []
       : rest.split(/[\t\n\v\f\r ]+/).filter((w) => w !== ""),
     warnings,
+    ...(truncated ? { truncated } : {}),
   };
   for (const w of words) {
     const param: BootParam = { name: w.name, value: w.value };
     out.params.push(param);
+    // The argument the limit cuts is read as the kernel reads it, whatever its new form: the
+    // warning above says what happened to it.
+    const lenient = opts.lenient === true || w.start === cutStart;
     switch (canon(w.name)) {
       case "mem":
         out.mem = parseMem(w.value, lenient, warnings);

@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { BootArgsError, kstrtobool, parseBootArgs, parseSize } from "./bootargs.ts";
+import {
+  BootArgsError,
+  COMMAND_LINE_MAX_BYTES,
+  kstrtobool,
+  parseBootArgs,
+  parseSize,
+} from "./bootargs.ts";
 
 const MiB = 1024 * 1024;
 
@@ -167,11 +173,43 @@ Deno.test("hostile: empty, NUL, thousands of parameters", () => {
   const nul = parseBootArgs("rw\u0000mem=1G");
   assert.equal(nul.mem, undefined);
   assert.match(nul.warnings[0], /NUL/);
+  // Past 2047 bytes the kernel sees nothing: the mem=1G at the end is not applied.
   const many = Array.from({ length: 5000 }, (_, i) => `p${i}=${i}`).join(" ") + " mem=1G";
   const m = parseBootArgs(many);
-  assert.equal(m.params.length, 5001);
-  assert.equal(m.mem?.limit, 1024 * MiB);
+  assert.ok(m.params.length < 400, String(m.params.length));
+  assert.equal(m.mem, undefined);
+  assert.ok(m.truncated && m.truncated.dropped.at(-1) === "mem=1G");
   assert.ok(m.warnings.some((w) => /COMMAND_LINE_SIZE/.test(w)));
+});
+
+Deno.test("COMMAND_LINE_SIZE: 2047 bytes are seen, an argument past them is not", () => {
+  const pad = (n: number) => `x=${"a".repeat(n - 2)}`;
+  // Exactly 2047 bytes: all seen, nothing truncated.
+  const fits = parseBootArgs(`${pad(2047 - " mem=3G".length)} mem=3G`);
+  assert.equal(fits.raw.length, COMMAND_LINE_MAX_BYTES);
+  assert.equal(fits.mem?.limit, 3 * 1024 * MiB);
+  assert.equal(fits.truncated, undefined);
+  assert.deepEqual(fits.warnings, []);
+  // One byte more: the last character of mem=3G is cut, the kernel reads mem=3 (3 bytes, below
+  // one page: no limit), in strict mode too, and says why.
+  const cut = parseBootArgs(`${pad(2048 - " mem=3G".length)} mem=3G`);
+  assert.equal(cut.mem?.requested.bytes, 3);
+  assert.equal(cut.mem?.limit, 0);
+  assert.deepEqual(cut.truncated?.cut, { written: "mem=3G", seen: "mem=3" });
+  assert.match(cut.warnings.join("\n"), /2048 bytes; an arm64 kernel keeps only the first 2047/);
+  assert.match(cut.warnings.join("\n"), /"mem=3G" is cut to "mem=3"/);
+  // Wholly past the limit: not seen; an earlier mem= stays in force (the last one seen wins).
+  const past = parseBootArgs(`mem=2G ${pad(2100)} mem=3G swiotlb=force`);
+  assert.equal(past.mem?.limit, 2 * 1024 * MiB);
+  assert.equal(past.swiotlb, undefined);
+  assert.deepEqual(past.truncated?.dropped, ["mem=3G", "swiotlb=force"]);
+  assert.match(past.warnings.join("\n"), /2 arguments past the limit are ignored/);
+  // A malformed value past the limit is no error: the kernel never reads it.
+  assert.equal(parseBootArgs(`${pad(2100)} mem=lots`).mem, undefined);
+  // Multi-byte characters count as their UTF-8 bytes.
+  const wide = parseBootArgs(`label=${"ä".repeat(1020)} mem=1G`);
+  assert.equal(wide.mem, undefined);
+  assert.ok(wide.truncated);
 });
 
 Deno.test("property: parseBootArgs never throws anything but BootArgsError", () => {

@@ -7,7 +7,12 @@
  *
  * @module
  */
-import { BootArgsError, parseBootArgs } from "./bootargs.ts";
+import {
+  BootArgsError,
+  COMMAND_LINE_MAX_BYTES,
+  COMMAND_LINE_SIZE,
+  parseBootArgs,
+} from "./bootargs.ts";
 import {
   applyMemLimit,
   computeZones,
@@ -50,6 +55,8 @@ export interface Mapping {
 export interface MemView {
   summary: MemorySummary;
   steps: Step[];
+  /** What the kernel does silently with the command line (truncation), for the notes. */
+  notes: string[];
   place(gfp: Fact<GfpZone>): Placement;
   map(p: Placement, maskBits: number): Mapping;
 }
@@ -105,7 +112,32 @@ export function memoryView(s: Scenario): MemView {
     swiotlb: { present: sw.enabled, forced: sw.forced, sizeBytes: sw.sizeBytes, below: swBelow },
   };
   const ramFact = fact("DRAM banks", s.board.banks, s.board.ramSource, s.board.ramConfidence);
-  const steps: Step[] = [
+  const steps: Step[] = [];
+  if (args.truncated) {
+    steps.push({
+      rule: "kernel command line",
+      conclusion: `only the first ${COMMAND_LINE_MAX_BYTES} of ${args.truncated.bytes} bytes are ` +
+        `seen; the rest is not applied${
+          args.truncated.dropped.length ? ` (${args.truncated.dropped.join(" ")})` : ""
+        }${
+          args.truncated.cut
+            ? `; ${args.truncated.cut.written} is read as ${args.truncated.cut.seen}`
+            : ""
+        }`,
+      facts: [
+        fact(
+          "COMMAND_LINE_SIZE",
+          COMMAND_LINE_SIZE,
+          "arch/arm64/include/uapi/asm/setup.h; drivers/of/fdt.c early_init_dt_scan_chosen(): " +
+            "strscpy(cmdline, bootargs, min(len, COMMAND_LINE_SIZE)), the NUL included",
+          "measured",
+          "Debian 6.1, 6.12 and 7.3 under QEMU: /proc/cmdline keeps 2047 bytes, mem= past " +
+            "them is not applied",
+        ),
+      ],
+    });
+  }
+  steps.push(
     {
       rule: "memory map",
       conclusion: `DRAM ${limited.banks.map(fmt).join(" + ")}` +
@@ -122,7 +154,7 @@ export function memoryView(s: Scenario): MemView {
         : `no bounce buffer (${sw.reason})`,
       facts: sw.facts,
     },
-  ];
+  );
 
   const place = (gfp: Fact<GfpZone>): Placement => {
     const pl = placeAllocation(layout, gfp.value);
@@ -146,7 +178,7 @@ export function memoryView(s: Scenario): MemView {
   };
 
   const map = (p: Placement, maskBits: number): Mapping => mapRange(p.range, maskBits, sw);
-  return { summary, steps, place, map };
+  return { summary, steps, notes: args.truncated ? args.warnings : [], place, map };
 }
 
 function mapRange(range: PhysRange, maskBits: number, sw: SwiotlbWindow): Mapping {

@@ -52,7 +52,7 @@ export function predict(s: Scenario): Prediction {
     memory: mem.summary,
     instances,
     explanation: [...mem.steps, probe.step],
-    notes: s.notes,
+    notes: [...s.notes, ...mem.notes],
   };
 }
 

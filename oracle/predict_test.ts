@@ -162,6 +162,23 @@ Deno.test("mem=3840M on the 8 GB board: OK, with the 2 MiB left above 4 GiB name
   assert.equal(inst(clean, NPU).condition, undefined);
 });
 
+Deno.test("mem= past the 2047-byte command line is not applied, and the prediction says so", async () => {
+  const pad = `dyndbg=${"x".repeat(2100)}`;
+  const p = await run("rock-3b-8g", "6.12", { bootargs: `console=ttyS2 ${pad} mem=3838M` });
+  // The kernel never sees mem=3838M: all 8 GB stay, the NPU's tables land above 4 GiB.
+  assert.equal(inst(p, NPU).outcome, "BUS_ERROR");
+  assert.match(p.notes.join("\n"), /keeps only the first 2047 .*never sees the rest/);
+  assert.match(p.notes.join("\n"), /mem=3838M/);
+  const step = p.explanation.find((s) => s.rule === "kernel command line");
+  assert.ok(step, "explanation step");
+  assert.match(step.conclusion, /only the first 2047 of \d+ bytes are seen; .*mem=3838M/);
+  assert.equal(step.facts[0].name, "COMMAND_LINE_SIZE");
+  // The same mem= within the limit is applied.
+  const inLimit = await run("rock-3b-8g", "6.12", { bootargs: "console=ttyS2 mem=3838M" });
+  assert.equal(inst(inLimit, NPU).outcome, "OK");
+  assert.ok(!inLimit.explanation.some((s) => s.rule === "kernel command line"));
+});
+
 Deno.test("4 GB board: BUS_ERROR while the 256 MiB of ZONE_NORMAL has free pages", async () => {
   const npu = inst(await run("rk3568-4g", "6.12"), NPU);
   assert.equal(npu.outcome, "BUS_ERROR");
