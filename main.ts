@@ -313,6 +313,41 @@ export function cli(): Command {
       );
     });
 
+  program.command("atlas")
+    .description(
+      "Every Rockchip RK356x and RK3588 DTB each Debian kernel suite ships, with each IOMMU " +
+        "node's predicted outcome per RAM size (2-32 GB) and what changed from the previous " +
+        "release; kernel packages come through the private apt and are cached",
+    )
+    .option(
+      "--suite <suite>",
+      "only this suite (repeatable; default: bookworm, bookworm-backports, trixie, " +
+        "trixie-backports, sid)",
+      collect,
+      [],
+    )
+    .option("--out <dir>", "write atlas.md, atlas.html and atlas.json into this directory")
+    .option("--json", "print JSON instead of Markdown")
+    .option("--html", "print the self-contained HTML instead of Markdown")
+    .action(async (o: { suite: string[]; out?: string; json?: boolean; html?: boolean }) => {
+      const { buildAtlas } = await import("./runner/atlas.ts");
+      const { renderAtlasHtml, renderAtlasMarkdown } = await import(
+        "./runner/report/atlas_report.ts"
+      );
+      const a = await buildAtlas({ suites: o.suite, log: (l) => console.error(l) });
+      if (o.out) {
+        await Deno.mkdir(o.out, { recursive: true });
+        await Deno.writeTextFile(`${o.out}/atlas.md`, renderAtlasMarkdown(a));
+        await Deno.writeTextFile(`${o.out}/atlas.html`, renderAtlasHtml(a));
+        await Deno.writeTextFile(`${o.out}/atlas.json`, JSON.stringify(a, null, 2) + "\n");
+        console.error(`atlas: wrote ${o.out}/atlas.md, atlas.html, atlas.json`);
+        return;
+      }
+      console.log(
+        o.json ? JSON.stringify(a, null, 2) : o.html ? renderAtlasHtml(a) : renderAtlasMarkdown(a),
+      );
+    });
+
   program.command("boards")
     .description("List the board definitions")
     .option("--boards-dir <dir>", "a directory of board files to list instead of the built-in ones")
