@@ -278,8 +278,8 @@ export async function ensureHostTools(tools: readonly string[]): Promise<EnsureR
   const paths: Record<string, string> = {};
   const todo: string[] = [];
   for (const t of new Set(tools)) {
-    if (t === "deno") {
-      paths[t] = Deno.execPath();
+    if (Object.hasOwn(BOOTSTRAP_PROGRAMS, toolName(t))) {
+      paths[t] = t.includes("/") ? t : Deno.execPath(); // deno: this process's own runtime
       continue;
     }
     if (!isHostProgram(t)) {

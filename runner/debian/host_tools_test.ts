@@ -36,7 +36,16 @@ Deno.test("every host program the sources start is declared; nothing bypasses th
       "package, and start it with run() or hostCommand()",
   );
   // The scan saw the sources it must see, and found spawns through every path.
-  for (const f of ["rkhil", ".ci/run", "runner/debian/kernel.ts", "runner/qemu/machine.ts"]) {
+  for (
+    const f of [
+      "rkhil",
+      ".ci/run",
+      "runner/debian/kernel.ts",
+      "runner/qemu/machine.ts",
+      "runner/target/cli.ts",
+      "bench/serial_bench.ts",
+    ]
+  ) {
     assert.ok(r.files.includes(f), `${f} scanned`);
   }
   const seen = (program: string, file: string) =>
@@ -46,6 +55,7 @@ Deno.test("every host program the sources start is declared; nothing bypasses th
   assert.ok(seen("xz", "runner/qemu/initramfs.ts"), "hostCommand() in initramfs.ts");
   assert.ok(seen("npm", "rkhil"), "the bootstrap");
   assert.ok(seen("deno", "main_test.ts"), "Deno.execPath()");
+  assert.ok(!r.files.some((f) => f.startsWith("target/") || f.includes("/testdata/")));
 });
 
 Deno.test("the scanner catches undeclared programs and bypasses (a sample)", async () => {
@@ -232,6 +242,7 @@ Deno.test("ensured programs resolve to their paths; run() and hostCommand() star
   assert.equal(r.paths.sh, await which("sh"));
   assert.equal(r.paths["/usr/bin/env"], "/usr/bin/env");
   assert.equal(await ensureHostTool("deno"), Deno.execPath());
+  assert.equal(await ensureHostTool("/usr/bin/deno"), "/usr/bin/deno"); // not an apt package
   const out = await run("sh", ["-c", "printf '%s\\n' a b | grep -c ."]);
   assert.equal(out.stdout, "2\n");
   const cmd = await hostCommand("grep", { args: ["-q", "x"], stdin: "null" });

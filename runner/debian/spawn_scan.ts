@@ -48,8 +48,10 @@ export interface ScanResult {
 /** Files allowed to call `new Deno.Command` for any program: the helpers themselves. */
 const HELPER_FILES = ["runner/debian/proc.ts", "runner/debian/host_tools.ts"];
 
-/** Directories never scanned: tooling, run output, guest-side files, fixtures. */
-const SKIP_DIRS = new Set([".git", ".tools", "node_modules", "runs", ".cache", "target"]);
+/** Directories never scanned, at any depth: tooling, run output, caches. */
+const SKIP_DIRS = new Set([".git", ".tools", "node_modules", "runs", ".cache"]);
+/** Top-level directories never scanned: what runs inside a target (init, the probe module). */
+const SKIP_TOP = new Set(["target"]);
 
 /** Replace comments with spaces (newlines kept), leaving strings, templates and regexes. */
 export function blankComments(src: string): string {
@@ -365,7 +367,8 @@ function isShellScript(rel: string, head: string): boolean {
 
 /**
  * Scan the project at `root`: every `*.ts` file and every shell script outside `.git`, `.tools`,
- * `node_modules`, `runs`, `target` (the guest side) and `testdata` directories.
+ * `node_modules`, `runs`, `.cache` and `testdata` directories and the top-level `target/` (what
+ * runs inside a target).
  */
 export async function scanProject(root: string): Promise<ScanResult & { files: string[] }> {
   const sites: SpawnSite[] = [];
@@ -378,7 +381,8 @@ export async function scanProject(root: string): Promise<ScanResult & { files: s
     for (const e of entries) {
       const r = rel ? `${rel}/${e.name}` : e.name;
       if (e.isDirectory) {
-        if (!SKIP_DIRS.has(e.name) && e.name !== "testdata") await walk(`${dir}/${e.name}`, r);
+        const skip = SKIP_DIRS.has(e.name) || (rel === "" && SKIP_TOP.has(e.name));
+        if (!skip && e.name !== "testdata") await walk(`${dir}/${e.name}`, r);
         continue;
       }
       if (!e.isFile) continue;
