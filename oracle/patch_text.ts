@@ -120,6 +120,11 @@ export function normalisePatchText(text: string): { segments: Segment[]; notes: 
   };
   for (let i = 0; i < raw.length; i++) {
     const subj = /^Subject:\s*(.*)$/.exec(raw[i]);
+    // A folded Subject (its continuation's leading space may have been stripped in a quote).
+    if (subj && raw[i + 1] && !/^[\w-]+:/.test(raw[i + 1]) && !/^\s*$/.test(raw[i + 1])) {
+      subj[1] = `${subj[1].trimEnd()} ${raw[i + 1].trim()}`;
+      i++;
+    }
     if (subj && !cur.lines.some((l) => HUNK_RE.test(l))) {
       cur.subject = subj[1].trim();
       continue;
