@@ -194,6 +194,21 @@ export type { Verdict } from "./runner/errors.ts";
 export { driverFactChanges, releaseTimeline } from "./oracle/changes.ts";
 export type { FactChange, OutcomeChange, ReleaseStep } from "./oracle/changes.ts";
 
+/** A patch's blast radius: parse a patch (mail, mailbox, quoted reply), map it onto the model. */
+export { parsePatchText, PatchTextError } from "./oracle/patch_text.ts";
+export type { Hunk, ParsedPatch, PatchFile } from "./oracle/patch_text.ts";
+export { applyPatchSeries, patchEffect } from "./oracle/patch_model.ts";
+export type { ModelChange, NotModelled, PatchEffect } from "./oracle/patch_model.ts";
+export { blastRadius, instanceDelta, patchSetApplier, seriesApplier } from "./oracle/blast.ts";
+export type { BlastCell, ChangeClass, InstanceDelta, InstanceFacts } from "./oracle/blast.ts";
+export { blastOfPatchFiles, blastOfPatchSets } from "./runner/blast.ts";
+
+/** The atlas of every Rockchip RK356x/RK3588 DTB in Debian's kernels. */
+export { atlasLayout, generalBanks, predictDtb } from "./oracle/atlas.ts";
+export { buildAtlas } from "./runner/atlas.ts";
+export type { Atlas, AtlasRelease } from "./runner/atlas.ts";
+export { renderAtlasHtml, renderAtlasMarkdown } from "./runner/report/atlas_report.ts";
+
 // --- The runner: transports, targets, facts, watchers, results -----------------------------
 
 /** SSH to a target: pinned host keys, exec channels, a shell byte stream, verified uploads. */
