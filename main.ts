@@ -386,6 +386,26 @@ export function cli(): Command {
       console.log(await writeRunReport(runDir));
     });
 
+  program.command("explain-log")
+    .description(
+      "Explain the rk_iommu faults of a kernel log (dmesg, journalctl, kern.log, console " +
+        "capture): SoC, entry format, where the tables lie, what reached the walker, NPU lines " +
+        "and crashes around it; with --board and --kernel, the oracle's prediction beside it",
+    )
+    .argument("<file>", "the kernel log")
+    .option("--board <id>", "board id (see `rkhil boards`), with --kernel")
+    .option("--kernel <release>", "kernel release, e.g. 6.12 (with --board)")
+    .option("--boards-dir <dir>", "extra directory of board files (searched first)", collect, [])
+    .option("--json", "print the explanation as JSON")
+    .action(async (
+      file: string,
+      o: { board?: string; kernel?: string; boardsDir: string[]; json?: boolean },
+    ) => {
+      const { explainLog, renderExplanation } = await import("./runner/explain_log.ts");
+      const e = await explainLog(file, o);
+      console.log(o.json ? JSON.stringify(e, null, 2) : renderExplanation(e));
+    });
+
   program.command("releases")
     .description("List the kernel releases the driver knowledge base covers")
     .action(() => console.log(RELEASES.join(" ")));
