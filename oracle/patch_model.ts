@@ -207,12 +207,13 @@ function driverHunk(
       const dm = /\.data\s*=\s*&?\s*(\w+)/.exec(t);
       if (cm) lastCompat = { name: cm[1], kind: l.kind };
       if (dm && lastCompat) {
+        // The entry's compatible stays current until the next one: a `.data` line may be
+        // replaced (one removed, one added) under an unchanged `.compatible` line.
         if (l.kind === "add" || lastCompat.kind === "add") {
           changes.push({ kind: "compatible", compatible: lastCompat.name, after: dm[1] });
         } else if (l.kind === "del" || lastCompat.kind === "del") {
           changes.push({ kind: "compatible", compatible: lastCompat.name, before: dm[1] });
         }
-        lastCompat = null;
         continue;
       }
       if (cm) continue;

@@ -143,3 +143,25 @@ Deno.test("which boards a device-tree file reaches", () => {
   assert.ok(dtFileReaches(`${d}rk3568-rock-3b.dts`, "rk3568", "rockchip/rk3568-rock-3b.dtb"));
   assert.ok(!dtFileReaches(`${d}rk3568-rock-3b.dts`, "rk3568", "rockchip/rk3568-rock-3a.dtb"));
 });
+
+Deno.test("rebinding an existing compatible to other ops: one entry removed, one added", () => {
+  const text = [
+    "--- a/drivers/iommu/rockchip-iommu.c",
+    "+++ b/drivers/iommu/rockchip-iommu.c",
+    "@@ -1369,4 +1369,4 @@ static const struct of_device_id rk_iommu_dt_ids[] = {",
+    ' \t{\t.compatible = "rockchip,rk3568-iommu",',
+    "-\t\t.data = &iommu_data_ops_v2,",
+    "+\t\t.data = &iommu_data_ops_v1,",
+    " \t},",
+    "",
+  ].join("\n");
+  const s = parsePatchText(text, "t").map(patchEffect);
+  assert.deepEqual(s[0].changes, [
+    { kind: "compatible", compatible: "rockchip,rk3568-iommu", before: "iommu_data_ops_v2" },
+    { kind: "compatible", compatible: "rockchip,rk3568-iommu", after: "iommu_data_ops_v1" },
+  ]);
+  const r = applyPatchSeries(s, rel(6, 12), RK3568_NODES, "rk3568");
+  assert.equal(r.applied, true);
+  assert.equal(r.driver.compatibles["rockchip,rk3568-iommu"].name, "iommu_data_ops_v1");
+  assert.equal(r.driver.compatibles["rockchip,rk3568-iommu"].format, "v1");
+});
