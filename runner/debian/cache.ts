@@ -33,6 +33,74 @@ export async function cacheDir(...parts: string[]): Promise<string> {
   return dir;
 }
 
+/**
+ * `cacheRoot()/<parts...>` for files that hold key material: every directory from the cache
+ * root down is created with mode 0700 (never briefly wider: `mkdir` with that mode, one level
+ * at a time), and an existing one of another mode is set to 0700 (a cache from before this
+ * rule is fixed on use). The cache root itself is created if missing but left as it is.
+ */
+export async function privateCacheDir(...parts: string[]): Promise<string> {
+  const root = cacheRoot();
+  await Deno.mkdir(root, { recursive: true });
+  let dir = root;
+  for (const part of parts) {
+    dir = `${dir}/${part}`;
+    await privateDir(dir);
+  }
+  return dir;
+}
+
+/** Creates `dir` (its parent must exist) with mode 0700, or sets an existing one to 0700. */
+export async function privateDir(dir: string): Promise<void> {
+  try {
+    await Deno.mkdir(dir, { mode: 0o700 });
+  } catch (err) {
+    if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
+  }
+  const st = await Deno.lstat(dir);
+  if (!st.isDirectory) {
+    throw new InfraError(
+      `${dir} is not a directory`,
+      "remove it; rkhil keeps key material in a directory there",
+    );
+  }
+  // umask may have narrowed it further, never widened it; an old cache may be wider.
+  if (((st.mode ?? 0) & 0o777) !== 0o700) await Deno.chmod(dir, 0o700);
+}
+
+/**
+ * Writes `data` to `path` with mode 0600 from the first byte: a fresh temporary file in the
+ * same directory is created exclusively with that mode, written, flushed, and renamed over
+ * `path`. The directory should be one of {@link privateCacheDir}.
+ */
+export async function writePrivateFileAtomic(
+  path: string,
+  data: Uint8Array | string,
+): Promise<void> {
+  const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
+  const tmp = `${path}.${crypto.randomUUID()}.tmp`;
+  const f = await Deno.open(tmp, { write: true, createNew: true, mode: 0o600 });
+  try {
+    // The creation mode is masked by umask (never widened); chmod pins it exactly.
+    await Deno.chmod(tmp, 0o600);
+    let off = 0;
+    while (off < bytes.length) off += await f.write(bytes.subarray(off));
+    await f.syncData();
+  } catch (err) {
+    f.close();
+    await Deno.remove(tmp).catch(() => {});
+    throw err;
+  }
+  f.close();
+  await Deno.rename(tmp, path);
+}
+
+/** Sets an existing file that holds key material to mode 0600 (a cache from before). */
+export async function fixPrivateFile(path: string): Promise<void> {
+  const st = await Deno.lstat(path);
+  if (st.isFile && ((st.mode ?? 0) & 0o777) !== 0o600) await Deno.chmod(path, 0o600);
+}
+
 /** Lower-case hex SHA-256 of bytes or a string. */
 export async function sha256Hex(data: Uint8Array | string): Promise<string> {
   const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;

@@ -9,7 +9,16 @@
  */
 
 import { InfraError, UserInputError } from "../errors.ts";
-import { cacheDir, exists, readJsonIfExists, sha256Hex, writeJsonAtomic } from "../debian/cache.ts";
+import {
+  cacheRoot,
+  exists,
+  fixPrivateFile,
+  privateCacheDir,
+  readJsonIfExists,
+  sha256Hex,
+  writeJsonAtomic,
+  writePrivateFileAtomic,
+} from "../debian/cache.ts";
 import { sharedApt } from "../debian/kernel.ts";
 import type { FetchedKernel } from "../debian/kernel.ts";
 import { extractDeb } from "../debian/kernel.ts";
@@ -134,7 +143,29 @@ async function readOr(path: string, fallback: string): Promise<string> {
   }
 }
 
-/** Build (or reuse from the cache) the initramfs for a fetched kernel. */
+/**
+ * Sets every cached image directory (`<cache>/initramfs/<key>/`) to 0700 and every image in
+ * it to 0600: they hold the guest's SSH host private key. Cheap (a few entries); run on each
+ * build so a cache made before this rule is fixed on first use.
+ */
+export async function securePrivateImages(): Promise<void> {
+  if (!await exists(`${cacheRoot()}/initramfs`)) return;
+  const top = await privateCacheDir("initramfs");
+  for await (const e of Deno.readDir(top)) {
+    if (!e.isDirectory) continue;
+    await privateCacheDir("initramfs", e.name);
+    for await (const f of Deno.readDir(`${top}/${e.name}`)) {
+      if (f.isFile && /^initramfs\.cpio/.test(f.name)) {
+        await fixPrivateFile(`${top}/${e.name}/${f.name}`);
+      }
+    }
+  }
+}
+
+/**
+ * Build (or reuse from the cache) the initramfs for a fetched kernel. The image holds the
+ * guest's SSH host private key: it is written with mode 0600 into a 0700 directory.
+ */
 export async function buildInitramfs(
   kernel: FetchedKernel,
   opts: InitramfsOptions = {},
@@ -180,13 +211,15 @@ export async function buildInitramfs(
     load,
     prompt: GUEST_PROMPT,
   }));
-  const dir = `${await cacheDir("initramfs")}/${key}`;
+  // Images hold the guest's SSH host private key: 0600 files in 0700 directories, and
+  // images cached before that rule are fixed here.
+  await securePrivateImages();
+  const dir = await privateCacheDir("initramfs", key);
   const metaPath = `${dir}/initramfs.json`;
   if (!opts.rebuild) {
     const cached = await readJsonIfExists<Initramfs>(metaPath);
     if (cached && await exists(cached.path)) return { ...cached, built: false };
   }
-  await Deno.mkdir(dir, { recursive: true });
   const staging = await Deno.makeTempDir({ dir, prefix: "root." });
   try {
     // Packages.
@@ -274,8 +307,7 @@ export async function buildInitramfs(
       bytes = new Uint8Array(await new Response(stream).arrayBuffer());
     }
     const path = `${dir}/initramfs.${compression === "gzip" ? "cpio.gz" : "cpio"}`;
-    await Deno.writeFile(`${path}.tmp`, bytes);
-    await Deno.rename(`${path}.tmp`, path);
+    await writePrivateFileAtomic(path, bytes);
     await Deno.writeTextFile(`${dir}/host_key.pub`, hostKey.line + "\n");
     const meta: Initramfs = {
       path,

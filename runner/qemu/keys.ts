@@ -8,7 +8,12 @@
  */
 
 import { InfraError } from "../errors.ts";
-import { cacheDir, exists } from "../debian/cache.ts";
+import {
+  exists,
+  fixPrivateFile,
+  privateCacheDir,
+  writePrivateFileAtomic,
+} from "../debian/cache.ts";
 import { run } from "../debian/proc.ts";
 
 /** A public key in authorized_keys form and its OpenSSH SHA-256 fingerprint. */
@@ -110,20 +115,18 @@ export async function generateEd25519(
 
 /**
  * The client key rkhil logs into QEMU targets with, generated on first use and cached in
- * `<cache>/keys/` (private key mode 0600). Never printed or logged.
+ * `<cache>/keys/` (directory 0700, private key 0600 from its first byte; a cache from before
+ * is fixed on use). Never printed or logged.
  */
 export async function clientKey(): Promise<ClientKey> {
-  const dir = await cacheDir("keys");
-  await Deno.chmod(dir, 0o700);
+  const dir = await privateCacheDir("keys");
   const privateKeyPath = `${dir}/client_ed25519`;
   const publicKeyPath = `${privateKeyPath}.pub`;
   if (!await exists(privateKeyPath) || !await exists(publicKeyPath)) {
     const { privateKey, line } = await generateEd25519("rkhil-client");
-    const tmp = `${privateKeyPath}.${crypto.randomUUID()}.tmp`;
-    await Deno.writeTextFile(tmp, privateKey, { mode: 0o600 });
     await Deno.writeTextFile(publicKeyPath, line + "\n");
-    await Deno.rename(tmp, privateKeyPath);
-  }
+    await writePrivateFileAtomic(privateKeyPath, privateKey);
+  } else await fixPrivateFile(privateKeyPath);
   const line = (await Deno.readTextFile(publicKeyPath)).trim();
   return { privateKeyPath, publicKeyPath, line, fingerprint: await fingerprintOf(line) };
 }

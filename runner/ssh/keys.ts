@@ -8,6 +8,7 @@
 import ssh2 from "ssh2";
 import { InfraError, UserInputError } from "../errors.ts";
 import { fingerprintOfPublicKeyLine } from "./fingerprint.ts";
+import { fixPrivateFile, privateDir, writePrivateFileAtomic } from "../debian/cache.ts";
 
 /** A client key pair as stored in the cache directory. */
 export interface ClientKey {
@@ -23,7 +24,8 @@ export interface ClientKey {
 
 /**
  * Load `<dir>/<name>` and `<dir>/<name>.pub`, generating an ed25519 pair first if either is
- * missing. The directory is created with mode 0700 and the private key with 0600.
+ * missing. The directory is created with mode 0700 and the private key with 0600 from its
+ * first byte; an existing directory or key of a wider mode is narrowed on use.
  */
 export async function ensureClientKey(
   dir: string,
@@ -38,6 +40,16 @@ export async function ensureClientKey(
       Deno.readTextFile(pubPath),
     ]);
     const publicKeyLine = pub.trim();
+    try {
+      await privateDir(dir);
+      await fixPrivateFile(privPath);
+    } catch (err) {
+      throw new InfraError(
+        `cannot make the client key ${privPath} private (0600 in a 0700 directory)`,
+        `run 'chmod 700 ${dir} && chmod 600 ${privPath}' as the key's owner`,
+        { cause: err },
+      );
+    }
     return {
       privateKey,
       publicKeyLine,
@@ -53,15 +65,16 @@ export async function ensureClientKey(
       );
     }
   }
-  await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
   const pair = ssh2.utils.generateKeyPairSync("ed25519", { comment });
   const publicKeyLine = pair.public.trim();
   try {
-    // Write to temporary names, then rename, so a crash never leaves half a pair.
-    await Deno.writeTextFile(`${privPath}.tmp`, pair.private, { mode: 0o600 });
-    await Deno.chmod(`${privPath}.tmp`, 0o600);
+    const parent = dir.slice(0, dir.lastIndexOf("/"));
+    if (parent) await Deno.mkdir(parent, { recursive: true });
+    await privateDir(dir);
+    // Temporary names, then rename, so a crash never leaves half a pair; the private key is
+    // 0600 from its first byte.
     await Deno.writeTextFile(`${pubPath}.tmp`, publicKeyLine + "\n", { mode: 0o644 });
-    await Deno.rename(`${privPath}.tmp`, privPath);
+    await writePrivateFileAtomic(privPath, pair.private);
     await Deno.rename(`${pubPath}.tmp`, pubPath);
   } catch (err) {
     throw new UserInputError(
