@@ -244,6 +244,9 @@ export function sshKcoreReader(
   };
 }
 
+/** Exit status of the scan command when the target has no `strings`. */
+const NO_STRINGS = 46;
+
 /**
  * Find NUL-terminated strings equal to one of `wanted` in `[start, end)` of kcore, without
  * copying the range to the host: `dd | strings -t d` runs in the target and only matching lines
@@ -258,6 +261,7 @@ export async function scanKcoreStrings(
   wanted: readonly string[],
   opts: { path?: string; timeoutMs?: number } = {},
 ): Promise<{ vaddr: bigint; text: string }[]> {
+  // Throws KcoreError for bad `wanted`, a too large range, or a target without `strings`.
   if (!wanted.length || end <= start) return [];
   for (const w of wanted) {
     if (!/^[A-Za-z0-9,._-]+$/.test(w)) throw new KcoreError(`cannot scan for ${JSON.stringify(w)}`);
@@ -267,11 +271,18 @@ export async function scanKcoreStrings(
   const offset = kcore.offsetOf(start, Number(length));
   const min = Math.min(...wanted.map((w) => w.length));
   const alt = wanted.map((w) => w.replace(/[.]/g, "\\.")).join("|");
-  const cmd = `${ddCommand(opts.path ?? "/proc/kcore", { offset, length: Number(length) })} ` +
+  // Without `strings` the pipe would print nothing: "no hits" must not stand for "no tool".
+  const cmd = `command -v strings >/dev/null 2>&1 || exit ${NO_STRINGS}; ` +
+    `${ddCommand(opts.path ?? "/proc/kcore", { offset, length: Number(length) })} ` +
     `2>/dev/null | strings -t d -n ${min} | grep -E '^ *[0-9]+ (${alt})$'; ` +
     `exit 0`;
   kcore.reads++;
   const res = await run(cmd, { timeoutMs: opts.timeoutMs ?? 180_000 });
+  if (res.exitStatus === NO_STRINGS) {
+    throw new KcoreError(
+      "the target has no `strings` command (busybox or binutils): cannot scan kcore for strings",
+    );
+  }
   const out: { vaddr: bigint; text: string }[] = [];
   for (const line of res.stdout.split("\n")) {
     const m = /^\s*(\d+) (.*)$/.exec(line);

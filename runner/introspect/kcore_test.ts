@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import type { RunCommand } from "../facts/collect.ts";
 import { buildCore, localRun } from "./testutil.ts";
+import { ensureHostTools, hostCommand } from "../debian/host_tools.ts";
 import {
   cString,
   ddCommand,
@@ -177,6 +178,28 @@ Deno.test("kcore: dd reader and in-target string scan on an ELF core file, throu
     await assert.rejects(
       () => scanKcoreStrings(localRun, k, vaddr, vaddr + 10n, ["a'; rm -rf /"], { path }),
       KcoreError,
+    );
+    // A target without `strings` (PATH without it) is an error that says so, not 0 hits.
+    const bin = `${dir}/bin`;
+    await Deno.mkdir(bin);
+    const { paths } = await ensureHostTools(["dd", "grep"]);
+    for (const t of ["dd", "grep"]) await Deno.symlink(paths[t], `${bin}/${t}`);
+    const noStrings: RunCommand = async (cmd) => {
+      const r = await (await hostCommand("sh", {
+        args: ["-c", cmd],
+        env: { PATH: bin },
+        clearEnv: true,
+        stdout: "piped",
+        stderr: "piped",
+      })).output();
+      return { stdout: new TextDecoder().decode(r.stdout), exitStatus: r.code };
+    };
+    await assert.rejects(
+      () =>
+        scanKcoreStrings(noStrings, k, vaddr, vaddr + BigInt(data.length), ["rockchip,iommu"], {
+          path,
+        }),
+      (e: unknown) => e instanceof KcoreError && /no `strings` command/.test(e.message),
     );
   } finally {
     await Deno.remove(dir, { recursive: true });
