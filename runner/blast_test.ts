@@ -193,3 +193,19 @@ Deno.test("classification: CONSTRAINED keeps the outcome, RELAXED is its opposit
     "CHANGED",
   );
 });
+
+Deno.test("bounce risk: a 32-bit mask with tables from all memory is latent on 2 GB, bounced on 8 GB", async () => {
+  const r = await blastOfPatchSets(["v2-mask32-only"], {
+    boards: ["rk3568-2g", "rock-3b-8g"],
+    kernels: ["6.12"],
+  });
+  const two = inst(r.cells.find((c) => c.board === "rk3568-2g")!, "fe043e00")!;
+  assert.equal(two.class, "CONSTRAINED");
+  assert.equal(two.before.bounceRisk, "none");
+  assert.equal(two.after.bounceRisk, "latent");
+  const eight = inst(r.cells.find((c) => c.board === "rock-3b-8g")!, "fe043e00")!;
+  assert.equal(eight.class, "BROKEN");
+  assert.equal(eight.after.outcome, "PAGE_FAULT");
+  assert.equal(eight.after.bounced, true);
+  assert.equal(eight.after.bounceRisk, "bounced");
+});
