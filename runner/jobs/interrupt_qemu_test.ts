@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { parseResults, type TestResult } from "../results/store.ts";
 import { testRunRoot } from "../test_dirs.ts";
-import { waitNoneUnder } from "./_qemu_procs.ts";
+import { qemuUnder, waitNoneUnder } from "./_qemu_procs.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 const KERNEL = "debian:trixie";
@@ -81,7 +81,9 @@ Deno.test("SIGINT while the guest boots: boot MISS interrupted, report written, 
   const run = startRun(root);
   const dir = await runDirOf(run.line(/^rkhil run: results in /));
   await run.line(/^debian:trixie$/);
-  await sleep(3_000); // the kernel is prepared and QEMU launched or booting
+  // Signal once QEMU runs: the guest is booting (a boot takes 10 s or more here).
+  while (!(await qemuUnder(root)).length) await sleep(100);
+  await sleep(500);
   run.child.kill("SIGINT");
   const { status, stdout, stderr } = await run.end();
   assert.equal(status.code, 130, stderr);

@@ -90,19 +90,28 @@ export async function runMainJob(opts: MainJobOptions): Promise<MainJobResult> {
   const store = await RunStore.open(dir);
   log(`rkhil run: results in ${dir}`);
   let interrupted: InterruptSignal | undefined;
+  const writeReport = async () => {
+    const record = parseResults(await Deno.readTextFile(`${dir}/results.jsonl`));
+    const report = renderRunReport(record);
+    await Deno.writeTextFile(`${dir}/report.md`, report + "\n");
+    return { record, report };
+  };
   try {
     for (const spec of opts.kernels) await runKernel(spec, opts, store, dir, log);
   } catch (err) {
-    if (!(err instanceof InterruptedError)) throw err;
+    if (!(err instanceof InterruptedError)) {
+      // A bug of ours: the record so far still gets its report.
+      store.close();
+      await writeReport().catch(() => {});
+      throw err;
+    }
     interrupted = err.signal;
     log(`\ninterrupted (${err.signal}): powering the targets off`);
     await QemuTarget.powerOffAll();
   } finally {
     store.close();
   }
-  const record = parseResults(await Deno.readTextFile(`${dir}/results.jsonl`));
-  const report = renderRunReport(record);
-  await Deno.writeTextFile(`${dir}/report.md`, report + "\n");
+  const { record, report } = await writeReport();
   const t = tally(record.results);
   log("");
   log(report);
@@ -129,9 +138,9 @@ interface KernelRun {
   guest?: Guest;
   /** Set when the target was lost or the kernel crashed: every later step is MISS with it. */
   stopped?: string;
+  /** The target's name in results (`qemu-virt-8g`). */
+  target: string;
 }
-
-const TARGET = "qemu-virt-8g";
 
 async function record(k: KernelRun, result: TestResult): Promise<void> {
   await k.store.record(result);
@@ -146,7 +155,7 @@ async function record(k: KernelRun, result: TestResult): Promise<void> {
 async function notRun(k: KernelRun, test: string): Promise<void> {
   await record(k, {
     test,
-    target: TARGET,
+    target: k.target,
     kernel: k.spec,
     verdict: "MISS",
     reason: `not run: ${k.stopped}`,
@@ -168,7 +177,14 @@ async function step(
 ): Promise<TestResult> {
   if (k.stopped && !k.interrupt?.signal) {
     await notRun(k, test);
-    return { test, target: TARGET, kernel: k.spec, verdict: "MISS", startedAt: "", durationMs: 0 };
+    return {
+      test,
+      target: k.target,
+      kernel: k.spec,
+      verdict: "MISS",
+      startedAt: "",
+      durationMs: 0,
+    };
   }
   const startedAt = new Date().toISOString();
   const t0 = performance.now();
@@ -183,7 +199,8 @@ async function step(
   } catch (err) {
     if (err instanceof InterruptedError) stop = err;
     const verdict: Verdict = err instanceof RkhilError ? err.verdict : "ERROR";
-    r = { verdict, reason: describeError(err).replace(/^error: /, "") };
+    // An interrupt's reason is just "interrupted (SIGINT)": the step is not at fault.
+    r = { verdict, reason: stop ? stop.message : describeError(err).replace(/^error: /, "") };
   }
   if (!stop && guest) {
     // A kernel crash while the step ran is the kernel's failure, whatever the step saw.
@@ -200,7 +217,7 @@ async function step(
   }
   const result: TestResult = {
     test,
-    target: TARGET,
+    target: k.target,
     kernel: k.spec,
     startedAt,
     durationMs: Math.round(performance.now() - t0),
@@ -218,7 +235,13 @@ async function runKernel(
   dir: string,
   log: (l: string) => void,
 ): Promise<void> {
-  const k: KernelRun = { spec, store, log, interrupt: opts.interrupt };
+  const k: KernelRun = {
+    spec,
+    store,
+    log,
+    interrupt: opts.interrupt,
+    target: `qemu-virt-${(opts.memory ?? "8G").toLowerCase()}`,
+  };
   log(`\n${spec}`);
   const booted = await runOnGuest(k, opts, dir);
   if (booted && opts.validate !== false) await runValidation(k, opts, dir);
@@ -248,7 +271,7 @@ async function runValidation(k: KernelRun, opts: MainJobOptions, dir: string): P
     if (err instanceof InterruptedError) throw err;
     await record(k, {
       test: "validate",
-      target: TARGET,
+      target: k.target,
       kernel: k.spec,
       verdict: err instanceof RkhilError ? err.verdict : "ERROR",
       reason: describeError(err).replace(/^error: /, ""),

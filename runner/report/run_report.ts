@@ -71,7 +71,9 @@ export function renderRunReport(record: RunRecord): string {
   const interrupted = results.find((r) => r.reason?.startsWith("interrupted"));
   if (interrupted) {
     out.push(
-      `**${interrupted.reason}** during ${interrupted.kernel} \`${interrupted.test}\`: ` +
+      `**${
+        interrupted.reason?.split("\n")[0]
+      }** during ${interrupted.kernel} \`${interrupted.test}\`: ` +
         "this report covers what ran before.",
       "",
     );
