@@ -115,6 +115,44 @@ Deno.test("the scanner catches undeclared programs and bypasses (a sample)", asy
   assert.match(broken.problems[0].message, /does not parse as shell/);
 });
 
+Deno.test("the scanner never throws on hostile source text", async () => {
+  const piece = fc.constantFrom(
+    'new Deno.Command("sh", { args: ["-c", ',
+    "hostCommand(",
+    'run("x", [',
+    'import { run } from "./proc.ts";',
+    "ensureHostTools([",
+    '"-c", ',
+    "const S = [",
+    "].join(",
+    "`a ${",
+    "}`",
+    '"',
+    "'",
+    "`",
+    "/*",
+    "*/",
+    "//",
+    "/",
+    "(",
+    ")",
+    "[",
+    "]",
+    "\\",
+    "\n",
+    "x",
+    " + ",
+  );
+  await fc.assert(
+    fc.asyncProperty(fc.array(piece, { maxLength: 30 }).map((a) => a.join("")), async (text) => {
+      const r = await scanTypeScript("fuzz.ts", text);
+      assert.ok(Array.isArray(r.sites) && Array.isArray(r.problems));
+      for (const p of r.problems) assert.ok(p.line >= 1);
+    }),
+    { numRuns: 300 },
+  );
+});
+
 Deno.test("shellPrograms: real scripts, builtins, functions, prefixes, expansions", async () => {
   const boot = await Deno.readTextFile(`${ROOT}/rkhil`);
   assert.deepEqual(await names(boot), ["dirname", "deno", "grep", "mkdir", "npm"]);
