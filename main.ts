@@ -4,6 +4,7 @@
  * @module
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import { fileURLToPath } from "node:url";
 import { findBoard, listBoards } from "./boards/load.ts";
 import { boardFacts } from "./boards/facts.ts";
 import { getPatch, patchNames } from "./oracle/patches.ts";
@@ -28,12 +29,23 @@ import { renderPrediction } from "./runner/report/prediction_text.ts";
 import { renderReleaseReport } from "./runner/report/release_report.ts";
 import { dtbIommuNodes } from "./runner/dtb.ts";
 import { CliExit, qemuExec, qemuShell } from "./runner/target/cli.ts";
+import * as opt from "./runner/cli/options.ts";
+import { terminalJson, terminalSafe } from "./runner/safe_text.ts";
 import { Interrupt, INTERRUPT_EXIT } from "./runner/jobs/interrupt.ts";
 
 const WORKLOADS = ["mobilenet_v1", "yolov5s"];
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
+}
+
+/** Where run directories go unless --runs-dir says otherwise: `runs/` of this checkout. */
+const DEFAULT_RUNS_DIR = fileURLToPath(new URL("./runs", import.meta.url));
+const RUNS_DIR_HELP = "where run directories go (default: runs/ in the rkhil checkout)";
+
+/** The run directory root: the option's (checked by its parser) or the checked default. */
+function runsRoot(given: string | undefined): string {
+  return given ?? opt.checkOption("--runs-dir", DEFAULT_RUNS_DIR, opt.outputDir);
 }
 
 /**
@@ -76,7 +88,15 @@ export function cli(): Command {
     .description(
       "Hardware-in-the-loop test runner for Rockchip NPU boards, with an IOMMU oracle",
     )
-    .showHelpAfterError("(run with --help for usage)")
+    // One line per error; a value commander quotes is escaped and cut (runner/cli/options.ts).
+    .configureOutput({
+      outputError: (str, write) =>
+        write(
+          / is invalid|not specified|missing required/.test(str)
+            ? opt.safeCommanderError(str)
+            : opt.safeCommanderError(str).replace(/\n?$/, " (run with --help for usage)\n"),
+        ),
+    })
     .exitOverride();
 
   program.command("run")
@@ -87,26 +107,29 @@ export function cli(): Command {
     .option(
       "--kernel <spec>",
       "kernel to run, repeatable (default: debian:bookworm, debian:trixie, debian:trixie-backports)",
-      collect,
+      opt.repeatable(opt.kernelSpec),
       [],
     )
-    .option("--mem <size>", "guest memory", "8G")
+    .option("--mem <size>", "guest memory (8G, 512M: 256M to 255G)", opt.guestMemory, "8G")
     .option(
       "--predict-board <id>",
       "board to predict each release's driver for, repeatable (default: rock-3b-8g)",
-      collect,
+      opt.repeatable(opt.boardId),
       [],
     )
-    .option("--runs-dir <dir>", "where run directories go", "runs")
+    .option("--runs-dir <dir>", RUNS_DIR_HELP, opt.outputDir)
     .action(
-      async (o: { kernel: string[]; mem: string; predictBoard: string[]; runsDir: string }) => {
+      async (o: { kernel: string[]; mem: string; predictBoard: string[]; runsDir?: string }) => {
+        const root = runsRoot(o.runsDir);
+        // Every board to predict for is loaded now: an unknown one is exit 2 before any boot.
+        for (const id of o.predictBoard) await findBoard(id);
         const { DEFAULT_KERNELS, runMainJob } = await import("./runner/jobs/main_job.ts");
         const interrupt = Interrupt.listen();
         const r = await runMainJob({
           kernels: o.kernel.length ? o.kernel : DEFAULT_KERNELS,
           memory: o.mem,
           predictBoards: o.predictBoard.length ? o.predictBoard : ["rock-3b-8g"],
-          runsRoot: o.runsDir,
+          runsRoot: root,
           interrupt,
         }).finally(() => interrupt.dispose());
         if (r.exitCode !== 0) throw new CliExit(r.exitCode);
@@ -118,18 +141,19 @@ export function cli(): Command {
       "Reproduce the IOMMU table failure modes on a real kernel with the probe module and hold " +
         "the oracle against each scenario (AGREE / DISAGREE / INCONCLUSIVE)",
     )
-    .requiredOption("--kernel <spec>", "Debian kernel: debian:<suite or version>")
-    .option("--mem <size>", "guest memory", "8G")
+    .requiredOption("--kernel <spec>", "Debian kernel: debian:<suite or version>", opt.kernelSpec)
+    .option("--mem <size>", "guest memory (8G, 512M: 256M to 255G)", opt.guestMemory, "8G")
     .option("--scenario <name>", "run only this scenario (repeatable)", collect, [])
-    .option("--runs-dir <dir>", "where run directories go", "runs")
-    .action(async (o: { kernel: string; mem: string; scenario: string[]; runsDir: string }) => {
+    .option("--runs-dir <dir>", RUNS_DIR_HELP, opt.outputDir)
+    .action(async (o: { kernel: string; mem: string; scenario: string[]; runsDir?: string }) => {
+      const root = runsRoot(o.runsDir);
       const { renderValidateRows, runValidate } = await import("./runner/jobs/validate.ts");
       const interrupt = Interrupt.listen();
       const r = await runValidate({
         kernel: o.kernel,
         memory: o.mem,
         scenarios: o.scenario,
-        runsRoot: o.runsDir,
+        runsRoot: root,
         interrupt,
         log: (l) => console.error(l),
       }).finally(() => interrupt.dispose());
@@ -146,10 +170,15 @@ export function cli(): Command {
       "Predict, per IOMMU instance, where page tables land and what happens " +
         "(OK, BUS_ERROR, PAGE_FAULT, WRONG_PAGE, PROBE_FAILED, UNCERTAIN, DISABLED)",
     )
-    .option("--board <id>", "board id (see `rkhil boards`); required without --all-boards")
+    .option(
+      "--board <id>",
+      "board id (see `rkhil boards`); required without --all-boards",
+      opt.boardId,
+    )
     .option(
       "--kernel <release>",
       "kernel release, e.g. 6.1, 6.12, 7.1 (see `rkhil releases`); required without --all-boards",
+      opt.releaseOrKernelSpec,
     )
     .option(
       "--all-boards",
@@ -160,16 +189,27 @@ export function cli(): Command {
     .option(
       "--dtb <file>",
       "read the IOMMU nodes from this device-tree blob instead of the board's",
+      opt.inputFile,
     )
     .option(
       "--patch <name>",
       "apply a downstream patch set (repeatable; see `rkhil patches`)",
-      collect,
+      opt.repeatable(opt.patchName),
       [],
     )
-    .option("--bootargs <cmdline>", "kernel command line (mem=, swiotlb=, cma= move memory)", "")
+    .option(
+      "--bootargs <cmdline>",
+      "kernel command line (mem=, swiotlb=, cma= move memory)",
+      opt.bootArgs,
+      "",
+    )
     .addOption(new Option("--workload <name>", "NPU workload to predict for").choices(WORKLOADS))
-    .option("--boards-dir <dir>", "extra directory of board files (searched first)", collect, [])
+    .option(
+      "--boards-dir <dir>",
+      "extra directory of board files (searched first)",
+      opt.repeatable(opt.inputDir),
+      [],
+    )
     .option("--json", "print the prediction as JSON (schema in README)")
     .option("--explain", "list the facts behind every explanation step, with their sources")
     .action(async (o: {
@@ -233,7 +273,7 @@ export function cli(): Command {
       });
       const p = predict(scenario);
       console.log(
-        o.json ? JSON.stringify(p, null, 2) : renderPrediction(p, { explain: o.explain }),
+        o.json ? terminalJson(p) : terminalSafe(renderPrediction(p, { explain: o.explain })),
       );
     });
 
@@ -242,12 +282,22 @@ export function cli(): Command {
       "What each kernel release changes for a board: outcome regressions and fixes per IOMMU, " +
         "with the driver facts (commits) behind them",
     )
-    .requiredOption("--board <id>", "board id (see `rkhil boards`)")
-    .option("--from <release>", "first release", RELEASES[0])
-    .option("--to <release>", "last release", RELEASES[RELEASES.length - 1])
-    .option("--patch <name>", "apply a downstream patch set (repeatable)", collect, [])
-    .option("--bootargs <cmdline>", "kernel command line", "")
-    .option("--boards-dir <dir>", "extra directory of board files (searched first)", collect, [])
+    .requiredOption("--board <id>", "board id (see `rkhil boards`)", opt.boardId)
+    .option("--from <release>", "first release", opt.knownRelease, RELEASES[0])
+    .option("--to <release>", "last release", opt.knownRelease, RELEASES[RELEASES.length - 1])
+    .option(
+      "--patch <name>",
+      "apply a downstream patch set (repeatable)",
+      opt.repeatable(opt.patchName),
+      [],
+    )
+    .option("--bootargs <cmdline>", "kernel command line", opt.bootArgs, "")
+    .option(
+      "--boards-dir <dir>",
+      "extra directory of board files (searched first)",
+      opt.repeatable(opt.inputDir),
+      [],
+    )
     .option("--markdown", "print a Markdown report")
     .option("--json", "print the timeline as JSON")
     .action(async (o: {
@@ -274,8 +324,8 @@ export function cli(): Command {
         (o.patch.length ? ` with ${o.patch.join(", ")}` : "");
       console.log(
         o.json
-          ? JSON.stringify(steps, null, 2)
-          : renderReleaseReport(title, steps, { markdown: o.markdown }),
+          ? terminalJson(steps)
+          : terminalSafe(renderReleaseReport(title, steps, { markdown: o.markdown })),
       );
     });
 
@@ -350,11 +400,18 @@ export function cli(): Command {
 
   program.command("boards")
     .description("List the board definitions")
-    .option("--boards-dir <dir>", "a directory of board files to list instead of the built-in ones")
+    .option(
+      "--boards-dir <dir>",
+      "a directory of board files to list instead of the built-in ones",
+      opt.inputDir,
+    )
     .action(async (o: { boardsDir?: string }) => {
       const boards = await listBoards(o.boardsDir);
       for (const { board } of boards) {
-        console.log(`${board.id.padEnd(14)} ${board.soc.padEnd(10)} ${board.name}`);
+        // Board files are user input: their text reaches the terminal escaped.
+        console.log(
+          terminalSafe(`${board.id.padEnd(14)} ${board.soc.padEnd(10)} ${board.name}`),
+        );
       }
     });
 
@@ -364,14 +421,17 @@ export function cli(): Command {
         "driver's parameters read from the running kernel (BTF, kallsyms, /proc/kcore), held " +
         "against the knowledge base of that release",
     )
-    .requiredOption("--kernel <spec>", "Debian kernel: debian:<suite or version>")
-    .option("--mem <size>", "guest memory", "8G")
+    .requiredOption("--kernel <spec>", "Debian kernel: debian:<suite or version>", opt.kernelSpec)
+    .option("--mem <size>", "guest memory (8G, 512M: 256M to 255G)", opt.guestMemory, "8G")
     .option("--json", "print the facts, the driver introspection and the comparison as JSON")
-    .option("--runs-dir <dir>", "where run directories go", "runs")
-    .action(async (o: { kernel: string; mem: string; json?: boolean; runsDir: string }) => {
+    .option("--runs-dir <dir>", RUNS_DIR_HELP, opt.outputDir)
+    .action(async (o: { kernel: string; mem: string; json?: boolean; runsDir?: string }) => {
+      const runsDir = runsRoot(o.runsDir);
       const { factsCommand } = await import("./runner/introspect/facts_cmd.ts");
       const interrupt = Interrupt.listen();
-      const code = await factsCommand({ ...o, interrupt }).finally(() => interrupt.dispose());
+      const code = await factsCommand({ ...o, runsDir, interrupt }).finally(() =>
+        interrupt.dispose()
+      );
       if (code !== 0) throw new CliExit(code);
     });
 
@@ -380,7 +440,7 @@ export function cli(): Command {
       "Rewrite RUN_DIR/report.md from RUN_DIR/results.jsonl and print it (also after a kill: " +
         "a torn last line is skipped and reported)",
     )
-    .argument("<run-dir>", "a run directory (rkhil run prints it)")
+    .argument("<run-dir>", "a run directory (rkhil run prints it)", opt.inputDir)
     .action(async (runDir: string) => {
       const { writeRunReport } = await import("./runner/report/run_report.ts");
       console.log(await writeRunReport(runDir));
@@ -392,10 +452,15 @@ export function cli(): Command {
         "capture): SoC, entry format, where the tables lie, what reached the walker, NPU lines " +
         "and crashes around it; with --board and --kernel, the oracle's prediction beside it",
     )
-    .argument("<file>", "the kernel log")
-    .option("--board <id>", "board id (see `rkhil boards`), with --kernel")
-    .option("--kernel <release>", "kernel release, e.g. 6.12 (with --board)")
-    .option("--boards-dir <dir>", "extra directory of board files (searched first)", collect, [])
+    .argument("<file>", "the kernel log", opt.inputFile)
+    .option("--board <id>", "board id (see `rkhil boards`), with --kernel", opt.boardId)
+    .option("--kernel <release>", "kernel release, e.g. 6.12 (with --board)", opt.knownRelease)
+    .option(
+      "--boards-dir <dir>",
+      "extra directory of board files (searched first)",
+      opt.repeatable(opt.inputDir),
+      [],
+    )
     .option("--json", "print the explanation as JSON")
     .action(async (
       file: string,
@@ -403,7 +468,7 @@ export function cli(): Command {
     ) => {
       const { explainLog, renderExplanation } = await import("./runner/explain_log.ts");
       const e = await explainLog(file, o);
-      console.log(o.json ? JSON.stringify(e, null, 2) : renderExplanation(e));
+      console.log(o.json ? terminalJson(e) : terminalSafe(renderExplanation(e)));
     });
 
   program.command("releases")
@@ -427,8 +492,9 @@ export function cli(): Command {
       "--kernel <spec>",
       "kernel: debian:bookworm, debian:trixie, debian:trixie-backports, debian:sid, " +
         "debian:<package version>",
+      opt.kernelSpec,
     )
-      .option("--mem <size>", "guest memory (QEMU syntax)", "8G")
+      .option("--mem <size>", "guest memory (8G, 512M: 256M to 255G)", opt.guestMemory, "8G")
       .option("--cpus <n>", "guest CPUs (1-8)", (v: string) => {
         const n = Number(v);
         if (!Number.isInteger(n) || n < 1 || n > 8) {
@@ -436,8 +502,13 @@ export function cli(): Command {
         }
         return n;
       }, 2)
-      .option("--append <args>", "extra kernel command line arguments")
-      .option("--run-dir <dir>", "run directory (console capture, QEMU log)");
+      .option("--append <args>", "extra kernel command line arguments", opt.guestAppend)
+      .option(
+        "--run-dir <dir>",
+        "run directory (console capture, QEMU log; default: runs/qemu/<time>-<kernel> in the " +
+          "rkhil checkout)",
+        opt.outputDir,
+      );
   qemuCommon(
     qemu.command("exec")
       .description(
@@ -451,7 +522,7 @@ export function cli(): Command {
       new Option("--via <transport>", "serial console, SSH exec channel or framed SSH shell")
         .choices(["serial", "ssh", "ssh-shell"]).default("ssh"),
     )
-    .option("--timeout <s>", "command timeout in seconds", (v: string) => Number(v), 300)
+    .option("--timeout <s>", "command timeout in seconds (0 < s <= 86400)", opt.timeoutSeconds, 300)
     .option("--verbose", "progress on stderr")
     .action(async (cmd: string[], o: Parameters<typeof qemuExec>[0]) => {
       const code = await qemuExec(o, cmd);
@@ -483,11 +554,12 @@ export async function main(argv: string[]): Promise<number> {
       // Commander already printed its message (and help where asked).
       return err.exitCode === 0 ? 0 : 2;
     }
+    // Messages quote user input and user files: escaped and cut for the terminal.
     if (err instanceof OracleInputError) {
-      console.error(describeError(new UserInputError(err.message, err.hint)));
+      console.error(terminalSafe(describeError(new UserInputError(err.message, err.hint))));
       return 2;
     }
-    console.error(describeError(err, Deno.env.get("RKHIL_DEBUG") === "1"));
+    console.error(terminalSafe(describeError(err, Deno.env.get("RKHIL_DEBUG") === "1")));
     return err instanceof UserInputError ? 2 : 1;
   }
 }

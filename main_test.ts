@@ -188,7 +188,7 @@ Deno.test("predict --dtb refuses a blob for another SoC, and a file that is no D
     DTB("7.3.4+deb13-arm64/rk3588-rock-5b.dtb"),
   );
   assert.equal(m.code, 2);
-  assert.match(m.stderr, /is for Radxa ROCK 5B, not for an rk3568 board/);
+  assert.match(m.stderr, /is for "Radxa ROCK 5B", not for an rk3568 board/);
   const g = await rkhil(
     "predict",
     "--board",
@@ -211,7 +211,7 @@ Deno.test("predict --dtb refuses a blob for another SoC, and a file that is no D
     "/nonexistent",
   );
   assert.equal(n.code, 2);
-  assert.match(n.stderr, /cannot read DTB/);
+  assert.match(n.stderr, /no such file: "\/nonexistent"/);
 });
 
 Deno.test("changes names the release that brought the NPU regression and the commit", async () => {
@@ -242,4 +242,309 @@ Deno.test("predict --kernel debian:<suite>: that package's release and its own D
   const bad = await rkhil("predict", "--board", "rock-3b-8g", "--kernel", "debian:no-such-suite");
   assert.equal(bad.code, 2, bad.stderr);
   assert.match(bad.stderr, /trixie/);
+});
+
+// ---------------------------------------------------------------------------------------------
+// Bad input is refused before anything starts: exit 2, one line, quickly, nothing created.
+
+interface RunIn extends Run {
+  ms: number;
+}
+
+/** The CLI run from `cwd` with `env` (e.g. RKHIL_CWD), timed. */
+async function rkhilIn(
+  o: { cwd?: string; env?: Record<string, string>; bootstrap?: boolean },
+  ...args: string[]
+): Promise<RunIn> {
+  const t0 = performance.now();
+  const cmd = o.bootstrap ? new URL("./rkhil", import.meta.url).pathname : Deno.execPath();
+  const out = await new Deno.Command(cmd, {
+    args: o.bootstrap
+      ? args
+      : ["run", "-A", new URL("./main.ts", import.meta.url).pathname, ...args],
+    cwd: o.cwd,
+    env: { ...o.env, ...(o.bootstrap ? { RKHIL_DENO: Deno.execPath() } : {}) },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const dec = new TextDecoder();
+  return {
+    code: out.code,
+    stdout: dec.decode(out.stdout),
+    stderr: dec.decode(out.stderr),
+    ms: performance.now() - t0,
+  };
+}
+
+/** Exit 2 with exactly one line on stderr matching `re`, well before any boot could end. */
+function refusedAtOnce(r: RunIn, re: RegExp): void {
+  assert.equal(r.code, 2, r.stderr);
+  const lines = r.stderr.trimEnd().split("\n");
+  assert.equal(lines.length, 1, r.stderr);
+  assert.match(lines[0], re);
+  assert.ok(r.ms < 15_000, `took ${r.ms} ms`);
+  noStackTrace(r);
+}
+
+async function entries(dir: string): Promise<string[]> {
+  const names: string[] = [];
+  for await (const e of Deno.readDir(dir)) names.push(e.name);
+  return names.sort();
+}
+
+Deno.test("bad option values: exit 2 in one line before anything starts", async () => {
+  const tmp = await Deno.makeTempDir();
+  try {
+    const runs = `${tmp}/runs`;
+    const qdir = `${tmp}/q`;
+    const cases: [string[], RegExp][] = [
+      [
+        ["run", "--mem", "abc", "--runs-dir", runs],
+        /^error: option '--mem <size>' argument "abc" is invalid\. expected a memory size like 8G/,
+      ],
+      [["run", "--kernel", "trixie", "--runs-dir", runs], /expected debian:<suite>/],
+      [["run", "--predict-board", "No Such", "--runs-dir", runs], /expected a board id/],
+      [["validate", "--kernel", "debian:nope", "--runs-dir", runs], /unknown Debian suite "nope"/],
+      [["validate", "--kernel", "debian:trixie", "--mem", "0"], /expected a memory size/],
+      [["facts", "--kernel", "debian:trixie", "--mem", "1.5G"], /expected a memory size/],
+      [
+        [
+          "qemu",
+          "exec",
+          "--kernel",
+          "debian:trixie",
+          "--mem",
+          "abc",
+          "--run-dir",
+          qdir,
+          "--",
+          "true",
+        ],
+        /argument "abc" is invalid\. expected a memory size/,
+      ],
+      [
+        [
+          "qemu",
+          "exec",
+          "--kernel",
+          "debian:trixie",
+          "--timeout",
+          "abc",
+          "--run-dir",
+          qdir,
+          "--",
+          "true",
+        ],
+        /'--timeout <s>' argument "abc" is invalid\. expected a number of seconds greater than 0/,
+      ],
+      [
+        [
+          "qemu",
+          "exec",
+          "--kernel",
+          "debian:trixie",
+          "--timeout",
+          "0",
+          "--run-dir",
+          qdir,
+          "--",
+          "true",
+        ],
+        /expected a number of seconds/,
+      ],
+      [
+        ["qemu", "shell", "--kernel", "debian:trixie", "--append", "mem=lots", "--run-dir", qdir],
+        /mem="lots": no number at the start/,
+      ],
+      [["qemu", "exec", "--kernel", "debian:trixie", "--cpus", "99", "--", "true"], /1 to 8/],
+      [["predict", "--board", "rock-3b-8g", "--kernel", "4.19"], /unknown kernel release "4\.19"/],
+      [["predict", "--board", "rock-3b-8g", "--kernel", "6.12", "--patch", "x"], /per-device-ops/],
+      [["changes", "--board", "rock-3b-8g", "--to", "9.9"], /unknown kernel release "9\.9"/],
+      [["changes", "--board", "rock-3b-8g", "--bootargs", "cma=12Q"], /cma="12Q"/],
+    ];
+    for (const [args, re] of cases) refusedAtOnce(await rkhilIn({}, ...args), re);
+    // Nothing was created: no run directory, no QEMU run directory.
+    assert.deepEqual(await entries(tmp), []);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("run --predict-board with an unknown board: refused before the first boot", async () => {
+  const tmp = await Deno.makeTempDir();
+  try {
+    const r = await rkhilIn({}, "run", "--predict-board", "nope", "--runs-dir", `${tmp}/runs`);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /unknown board id "nope"; known boards: .*rock-3b-8g/);
+    assert.ok(r.ms < 15_000, `took ${r.ms} ms`);
+    assert.deepEqual(await entries(tmp), []);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("hostile option values are escaped and cut, on one line", async () => {
+  const evil = `\x1b]0;pwned\x07\x1b[2J${"A".repeat(5000)}`;
+  const r = await rkhilIn(
+    {},
+    "qemu",
+    "exec",
+    "--kernel",
+    "debian:trixie",
+    "--mem",
+    evil,
+    "--",
+    "x",
+  );
+  refusedAtOnce(r, /argument "\\e\]0;pwned\\x07\\e\[2JA+…" \(5014 characters\) is invalid/);
+  assert.ok(!r.stderr.includes("\x1b") && !r.stderr.includes("\x07"), r.stderr);
+  assert.ok(r.stderr.length < 400, `${r.stderr.length} characters`);
+  const b = await rkhilIn(
+    {},
+    "predict",
+    "--board",
+    `x\x1b[31m${"b".repeat(3000)}`,
+    "--kernel",
+    "6.12",
+  );
+  refusedAtOnce(b, /argument "x\\e\[31mb+…" \(3006 characters\) is invalid\. expected a board id/);
+  const k = await rkhilIn({}, "run", "--kernel", `debian:\u202e${"9".repeat(300)}`);
+  refusedAtOnce(k, /\\u202e/);
+});
+
+Deno.test("output directories: empty, a file, unwritable, uncreatable: exit 2 naming the path", async () => {
+  const tmp = await Deno.makeTempDir();
+  try {
+    const file = `${tmp}/file`;
+    await Deno.writeTextFile(file, "x");
+    const cases: [string[], RegExp][] = [
+      [["run", "--runs-dir", ""], /argument "" is invalid\. expected a path, got an empty value/],
+      [
+        ["validate", "--kernel", "debian:trixie", "--runs-dir", file],
+        /"[^"]+\/file" is a file; expected a directory/,
+      ],
+      [
+        ["facts", "--kernel", "debian:trixie", "--runs-dir", `${file}/sub`],
+        /cannot create .*is a file, not a directory/,
+      ],
+      [
+        ["run", "--runs-dir", "/sys/rkhil-runs"],
+        /cannot create "\/sys\/rkhil-runs": "\/sys" is not writable/,
+      ],
+      [
+        ["qemu", "exec", "--kernel", "debian:trixie", "--run-dir", "/sys", "--", "true"],
+        /cannot write in "\/sys"/,
+      ],
+      [
+        ["predict", "--board", "rock-3b-8g", "--kernel", "6.12", "--dtb", tmp],
+        /is a directory; expected a file/,
+      ],
+      [
+        ["predict", "--board", "rock-3b-8g", "--kernel", "6.12", "--boards-dir", file],
+        /is a file; expected a directory/,
+      ],
+      [["boards", "--boards-dir", `${tmp}/missing`], /no such directory: "[^"]+\/missing"/],
+    ];
+    for (const [args, re] of cases) refusedAtOnce(await rkhilIn({}, ...args), re);
+    assert.deepEqual(await entries(tmp), ["file"]);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("relative paths resolve against the caller's directory, through ./rkhil too", async () => {
+  const tmp = await Deno.makeTempDir();
+  try {
+    const good = await Deno.readTextFile(new URL("./boards/rk3568-2g.yaml", import.meta.url));
+    await Deno.mkdir(`${tmp}/my boards`);
+    await Deno.writeTextFile(
+      `${tmp}/my boards/my-board.yaml`,
+      good.replace("id: rk3568-2g", "id: my-board"),
+    );
+    await Deno.copyFile(DTB("6.12.118+deb13-arm64/rk3568-rock-3b.dtb"), `${tmp}/rock-3b.dtb`);
+    const args = [
+      "predict",
+      "--board",
+      "my-board",
+      "--kernel",
+      "6.12",
+      "--boards-dir",
+      "my boards",
+      "--dtb",
+      "rock-3b.dtb",
+      "--json",
+    ];
+    // The bootstrap changes to the repository root and passes the caller's directory on.
+    for (const o of [{ cwd: tmp, bootstrap: true }, { env: { RKHIL_CWD: tmp } }]) {
+      const r = await rkhilIn(o, ...args);
+      assert.equal(r.code, 0, r.stderr);
+      const p = JSON.parse(r.stdout);
+      assert.equal(p.board, "my-board");
+      assert.ok(p.instances.some((i: { unit: string }) => i.unit === "fe043e00"));
+    }
+    // The same relative paths from elsewhere do not exist: said with the resolved path.
+    const r = await rkhilIn({ env: { RKHIL_CWD: "/" } }, ...args);
+    refusedAtOnce(r, /no such directory: "\/my boards"/);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("text from board files and DTBs reaches the terminal escaped", async () => {
+  const tmp = await Deno.makeTempDir();
+  try {
+    const good = await Deno.readTextFile(new URL("./boards/rk3568-2g.yaml", import.meta.url));
+    await Deno.writeTextFile(
+      `${tmp}/rk3568-2g.yaml`,
+      good.replace(/^name: .*$/m, 'name: "Evil\\e]0;pwned\\a\\e[2J board"'),
+    );
+    const b = await rkhilIn({}, "boards", "--boards-dir", tmp);
+    assert.equal(b.code, 0, b.stderr);
+    assert.match(b.stdout, /rk3568-2g\s+rk3568\s+Evil\\e\]0;pwned\\x07\\e\[2J board/);
+    assert.ok(!b.stdout.includes("\x1b") && !b.stdout.includes("\x07"), b.stdout);
+
+    // A DTB without a root compatible, with a hostile model.
+    const { buildFdt, strings } = await import("./runner/fdt/build.ts");
+    await Deno.writeFile(
+      `${tmp}/nocompat.dtb`,
+      buildFdt({ name: "", props: [["model", strings("Evil \x1b[2J model")]] }),
+    );
+    const n = await rkhilIn(
+      {},
+      "predict",
+      "--board",
+      "rock-3b-8g",
+      "--kernel",
+      "6.12",
+      "--dtb",
+      `${tmp}/nocompat.dtb`,
+    );
+    assert.equal(n.code, 2, n.stderr);
+    assert.match(
+      n.stderr,
+      /has no root compatible, so it cannot be told to be for an rk3568 board/,
+    );
+    assert.match(n.stderr, /its model is "Evil \\e\[2J model"/);
+    assert.doesNotMatch(n.stderr, /is for , not/);
+    assert.ok(!n.stderr.includes("\x1b"), n.stderr);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("predict: mem= past the 2047-byte command line is reported as not applied", async () => {
+  const r = await rkhilIn(
+    {},
+    "predict",
+    "--board",
+    "rock-3b-8g",
+    "--kernel",
+    "6.12",
+    "--bootargs",
+    `dyndbg=${"x".repeat(2100)} mem=3838M`,
+  );
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /keeps only the first 2047 .*never sees the rest.*mem=3838M/);
+  assert.match(r.stdout, /fde4b000\s+rknpu_mmu\s+iommu_data_ops_v2\s+BUS_ERROR/);
 });

@@ -498,6 +498,17 @@ export function kstrtobool(s: string | null): boolean | undefined {
 }
 
 /**
+ * An argument for a message: quoted, and when longer than 48 characters its first and last 20
+ * with the length (a command line that overflows usually does so with one huge argument).
+ */
+export function briefArg(arg: string): string {
+  const chars = [...arg];
+  if (chars.length <= 48) return JSON.stringify(arg);
+  const head = chars.slice(0, 20).join(""), tail = chars.slice(-20).join("");
+  return `${JSON.stringify(`${head}…${tail}`)} (${chars.length} characters)`;
+}
+
+/**
  * What an over-long line loses (see {@link COMMAND_LINE_SIZE}), and the byte offset of the
  * argument the limit cuts (-1 when it falls between arguments). Words after `--` go to init and
  * are not listed.
@@ -556,13 +567,12 @@ export function parseBootArgs(cmdline: string, opts: ParseBootArgsOptions = {}):
         `${COMMAND_LINE_MAX_BYTES} (COMMAND_LINE_SIZE ${COMMAND_LINE_SIZE} with its NUL) and ` +
         `never sees the rest` +
         (truncated.cut
-          ? `: ${JSON.stringify(truncated.cut.written)} is cut to ` +
-            `${JSON.stringify(truncated.cut.seen)}`
+          ? `: ${briefArg(truncated.cut.written)} is cut to ${briefArg(truncated.cut.seen)}`
           : "") +
         (lost
           ? `${truncated.cut ? ";" : ":"} ${lost} argument${lost === 1 ? "" : "s"} past the ` +
             `limit ${lost === 1 ? "is" : "are"} ignored (${
-              truncated.dropped.slice(0, 8).join(" ")
+              truncated.dropped.slice(0, 8).map(briefArg).join(" ")
             }${lost > 8 ? " …" : ""})`
           : ""),
     );

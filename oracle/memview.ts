@@ -9,6 +9,7 @@
  */
 import {
   BootArgsError,
+  briefArg,
   COMMAND_LINE_MAX_BYTES,
   COMMAND_LINE_SIZE,
   parseBootArgs,
@@ -24,6 +25,7 @@ import {
 } from "./memory.ts";
 import type { MemorySummary, Step } from "./prediction.ts";
 import { parseRelease } from "./releases.ts";
+import { placeCma, withoutCma } from "./cma.ts";
 import { OracleInputError, type Scenario } from "./scenario.ts";
 import { dmaMapSingle, type SwiotlbWindow, swiotlbWindow } from "./swiotlb.ts";
 import { type Fact, fact, type GfpZone, type PhysRange } from "./types.ts";
@@ -97,6 +99,9 @@ export function memoryView(s: Scenario): MemView {
     limited.banks,
     r ? { rule: zoneRuleForRelease(r.major, r.minor) } : {},
   );
+  const cma = placeCma(layout, args.cma, r);
+  // Page tables are unmovable: they never come from the CMA area.
+  const tableLayout = withoutCma(layout, cma);
   const sw = swiotlbWindow(layout, args, {
     bounceUnalignedKmalloc: s.config.dmaBounceUnalignedKmalloc,
   });
@@ -111,6 +116,13 @@ export function memoryView(s: Scenario): MemView {
     zones: { dma: span("DMA"), dma32: span("DMA32"), normal: span("Normal") },
     swiotlb: { present: sw.enabled, forced: sw.forced, sizeBytes: sw.sizeBytes, below: swBelow },
   };
+  if (args.cma) {
+    summary.cma = {
+      kind: cma.kind,
+      sizeBytes: cma.sizeBytes,
+      ...(cma.range ? { range: cma.range } : {}),
+    };
+  }
   const ramFact = fact("DRAM banks", s.board.banks, s.board.ramSource, s.board.ramConfidence);
   const steps: Step[] = [];
   if (args.truncated) {
@@ -118,10 +130,15 @@ export function memoryView(s: Scenario): MemView {
       rule: "kernel command line",
       conclusion: `only the first ${COMMAND_LINE_MAX_BYTES} of ${args.truncated.bytes} bytes are ` +
         `seen; the rest is not applied${
-          args.truncated.dropped.length ? ` (${args.truncated.dropped.join(" ")})` : ""
+          args.truncated.dropped.length
+            ? ` (${args.truncated.dropped.slice(0, 8).map(briefArg).join(" ")}${
+              args.truncated.dropped.length > 8 ? " …" : ""
+            })`
+            : ""
         }${
           args.truncated.cut
-            ? `; ${args.truncated.cut.written} is read as ${args.truncated.cut.seen}`
+            ? `; ${briefArg(args.truncated.cut.written)} is read as ` +
+              briefArg(args.truncated.cut.seen)
             : ""
         }`,
       facts: [
@@ -156,10 +173,26 @@ export function memoryView(s: Scenario): MemView {
     },
   );
 
+  if (args.cma) {
+    const below = cma.range && sw.enabled && cma.range.start < layout.dmaPhysLimit;
+    steps.push({
+      rule: "CMA",
+      conclusion: `cma=${args.cma.raw}: ${cma.reason}` +
+        (cma.range
+          ? `; its pageblocks serve only movable pages, so no page table comes from ${
+            fmt(cma.range)
+          }`
+          : "") +
+        (below ? "; reserved before SWIOTLB, which lands below it" : "") +
+        (cma.logLines.length ? ` (log: ${cma.logLines.join(" / ")})` : ""),
+      facts: cma.facts,
+    });
+  }
+
   const place = (gfp: Fact<GfpZone>): Placement => {
-    const pl = placeAllocation(layout, gfp.value);
+    const pl = placeAllocation(tableLayout, gfp.value);
     const likely = pl.likely;
-    const zone = likely ? layout.zones.find((z) => z.name === likely.zone) : undefined;
+    const zone = likely ? tableLayout.zones.find((z) => z.name === likely.zone) : undefined;
     if (!zone || zone.present.length === 0) {
       throw new OracleInputError(
         `no memory zone can serve a ${gfp.value} allocation on board ${s.board.id}`,

@@ -7,6 +7,7 @@
 import { driverCompatibles } from "../oracle/patches.ts";
 import type { DtIommuNode } from "../oracle/scenario.ts";
 import { UserInputError } from "./errors.ts";
+import { shown } from "./safe_text.ts";
 import { FdtError, parseFdt } from "./fdt/fdt.ts";
 import { iommuNodes } from "./fdt/iommus.ts";
 
@@ -48,9 +49,19 @@ export async function dtbIommuNodes(path: string, soc?: string): Promise<DtbIomm
     const tree = parseFdt(bytes);
     const compatible = tree.root.compatible;
     const model = tree.root.prop("model")?.asString();
+    if (soc && soc !== "qemu-virt" && compatible.length === 0) {
+      throw new UserInputError(
+        `${path} has no root compatible, so it cannot be told to be for an ${soc} board` +
+          (model ? ` (its model is ${shown(model)})` : ""),
+        `pass the board's compiled DTB; a board's device tree names its SoC in the root ` +
+          `compatible (e.g. "radxa,rock-3b", "rockchip,${soc}")`,
+      );
+    }
     if (soc && soc !== "qemu-virt" && !compatible.includes(`rockchip,${soc}`)) {
       throw new UserInputError(
-        `${path} is for ${model ?? compatible.join(", ")}, not for an ${soc} board`,
+        `${path} is for ${
+          model ? shown(model) : compatible.map((c) => shown(c)).join(", ")
+        }, not for an ${soc} board`,
         `pass the DTB of the board you predict for, or pick a board with that SoC ` +
           "(see `rkhil boards`)",
       );

@@ -9,6 +9,7 @@
  * @module
  */
 
+import { fileURLToPath } from "node:url";
 import { describeError, InfraError, RkhilError } from "../errors.ts";
 import { shellQuote } from "../ssh/mod.ts";
 import { KernelFaultError } from "./faults.ts";
@@ -36,9 +37,11 @@ export interface QemuCliOptions {
   verbose?: boolean;
 }
 
+/** `runs/qemu/<time>-<kernel>` in the rkhil checkout (absolute: QEMU gets absolute paths). */
 function defaultRunDir(kernel: string): string {
   const stamp = new Date().toISOString().replace(/[:.]/g, "-");
-  return `runs/qemu/${stamp}-${kernel.replace(/[^A-Za-z0-9.+-]/g, "_")}`;
+  const root = fileURLToPath(new URL("../../runs/qemu/", import.meta.url));
+  return `${root}${stamp}-${kernel.replace(/[^A-Za-z0-9.+-]/g, "_")}`;
 }
 
 /** The command text from `-- CMD...`: one argument is shell text, several are argv words. */
