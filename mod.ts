@@ -197,7 +197,8 @@ export type { FactChange, OutcomeChange, ReleaseStep } from "./oracle/changes.ts
 /** A patch's blast radius: parse a patch (mail, mailbox, quoted reply), map it onto the model. */
 export { parsePatchText, PatchTextError } from "./oracle/patch_text.ts";
 export type { Hunk, ParsedPatch, PatchFile } from "./oracle/patch_text.ts";
-export { applyPatchSeries, patchEffect } from "./oracle/patch_model.ts";
+export { patchEffect } from "./oracle/patch_model.ts";
+export { applyPatchSeries } from "./oracle/patch_apply.ts";
 export type { ModelChange, NotModelled, PatchEffect } from "./oracle/patch_model.ts";
 export { blastRadius, instanceDelta, patchSetApplier, seriesApplier } from "./oracle/blast.ts";
 export type { BlastCell, ChangeClass, InstanceDelta, InstanceFacts } from "./oracle/blast.ts";

@@ -13,7 +13,8 @@
  *
  * @module
  */
-import { applyPatchSeries, type PatchEffect } from "./patch_model.ts";
+import { applyPatchSeries } from "./patch_apply.ts";
+import type { PatchEffect } from "./patch_model.ts";
 import { opsFor, predict } from "./predict.ts";
 import type { InstancePrediction, Prediction } from "./prediction.ts";
 import { getPatch, inMainline } from "./patches.ts";

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { applyPatchSeries, dtFileReaches, patchEffect } from "./patch_model.ts";
+import { applyPatchSeries, dtFileReaches } from "./patch_apply.ts";
+import { patchEffect } from "./patch_model.ts";
 import { parsePatchText } from "./patch_text.ts";
 import { mainlineFacts } from "./releases.ts";
 import type { DtIommuNode } from "./scenario.ts";
