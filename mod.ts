@@ -238,7 +238,7 @@ export type { Measurement, TestResult } from "./runner/results/store.ts";
 /** The main job (`rkhil run`). */
 export { DEFAULT_KERNELS, runMainJob } from "./runner/jobs/main_job.ts";
 /** SIGINT/SIGTERM for jobs: the running step MISS "interrupted", targets off, exit 130. */
-export { INTERRUPT_EXIT, Interrupt, InterruptedError } from "./runner/jobs/interrupt.ts";
+export { Interrupt, INTERRUPT_EXIT, InterruptedError } from "./runner/jobs/interrupt.ts";
 /** A run's `report.md`, rendered from its `results.jsonl` alone (`rkhil report`). */
 export { renderRunReport, writeRunReport } from "./runner/report/run_report.ts";
 /** A target session: commands over serial, SSH exec or SSH framed shell; uploads; reboots. */
