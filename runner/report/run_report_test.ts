@@ -139,3 +139,28 @@ Deno.test("rkhil report: a directory without results is bad input, not a crash",
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("rkhil report on the command line: 0 with a run, 2 for a missing or empty directory", async () => {
+  const { main } = await import("../../main.ts");
+  const dir = await Deno.makeTempDir();
+  const log = console.log, error = console.error;
+  const out: string[] = [];
+  console.log = (...a: unknown[]) => out.push(a.join(" "));
+  console.error = (...a: unknown[]) => out.push(a.join(" "));
+  try {
+    assert.equal(await main(["report", `${dir}/nope`]), 2);
+    assert.equal(await main(["report", dir]), 2);
+    assert.match(out.join("\n"), /results\.jsonl: does not exist/);
+    const s = await RunStore.open(dir);
+    for (const r of goodKernel) await s.record(r);
+    s.close();
+    out.length = 0;
+    assert.equal(await main(["report", dir]), 0);
+    assert.match(out.join("\n"), /^\| debian:trixie \| 6\.12\.118\+deb13-arm64 \| 2\.17 s \|/m);
+    assert.equal(await Deno.readTextFile(`${dir}/report.md`), out.join("\n") + "\n");
+  } finally {
+    console.log = log;
+    console.error = error;
+    await Deno.remove(dir, { recursive: true });
+  }
+});
