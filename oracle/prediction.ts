@@ -87,6 +87,11 @@ export interface MemorySummary {
   banks: PhysRange[];
   zones: { dma: PhysRange | null; dma32: PhysRange | null; normal: PhysRange | null };
   swiotlb: { present: boolean; forced: boolean; sizeBytes: number; below: number | null };
+  /**
+   * The `cma=` area (oracle/cma.ts): `fixed` at `range`, `bounded` inside `range`, `failed` (not
+   * reserved), `none` (no cma= given). Page tables never come from it.
+   */
+  cma?: { kind: "none" | "fixed" | "bounded" | "failed"; sizeBytes: number; range?: PhysRange };
 }
 
 /** A whole prediction. */
