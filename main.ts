@@ -30,7 +30,7 @@ import { renderReleaseReport } from "./runner/report/release_report.ts";
 import { dtbIommuNodes } from "./runner/dtb.ts";
 import { CliExit, qemuExec, qemuShell } from "./runner/target/cli.ts";
 import * as opt from "./runner/cli/options.ts";
-import { terminalJson, terminalSafe } from "./runner/safe_text.ts";
+import { escapeControls, terminalJson, terminalSafe } from "./runner/safe_text.ts";
 import { Interrupt, INTERRUPT_EXIT } from "./runner/jobs/interrupt.ts";
 
 const WORKLOADS = ["mobilenet_v1", "yolov5s"];
@@ -273,7 +273,7 @@ export function cli(): Command {
       });
       const p = predict(scenario);
       console.log(
-        o.json ? terminalJson(p) : terminalSafe(renderPrediction(p, { explain: o.explain })),
+        o.json ? terminalJson(p) : escapeControls(renderPrediction(p, { explain: o.explain })),
       );
     });
 
@@ -325,7 +325,7 @@ export function cli(): Command {
       console.log(
         o.json
           ? terminalJson(steps)
-          : terminalSafe(renderReleaseReport(title, steps, { markdown: o.markdown })),
+          : escapeControls(renderReleaseReport(title, steps, { markdown: o.markdown })),
       );
     });
 
@@ -335,11 +335,30 @@ export function cli(): Command {
         "or a quoted reply) changes on every board file x release x IOMMU: outcome before -> " +
         "after (FIXED, BROKEN, CONSTRAINED, RELAXED, CHANGED) and every changed fact",
     )
-    .argument("<patch...>", "patch files, applied in order as one series")
-    .option("--board <id>", "only this board (repeatable; default: every board file)", collect, [])
-    .option("--kernel <release>", "only this release (repeatable; default: all)", collect, [])
-    .option("--bootargs <cmdline>", "kernel command line", "")
-    .option("--boards-dir <dir>", "extra directory of board files (searched first)", collect, [])
+    .argument(
+      "<patch...>",
+      "patch files, applied in order as one series",
+      opt.repeatable(opt.inputFile),
+    )
+    .option(
+      "--board <id>",
+      "only this board (repeatable; default: every board file)",
+      opt.repeatable(opt.boardId),
+      [],
+    )
+    .option(
+      "--kernel <release>",
+      "only this release (repeatable; default: all)",
+      opt.repeatable(opt.knownRelease),
+      [],
+    )
+    .option("--bootargs <cmdline>", "kernel command line", opt.bootArgs, "")
+    .option(
+      "--boards-dir <dir>",
+      "extra directory of board files (searched first)",
+      opt.repeatable(opt.inputDir),
+      [],
+    )
     .option("--markdown", "print Markdown")
     .option("--json", "print JSON (schema in README)")
     .action(async (patches: string[], o: {
@@ -358,8 +377,9 @@ export function cli(): Command {
         boardsDirs: o.boardsDir,
         bootargs: o.bootargs,
       });
+      // Patches are user files: their text reaches the terminal escaped.
       console.log(
-        o.json ? JSON.stringify(r, null, 2) : renderBlastReport(r, { markdown: o.markdown }),
+        o.json ? terminalJson(r) : escapeControls(renderBlastReport(r, { markdown: o.markdown })),
       );
     });
 
@@ -373,10 +393,14 @@ export function cli(): Command {
       "--suite <suite>",
       "only this suite (repeatable; default: bookworm, bookworm-backports, trixie, " +
         "trixie-backports, sid)",
-      collect,
+      opt.repeatable(opt.debianSuite),
       [],
     )
-    .option("--out <dir>", "write atlas.md, atlas.html and atlas.json into this directory")
+    .option(
+      "--out <dir>",
+      "write atlas.md, atlas.html and atlas.json into this directory",
+      opt.outputDir,
+    )
     .option("--json", "print JSON instead of Markdown")
     .option("--html", "print the self-contained HTML instead of Markdown")
     .action(async (o: { suite: string[]; out?: string; json?: boolean; html?: boolean }) => {
@@ -410,7 +434,7 @@ export function cli(): Command {
       for (const { board } of boards) {
         // Board files are user input: their text reaches the terminal escaped.
         console.log(
-          terminalSafe(`${board.id.padEnd(14)} ${board.soc.padEnd(10)} ${board.name}`),
+          escapeControls(`${board.id.padEnd(14)} ${board.soc.padEnd(10)} ${board.name}`),
         );
       }
     });
@@ -468,7 +492,7 @@ export function cli(): Command {
     ) => {
       const { explainLog, renderExplanation } = await import("./runner/explain_log.ts");
       const e = await explainLog(file, o);
-      console.log(o.json ? terminalJson(e) : terminalSafe(renderExplanation(e)));
+      console.log(o.json ? terminalJson(e) : escapeControls(renderExplanation(e)));
     });
 
   program.command("releases")

@@ -2,6 +2,7 @@
  * The CLI as a user runs it: a subprocess, its output and its exit status.
  */
 import assert from "node:assert/strict";
+import { hostCommand } from "./runner/debian/host_tools.ts";
 
 interface Run {
   code: number;
@@ -258,7 +259,7 @@ async function rkhilIn(
 ): Promise<RunIn> {
   const t0 = performance.now();
   const cmd = o.bootstrap ? new URL("./rkhil", import.meta.url).pathname : Deno.execPath();
-  const out = await new Deno.Command(cmd, {
+  const out = await (await hostCommand(cmd, {
     args: o.bootstrap
       ? args
       : ["run", "-A", new URL("./main.ts", import.meta.url).pathname, ...args],
@@ -267,7 +268,7 @@ async function rkhilIn(
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
-  }).output();
+  })).output();
   const dec = new TextDecoder();
   return {
     code: out.code,
@@ -362,6 +363,10 @@ Deno.test("bad option values: exit 2 in one line before anything starts", async 
       [["predict", "--board", "rock-3b-8g", "--kernel", "6.12", "--patch", "x"], /per-device-ops/],
       [["changes", "--board", "rock-3b-8g", "--to", "9.9"], /unknown kernel release "9\.9"/],
       [["changes", "--board", "rock-3b-8g", "--bootargs", "cma=12Q"], /cma="12Q"/],
+      [["blast-radius", `${tmp}/no.patch`], /no such file: "[^"]+\/no\.patch"/],
+      [["blast-radius", "--kernel", "4.19", "--", `${tmp}/x`], /unknown kernel release "4\.19"/],
+      [["atlas", "--suite", "nope"], /argument "nope" is invalid\. unknown Debian suite; use one/],
+      [["atlas", "--out", "/sys/atlas"], /cannot create "\/sys\/atlas"/],
     ];
     for (const [args, re] of cases) refusedAtOnce(await rkhilIn({}, ...args), re);
     // Nothing was created: no run directory, no QEMU run directory.

@@ -239,6 +239,16 @@ export function kernelSpec(value: string): string {
   return value;
 }
 
+/** A Debian suite of {@link KERNEL_SUITES} (`trixie`, `bookworm-backports`, `sid`). */
+export function debianSuite(value: string): string {
+  if (!Object.hasOwn(KERNEL_SUITES, value)) {
+    throw new InvalidArgumentError(
+      `unknown Debian suite; use one of ${Object.keys(KERNEL_SUITES).join(", ")}`,
+    );
+  }
+  return value;
+}
+
 /** A kernel release the driver knowledge base covers (`6.12`, `7.3`). */
 export function knownRelease(value: string): string {
   const r = value.length <= 32 ? parseRelease(value) : undefined;
@@ -318,8 +328,11 @@ export function guestAppend(value: string): string {
 }
 
 /** An argParser for a repeatable option: each value checked with `parse`, collected in order. */
-export function repeatable<T>(parse: (value: string) => T): (value: string, prev: T[]) => T[] {
-  return (value, prev) => [...prev, parse(value)];
+export function repeatable<T>(
+  parse: (value: string) => T,
+): (value: string, prev: T[] | undefined) => T[] {
+  // A variadic argument without a default starts from undefined.
+  return (value, prev) => [...(prev ?? []), parse(value)];
 }
 
 /**

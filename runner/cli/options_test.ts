@@ -6,6 +6,7 @@ import {
   bootArgs,
   callerCwd,
   checkOption,
+  debianSuite,
   guestAppend,
   guestMemory,
   inputDir,
@@ -88,6 +89,10 @@ Deno.test("releases, board ids, patch sets, boot arguments", () => {
   assert.equal(bootArgs("mem=3840M swiotlb=force"), "mem=3840M swiotlb=force");
   refuses(() => bootArgs("mem=lots"), /mem="lots": no number at the start; expected/);
   assert.deepEqual(repeatable(boardId)("b", ["a"]), ["a", "b"]);
+  // A variadic argument without a default starts from undefined.
+  assert.deepEqual(repeatable(boardId)("b", undefined), ["b"]);
+  assert.equal(debianSuite("trixie-backports"), "trixie-backports");
+  refuses(() => debianSuite("toString"), /unknown Debian suite; use one of bookworm/);
 });
 
 Deno.test("guest --append: printable, well formed, and within the 2047-byte command line", () => {
