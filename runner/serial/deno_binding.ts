@@ -322,6 +322,13 @@ export class TtyFd {
   #open = true;
   #waits = new Set<Promise<unknown>>();
   #closing: Promise<void> | undefined;
+  /**
+   * Reads, writes and drains refused because the descriptor was closed (pending ones woken by
+   * `close()` included). Each is rejected with `canceled: true`, as the binding interface
+   * asks, which serialport treats as the end of the operation, not as an error; bytes still in
+   * the kernel are never read after close.
+   */
+  droppedAfterClose = 0;
 
   private constructor(fd: number, wake: number, readonly path: string) {
     this.#fd = fd;
@@ -350,6 +357,11 @@ export class TtyFd {
     const wake = libc().eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (wake < 0) throw sysError("eventfd", errno());
     return new TtyFd(fd, wake, path);
+  }
+
+  #refused(what: string): SerialBindingError {
+    this.droppedAfterClose++;
+    return canceled(what);
   }
 
   /** The raw descriptor (for ioctls of your own). Invalid after `close()`. */
@@ -401,15 +413,15 @@ export class TtyFd {
     if (offset + length > buffer.length) throw new RangeError("read: past the buffer's end");
     const view = buffer.subarray(offset, offset + length);
     for (;;) {
-      if (!this.#open) throw canceled(`read ${this.path}`);
+      if (!this.#open) throw this.#refused(`read ${this.path}`);
       const n = Number(libc().read(this.#fd, view, BigInt(length)));
       if (n > 0) return n;
       if (n === 0) return HANGUP; // a hung-up tty reads as end of file
       const e = errno();
       if (e === Errno.EAGAIN || e === Errno.EINTR) {
         const rev = await this.#wait(POLLIN);
-        if (rev === undefined) throw canceled(`read ${this.path}`);
-        if (rev & POLLNVAL) throw canceled(`read ${this.path}`);
+        if (rev === undefined) throw this.#refused(`read ${this.path}`);
+        if (rev & POLLNVAL) throw this.#refused(`read ${this.path}`);
         // POLLHUP/POLLERR: loop once more; read() then reports EIO or end of file.
         continue;
       }
@@ -426,7 +438,7 @@ export class TtyFd {
   async write(data: Uint8Array): Promise<void> {
     let off = 0;
     while (off < data.length) {
-      if (!this.#open) throw canceled(`write ${this.path}`);
+      if (!this.#open) throw this.#refused(`write ${this.path}`);
       const rest = data.subarray(off);
       const n = Number(libc().write(this.#fd, rest, BigInt(rest.length)));
       if (n > 0) {
@@ -436,7 +448,7 @@ export class TtyFd {
       const e = n === 0 ? Errno.EAGAIN : errno();
       if (e === Errno.EAGAIN || e === Errno.EINTR) {
         const rev = await this.#wait(POLLOUT);
-        if (rev === undefined || rev & POLLNVAL) throw canceled(`write ${this.path}`);
+        if (rev === undefined || rev & POLLNVAL) throw this.#refused(`write ${this.path}`);
         if ((rev & (POLLHUP | POLLERR)) && !(rev & POLLOUT)) {
           throw new SerialBindingError(`write ${this.path}: hang-up`, {
             disconnect: true,
@@ -614,7 +626,7 @@ export class TtyFd {
 
   /** Waits (on a worker thread) until all written data was transmitted. */
   async drain(): Promise<void> {
-    if (!this.#open) throw canceled(`drain ${this.path}`);
+    if (!this.#open) throw this.#refused(`drain ${this.path}`);
     const p = libc().tcdrain(this.#fd);
     this.#waits.add(p);
     try {
@@ -728,7 +740,10 @@ export class DenoBindingPort implements BindingPortInterface {
     length: number,
   ): Promise<{ buffer: Buffer; bytesRead: number }> {
     if (!Buffer.isBuffer(buffer)) throw new TypeError('"buffer" is not a Buffer');
-    if (!this.isOpen) throw canceled("read");
+    if (!this.isOpen) {
+      this.#tty.droppedAfterClose++;
+      throw canceled("read");
+    }
     const n = await this.#tty.read(buffer, offset, length);
     if (n === HANGUP) {
       throw new SerialBindingError(`${this.openOptions.path}: the other end hung up`, {

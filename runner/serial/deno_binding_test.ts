@@ -288,3 +288,21 @@ Deno.test("binding: list() returns well-formed entries", async () => {
   }
   assert.deepEqual(await DenoSerialBinding.list(), ports);
 });
+
+Deno.test("binding: close wakes a pending read; reads and writes after close are counted", async () => {
+  const pty = openPty();
+  const buf = new Uint8Array(64);
+  const pending = pty.slave.read(buf).then(() => "read", (e) => e.canceled ? "canceled" : e);
+  await new Promise((r) => setTimeout(r, 20));
+  await pty.slave.close();
+  assert.equal(await pending, "canceled");
+  // Data the other side sends after close is never read.
+  await pty.master.write(new TextEncoder().encode("late"));
+  await assert.rejects(pty.slave.read(buf), (e: { canceled?: boolean }) => e.canceled === true);
+  await assert.rejects(
+    pty.slave.write(new Uint8Array([1])),
+    (e: { canceled?: boolean }) => e.canceled === true,
+  );
+  assert.equal(pty.slave.droppedAfterClose, 3);
+  await pty.master.close();
+});
