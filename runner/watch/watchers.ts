@@ -78,6 +78,7 @@
 import type { Verdict } from "../errors.ts";
 import type { InfraError } from "../errors.ts";
 import type { ConsoleStream } from "../serial/port.ts";
+import { CloseGate } from "../close_gate.ts";
 import { findConsoleStamp } from "../../oracle/kline.ts";
 import {
   type FaultReport,
@@ -1220,37 +1221,48 @@ export interface AttachOptions extends LineSplitterOptions {
   now?: () => number;
 }
 
+/** What {@link attachToConsole} returns: call it to detach; it counts what came after. */
+export type DetachWatcher = (() => void) & {
+  /** Chunks and close events delivered after detaching (dropped, never fed to the watcher). */
+  readonly droppedAfterClose: number;
+  /** Watcher errors caught while feeding it (a watcher's bug never reaches the console). */
+  readonly handlerErrors: number;
+};
+
 /**
  * Feed everything `console` receives to `watcher` (split into lines), and report the console's
  * end: an unexpected end is a `console_lost` event, our own `close()` is not. Returns a
- * function that detaches (and flushes the partial last line).
+ * function that detaches (and flushes the partial last line); after it, late chunks and
+ * events are dropped and counted (the close rule of `runner/close_gate.ts`).
  */
 export function attachToConsole(
   watcher: ConsoleWatcher,
   console: Pick<ConsoleStream, "onData" | "onClose">,
   opts: AttachOptions = {},
-): () => void {
+): DetachWatcher {
   const splitter = new ConsoleLineSplitter(opts);
   const now = opts.now ?? (() => Date.now());
+  const gate = new CloseGate();
   let lastAt = 0;
-  let detached = false;
-  const offData = console.onData((chunk, atMs) => {
+  const offData = console.onData(gate.guard((chunk: Uint8Array, atMs: number) => {
     lastAt = atMs;
     watcher.feedLines(splitter.push(chunk, atMs));
-  });
-  const offClose = console.onClose((err: InfraError | undefined) => {
-    if (detached) return;
+  }));
+  const offClose = console.onClose(gate.guard((err: InfraError | undefined) => {
     const t = Math.max(now(), lastAt);
     watcher.feedLines(splitter.flush(t));
     watcher.consoleClosed(t, err ? err.message : null);
-  });
-  return () => {
-    if (detached) return;
-    detached = true;
+  }));
+  const detach = () => {
+    if (!gate.close()) return;
     offData();
     offClose();
-    watcher.feedLines(splitter.flush(Math.max(now(), lastAt)));
+    gate.call(() => watcher.feedLines(splitter.flush(Math.max(now(), lastAt))));
   };
+  return Object.defineProperties(detach, {
+    droppedAfterClose: { get: () => gate.droppedAfterClose },
+    handlerErrors: { get: () => gate.handlerErrors },
+  }) as DetachWatcher;
 }
 
 /**

@@ -599,6 +599,42 @@ Deno.test("attachToConsole: stream chunks, unexpected close, detach", () => {
   assert.equal(dataCbs.size, 1, "only the first watcher is still attached");
 });
 
+Deno.test("attachToConsole: deliveries after detach are dropped and counted; bugs caught", () => {
+  type DataCb = (chunk: Uint8Array, atMs: number) => void;
+  type CloseCb = (err: InfraError | undefined) => void;
+  let data: DataCb = () => {};
+  let close: CloseCb = () => {};
+  // A console that already dispatched a chunk and its end when the watcher detaches (the
+  // callbacks were taken before the unsubscribe).
+  const racing = {
+    onData(cb: DataCb) {
+      data = cb;
+      return () => {};
+    },
+    onClose(cb: CloseCb) {
+      close = cb;
+      return () => {};
+    },
+  };
+  const w = new ConsoleWatcher({ initialBootState: "up" });
+  const detach = attachToConsole(w, racing);
+  detach();
+  data(new TextEncoder().encode(PANIC.replaceAll("\n", "\r\n")), 1);
+  close(new InfraError("console ttyUSB0: hangup", "replug"));
+  assert.deepEqual(kinds(w.events), [], "nothing reaches the watcher after detach");
+  assert.equal(detach.droppedAfterClose, 2);
+
+  class Buggy extends ConsoleWatcher {
+    override feedLines(): void {
+      throw new Error("a watcher's bug");
+    }
+  }
+  const d2 = attachToConsole(new Buggy(), racing);
+  data(new TextEncoder().encode("line\r\n"), 2);
+  assert.equal(d2.handlerErrors, 1, "caught and counted, not thrown into the console");
+  d2();
+});
+
 Deno.test("kernelLineAdapter: framed-shell kernel lines (binary strings) are decoded", () => {
   const w = new ConsoleWatcher({ initialBootState: "up" });
   const onKernelLine = kernelLineAdapter(w);
