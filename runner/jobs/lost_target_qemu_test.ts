@@ -7,8 +7,10 @@
 import assert from "node:assert/strict";
 import { testRunRoot } from "../test_dirs.ts";
 import { qemuUnder, waitNoneUnder } from "./_qemu_procs.ts";
+import { runFacts } from "../introspect/facts_cmd.ts";
+import { parseResults } from "../results/store.ts";
 import { runMainJob } from "./main_job.ts";
-import { SCENARIOS } from "./validate.ts";
+import { runValidate, SCENARIOS } from "./validate.ts";
 
 const KERNEL = "debian:trixie";
 
@@ -92,3 +94,58 @@ for (
     assert.deepEqual(await waitNoneUnder(root), []);
   });
 }
+
+Deno.test("validate: a guest killed during a scenario makes it and every later scenario MISS", async () => {
+  const root = await testRunRoot("rkhil-lost-validate-");
+  let killed: number[] = [];
+  const { rows, dir } = await runValidate({
+    kernel: KERNEL,
+    runsRoot: root,
+    log: (line) => {
+      // The next scenario starts on the same guest right after this line.
+      if (line.startsWith("  v1: ")) {
+        qemuUnder(root).then((pids) => {
+          killed = pids;
+          for (const pid of pids) Deno.kill(pid, "SIGKILL");
+        });
+      }
+    },
+  });
+  assert.equal(killed.length, 1);
+  assert.equal(rows[0].scenario, "v1");
+  assert.equal(rows[0].verdict, "AGREE", rows[0].why);
+  assert.equal(rows[1].verdict, "INCONCLUSIVE");
+  assert.match(rows[1].why ?? "", /^target lost: /);
+  const stored = parseResults(await Deno.readTextFile(`${dir}/results.jsonl`)).results;
+  assert.deepEqual(stored.map((r) => r.test), SCENARIOS.map((s) => `validate/${s.name}`));
+  assert.equal(stored[1].verdict, "MISS");
+  for (const r of stored.slice(2)) {
+    assert.equal(r.verdict, "MISS", r.test);
+    assert.match(r.reason ?? "", /^not run: target lost in validate\/v2-6\.1 \(/);
+  }
+  assert.deepEqual(await waitNoneUnder(root), []);
+});
+
+Deno.test("facts: a guest killed while the driver is read is reported lost, not as findings", async () => {
+  const root = await testRunRoot("rkhil-lost-facts-");
+  let killed: number[] = [];
+  const r = await runFacts({
+    kernel: KERNEL,
+    runsRoot: root,
+    log: (line) => {
+      if (line.startsWith("introspecting")) {
+        setTimeout(async () => {
+          killed = await qemuUnder(root);
+          for (const pid of killed) Deno.kill(pid, "SIGKILL");
+        }, 1_500);
+      }
+    },
+  });
+  assert.equal(killed.length, 1);
+  assert.match(r.lost ?? "", /^(QEMU exited|SSH connection lost|the console is gone)/);
+  assert.equal(r.driver, undefined);
+  assert.equal(r.comparison, undefined);
+  const saved = JSON.parse(await Deno.readTextFile(`${r.runDir}/facts.json`));
+  assert.equal(saved.lost, r.lost);
+  assert.deepEqual(await waitNoneUnder(root), []);
+});
