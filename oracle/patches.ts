@@ -24,6 +24,24 @@ export interface PatchSet {
   mainlineFrom?: Release;
   driver?: (f: DriverFacts) => DriverFacts;
   devicetree?: (nodes: DtIommuNode[], socId: string) => DtIommuNode[];
+  /**
+   * Public reports that contradict what the oracle predicts with this patch for an IOMMU
+   * instance; predictions carry them as a condition (and an unknown workload verdict).
+   */
+  contrary?: ContraryReport[];
+}
+
+/** A public report that contradicts a prediction, and what was found when it was weighed. */
+export interface ContraryReport {
+  /** SoC ids and IOMMU unit the report is about. */
+  socs: string[];
+  unit: string;
+  /** Where it comes from. */
+  source: string;
+  /** What the report says happened. */
+  report: string;
+  /** The mechanism looked for, and what was (not) found. */
+  reasoning: string;
 }
 
 const SEED = "seed/rockchip-iommu-thread.txt";
@@ -80,6 +98,22 @@ const PATCHES: PatchSet[] = [
         name: "iommu_data_ops_v2 (distro GFP_DMA32)",
         gfpZone: fact("table gfp zone", "GFP_DMA32", "Armbian PR #9403; S-618L", "reported"),
       }),
+    contrary: [{
+      socs: ["rk3568", "rk3566"],
+      unit: "fde4b000",
+      source: "armbian/build PR #10366 (frepkovsky, 2026-08-08, closed unmerged): ODROID-M1 " +
+        "8 GB; research/npu-workloads.md §1.7 and §4",
+      report: "with #9403's GFP_DMA32 patch the first NPU job still failed (E RKNN: failed to " +
+        "submit, op id: 1 / rknn_run fail! ret=-1) until the v2 mask was 32 bits too; " +
+        "disabling the NPU IOMMU also made inference work",
+      reasoning: "no mechanism found: dma_bit_mask only decides how the IOMMU maps its own " +
+        "tables (dma_map_single on its dma_dev), and GFP_DMA32 already keeps them below 4 GiB, " +
+        "where a 40-bit mask maps them directly, so the mask cannot move or bounce them; the " +
+        "report changed mask and flags in one step, shows no rk_iommu lines, and does not show " +
+        "that the running kernel carried #9403's patch. Other failures the report cannot " +
+        "exclude: the patch missing from that kernel branch, data pages at or above 4 GiB in " +
+        "the v2 encoding on the v1.0 NPU MMU, an NPU driver fault",
+    }],
   },
   {
     name: "v2-mask32-only",

@@ -22,6 +22,7 @@ import { memoryView, type MemView, type Placement } from "./memview.ts";
 import type { OpsSpec } from "./releases.ts";
 import { type DtIommuNode, OracleInputError, type Scenario } from "./scenario.ts";
 import { findInstance, getSoc, type Soc, socIds, walkerReach } from "./soc.ts";
+import { getPatch } from "./patches.ts";
 import { type Fact, fact, type HwRevision, type Outcome, type PhysRange } from "./types.ts";
 
 const FOUR_GIB = 0x1_0000_0000;
@@ -41,7 +42,9 @@ export function predict(s: Scenario): Prediction {
   }
   const mem = memoryView(s);
   const probe = probeOrder(s);
-  const instances = s.devicetree.map((node) => predictInstance(s, soc, mem, probe, node));
+  const instances = s.devicetree.map((node) =>
+    withContraryReports(s, soc, predictInstance(s, soc, mem, probe, node))
+  );
   return {
     schema: PREDICTION_SCHEMA_VERSION,
     board: s.board.id,
@@ -54,6 +57,37 @@ export function predict(s: Scenario): Prediction {
     explanation: [...mem.steps, probe.step],
     notes: [...s.notes, ...mem.notes],
   };
+}
+
+/**
+ * Carry public reports that contradict this prediction (patches.ts `contrary`): a condition
+ * naming the source, an explanation step with the reasoning, and an unknown workload verdict.
+ */
+function withContraryReports(s: Scenario, soc: Soc, p: InstancePrediction): InstancePrediction {
+  const reports = s.driver.patches.flatMap((name) => getPatch(name)?.contrary ?? [])
+    .filter((c) => c.unit === p.unit && c.socs.includes(soc.id));
+  if (reports.length === 0 || p.outcome === "DISABLED" || p.outcome === "PROBE_FAILED") return p;
+  const out: InstancePrediction = { ...p, explanation: [...p.explanation] };
+  for (const c of reports) {
+    out.condition = joinConditions([
+      ...(out.condition ? [out.condition] : []),
+      `unless the contrary report holds (${c.source}: ${c.report})`,
+    ]);
+    out.explanation.push({
+      rule: "contrary report",
+      conclusion: `${c.report}; weighed: ${c.reasoning}`,
+      facts: [fact("contrary report", c.report, c.source, "reported", c.reasoning)],
+    });
+  }
+  if (out.workload && out.workload.verdict === "correct-output") {
+    out.workload = { name: out.workload.name, verdict: "unknown" };
+    out.explanation.push({
+      rule: "workload",
+      conclusion: `${out.workload.name}: unknown (a public report contradicts correct-output)`,
+      facts: [],
+    });
+  }
+  return out;
 }
 
 /** Ops the driver binds to a node: the node's compatibles in order, first one the table has. */
