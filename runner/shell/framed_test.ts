@@ -350,3 +350,36 @@ Deno.test("framed: silence with no shell is a TimeoutError naming the console", 
     (e: unknown) => e instanceof TimeoutError && /reaching a shell/.test(e.message),
   );
 });
+
+Deno.test("framed: closed while kernel lines flood in: nothing is handed on after close", async () => {
+  const strays: unknown[] = [];
+  const onRejection = (e: PromiseRejectionEvent) => {
+    e.preventDefault();
+    strays.push(e.reason);
+  };
+  globalThis.addEventListener("unhandledrejection", onRejection);
+  try {
+    for (let i = 0; i < 5; i++) {
+      const r = await rig(["dash", "-i"]);
+      try {
+        // Ends by itself once the tty is gone (printf fails on the hung-up line).
+        await r.shell.run(
+          "(while printf '[    1.000000] flood of kernel lines\\r\\n'; do :; done) >/dev/tty &",
+          { isolate: false },
+        );
+        while (r.kernel.length < 10 * (i + 1)) await new Promise((res) => setTimeout(res, 5));
+      } finally {
+        await r.shell.close();
+        const atClose = r.kernel.length;
+        await new Promise((res) => setTimeout(res, 50));
+        assert.equal(r.kernel.length, atClose, "no kernel line after close()");
+        assert.ok(!r.shell.usable);
+        await r.done();
+      }
+    }
+    await new Promise((res) => setTimeout(res, 20));
+  } finally {
+    globalThis.removeEventListener("unhandledrejection", onRejection);
+  }
+  assert.deepEqual(strays.map(String), []);
+});
