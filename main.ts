@@ -540,7 +540,7 @@ export function cli(): Command {
           "arguments), print its output (stdout and stderr) and exit with its status " +
           "(3: infrastructure failure, 4: the kernel crashed)",
       )
-      .argument("<cmd...>", "the command, after --"),
+      .argument("<cmd...>", "the command, after --", opt.commandWords),
   )
     .addOption(
       new Option("--via <transport>", "serial console, SSH exec channel or framed SSH shell")

@@ -359,6 +359,10 @@ Deno.test("bad option values: exit 2 in one line before anything starts", async 
         /mem="lots": no number at the start/,
       ],
       [["qemu", "exec", "--kernel", "debian:trixie", "--cpus", "99", "--", "true"], /1 to 8/],
+      [
+        ["qemu", "exec", "--kernel", "debian:trixie", "--run-dir", qdir, "--", ""],
+        /a command to run/,
+      ],
       [["predict", "--board", "rock-3b-8g", "--kernel", "4.19"], /unknown kernel release "4\.19"/],
       [["predict", "--board", "rock-3b-8g", "--kernel", "6.12", "--patch", "x"], /per-device-ops/],
       [["changes", "--board", "rock-3b-8g", "--to", "9.9"], /unknown kernel release "9\.9"/],

@@ -336,6 +336,17 @@ export function repeatable<T>(
 }
 
 /**
+ * The words of `qemu exec -- CMD...` (a variadic argument's parser): collected in order; a blank
+ * first word is refused (there would be nothing to run).
+ */
+export function commandWords(word: string, prev: string[] | undefined): string[] {
+  if (prev === undefined && word.trim() === "") {
+    throw new InvalidArgumentError("expected a command to run after --, e.g. -- uname -r");
+  }
+  return [...(prev ?? []), word];
+}
+
+/**
  * Check a value the user did not give (a default, or one taken from elsewhere) with the same
  * parser as the option: a failure is a UserInputError naming the option (exit 2).
  */

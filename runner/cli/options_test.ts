@@ -6,6 +6,7 @@ import {
   bootArgs,
   callerCwd,
   checkOption,
+  commandWords,
   debianSuite,
   guestAppend,
   guestMemory,
@@ -91,6 +92,8 @@ Deno.test("releases, board ids, patch sets, boot arguments", () => {
   assert.deepEqual(repeatable(boardId)("b", ["a"]), ["a", "b"]);
   // A variadic argument without a default starts from undefined.
   assert.deepEqual(repeatable(boardId)("b", undefined), ["b"]);
+  assert.deepEqual(commandWords("printf", commandWords("", ["x"])), ["x", "", "printf"]);
+  refuses(() => commandWords(" ", undefined), /expected a command to run after --/);
   assert.equal(debianSuite("trixie-backports"), "trixie-backports");
   refuses(() => debianSuite("toString"), /unknown Debian suite; use one of bookworm/);
 });
