@@ -9,6 +9,7 @@
  */
 import {
   BootArgsError,
+  briefArg,
   COMMAND_LINE_MAX_BYTES,
   COMMAND_LINE_SIZE,
   parseBootArgs,
@@ -129,10 +130,15 @@ export function memoryView(s: Scenario): MemView {
       rule: "kernel command line",
       conclusion: `only the first ${COMMAND_LINE_MAX_BYTES} of ${args.truncated.bytes} bytes are ` +
         `seen; the rest is not applied${
-          args.truncated.dropped.length ? ` (${args.truncated.dropped.join(" ")})` : ""
+          args.truncated.dropped.length
+            ? ` (${args.truncated.dropped.slice(0, 8).map(briefArg).join(" ")}${
+              args.truncated.dropped.length > 8 ? " …" : ""
+            })`
+            : ""
         }${
           args.truncated.cut
-            ? `; ${args.truncated.cut.written} is read as ${args.truncated.cut.seen}`
+            ? `; ${briefArg(args.truncated.cut.written)} is read as ` +
+              briefArg(args.truncated.cut.seen)
             : ""
         }`,
       facts: [
