@@ -114,7 +114,7 @@ export function cli(): Command {
     .option(
       "--predict-board <id>",
       "board to predict each release's driver for, repeatable (default: rock-3b-8g)",
-      opt.repeatable(opt.boardId),
+      opt.repeatable(opt.builtinBoardId),
       [],
     )
     .option("--runs-dir <dir>", RUNS_DIR_HELP, opt.outputDir)

@@ -15,6 +15,7 @@
  */
 import { InvalidArgumentError } from "commander";
 import { isAbsolute, resolve } from "node:path";
+import { BUILTIN_BOARDS_DIR } from "../../boards/load.ts";
 import { BOARD_ID_PATTERN } from "../../boards/schema.ts";
 import { BootArgsError, COMMAND_LINE_SIZE, parseBootArgs } from "../../oracle/bootargs.ts";
 import { getPatch, patchNames } from "../../oracle/patches.ts";
@@ -272,6 +273,25 @@ export function boardId(value: string): string {
     throw new InvalidArgumentError(
       `expected a board id like rock-3b-8g (lower-case letters and digits separated by single ` +
         "dashes; see rkhil boards)",
+    );
+  }
+  return value;
+}
+
+/**
+ * The id of a built-in board (`run --predict-board`, which predicts with the shipped board
+ * files): its form, and that `boards/<id>.yaml` exists. The file's content is checked when the
+ * board is loaded.
+ */
+export function builtinBoardId(value: string): string {
+  boardId(value);
+  const known = BUILTIN_BOARDS_DIR === undefined ? [] : [...Deno.readDirSync(BUILTIN_BOARDS_DIR)]
+    .map((e) => /^(.*)\.ya?ml$/.exec(e.name)?.[1])
+    .filter((id): id is string => id !== undefined && BOARD_ID_PATTERN.test(id))
+    .sort();
+  if (!known.includes(value)) {
+    throw new InvalidArgumentError(
+      `unknown board id; known boards: ${known.join(", ")} (see rkhil boards)`,
     );
   }
   return value;

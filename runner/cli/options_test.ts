@@ -4,6 +4,7 @@ import { join } from "node:path";
 import {
   boardId,
   bootArgs,
+  builtinBoardId,
   callerCwd,
   checkOption,
   commandWords,
@@ -85,6 +86,9 @@ Deno.test("releases, board ids, patch sets, boot arguments", () => {
   refuses(() => boardId("Rock 3B"), /expected a board id like rock-3b-8g/);
   refuses(() => boardId("../../etc/passwd"), /expected a board id/);
   refuses(() => boardId("a".repeat(65)), /expected a board id/);
+  assert.equal(builtinBoardId("rock-3b-8g"), "rock-3b-8g");
+  refuses(() => builtinBoardId("nope"), /unknown board id; known boards: .*rock-3b-8g/);
+  refuses(() => builtinBoardId("No Such"), /expected a board id/);
   assert.equal(patchName("per-device-ops"), "per-device-ops");
   refuses(() => patchName("x"), /unknown patch set "x"; use one of .*per-device-ops/);
   assert.equal(bootArgs("mem=3840M swiotlb=force"), "mem=3840M swiotlb=force");
