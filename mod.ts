@@ -128,6 +128,15 @@ export type {
   WalkDecoding,
   WalkEvent,
 } from "./oracle/klog.ts";
+/** The one grammar of kernel-line prefixes every reader uses (dmesg, syslog, kmsg, consoles). */
+export { findConsoleStamp, splitPrintkPrefix, stripAnsi } from "./oracle/kline.ts";
+export type { ConsoleStamp } from "./oracle/kline.ts";
+/** Explain the rk_iommu faults of a parsed log (SoC, entry format, tables, what was reached). */
+export { explainFaults, inferFormat, socOfDevice } from "./oracle/explain.ts";
+export type { FaultExplanation, FormatInference, SocMatch } from "./oracle/explain.ts";
+/** Where a cma= area lands (page tables never come from it). */
+export { placeCma } from "./oracle/cma.ts";
+export type { CmaPlacement } from "./oracle/cma.ts";
 /** Linux printk number formatting as the driver uses it. */
 export { ksprintf } from "./oracle/printk.ts";
 export type { PrintkArg } from "./oracle/printk.ts";
