@@ -212,9 +212,12 @@ export function explainLogText(text: string, prediction?: Prediction): LogExplan
   });
   // The console watchers, with line numbers as their clock (so `atMs` is a line number).
   const w = new ConsoleWatcher({ blockIdleMs: 2000, initialBootState: "booting" });
-  lines.forEach((l, i) => {
-    for (const cl of splitConsoleText(l, i + 1)) w.feed(cl);
-  });
+  // One split of the whole text; a line ends at LF (CRLF), as in `lines` above.
+  let lineNo = 1;
+  for (const cl of splitConsoleText(text, 0)) {
+    w.feed({ ...cl, atMs: lineNo });
+    if (cl.end === "lf" || cl.end === "crlf") lineNo++;
+  }
   w.flush();
   const npu = w.events.filter((e) => e.kind === "npu").map(summarize);
   const crashes = w.events.filter((e) =>
