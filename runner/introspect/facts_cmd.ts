@@ -92,7 +92,7 @@ export async function runFacts(opts: FactsOptions): Promise<FactsResult> {
     faults = guest.faults.length;
     try {
       out.driver = await race(
-        introspectDriver(guest.run, { log: (l) => opts.log?.(`  ${l}`) }),
+        guest.whileUp(introspectDriver(guest.run, { log: (l) => opts.log?.(`  ${l}`) })),
       );
     } catch (e) {
       if (e instanceof InterruptedError) throw e;

@@ -29,6 +29,13 @@ export interface Guest {
    * was lost. A step that ran while the target went away did not run (MISS), whatever it saw.
    */
   lost(): string | undefined;
+  /**
+   * `work`, ended early by an `InfraError` as soon as the kernel reports a fatal fault (panic,
+   * Oops, BUG, SError) or QEMU exits: a step waits for neither a dead kernel's SSH timeouts nor
+   * a killed guest's. The caller classifies with {@linkcode Guest.faults} and
+   * {@linkcode Guest.lost} (FAIL for a fault, MISS for a lost target).
+   */
+  whileUp<T>(work: Promise<T>): Promise<T>;
   /** Power off and close; never throws. */
   close(): Promise<void>;
 }
@@ -93,6 +100,22 @@ export async function bootGuest(opts: GuestOptions): Promise<Guest> {
         if (m.console.ended) return "the console is gone";
         if (!session.connected) return "SSH connection lost";
         return undefined;
+      },
+      whileUp<T>(work: Promise<T>): Promise<T> {
+        work.catch(() => {});
+        let off = () => {};
+        const down = new Promise<never>((_, reject) => {
+          const fail = (why: string) =>
+            reject(
+              new InfraError(`the target failed while the step ran: ${why}`, "see the console log"),
+            );
+          off = watching.onFault((f) => fail(`kernel ${f.kind}: ${f.reason}`));
+          const m = target.machine;
+          if (!m || m.exited) fail("QEMU is not running");
+          else m.exitStatus.then(() => fail("QEMU exited"));
+        });
+        down.catch(() => {});
+        return Promise.race([work, down]).finally(() => off());
       },
       async close() {
         await session.close().catch(() => {});

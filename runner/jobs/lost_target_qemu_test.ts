@@ -149,3 +149,64 @@ Deno.test("facts: a guest killed while the driver is read is reported lost, not 
   assert.equal(saved.lost, r.lost);
   assert.deepEqual(await waitNoneUnder(root), []);
 });
+
+/** Type `text` on the guest's serial console (the pty QEMU gives it, as a second writer). */
+async function typeOnConsole(kernelDir: string, text: string): Promise<void> {
+  const log = await Deno.readTextFile(`${kernelDir}/console.log`);
+  const pty = /console (\/dev\/pts\/\d+) \(capture /.exec(log)?.[1];
+  assert.ok(pty, "the console log names the console's pty");
+  const f = await Deno.open(pty, { write: true });
+  try {
+    await f.write(new TextEncoder().encode(text));
+  } finally {
+    f.close();
+  }
+}
+
+Deno.test("a kernel crash during a step: FAIL with the panic line, every later step MISS", async () => {
+  const root = await testRunRoot("rkhil-crash-");
+  let dir = "";
+  let crashAt = 0;
+  const r = await runMainJob({
+    kernels: [KERNEL],
+    predictBoards: ["rock-3b-8g"],
+    runsRoot: root,
+    validate: true,
+    log: (line) => {
+      dir ||= /results in (\S+)$/.exec(line)?.[1] ?? "";
+      if (line.startsWith("  PASS  facts")) {
+        // oracle/driver runs for about ten seconds over SSH; crash the kernel from the console.
+        setTimeout(() => {
+          crashAt = Date.now();
+          typeOnConsole(`${dir}/debian_trixie`, "echo c > /proc/sysrq-trigger\r").catch((e) =>
+            console.error(e)
+          );
+        }, 1_500);
+      }
+    },
+  });
+  assert.ok(crashAt > 0);
+  const by = Object.fromEntries(r.results.map((x) => [x.test, x]));
+  assert.equal(by["facts"].verdict, "PASS");
+  assert.equal(by["oracle/driver"].verdict, "FAIL", JSON.stringify(by["oracle/driver"]));
+  assert.match(
+    by["oracle/driver"].reason!,
+    /^kernel panic: Kernel panic - not syncing: sysrq triggered crash/,
+  );
+  // The step ended with the crash, not after the dead guest's SSH timeouts.
+  const driverEnd = Date.parse(by["oracle/driver"].startedAt) + by["oracle/driver"].durationMs;
+  assert.ok(driverEnd - crashAt < 20_000, `${driverEnd - crashAt} ms after the crash`);
+  const later = [
+    "oracle/memory",
+    "oracle/predict rock-3b-8g",
+    ...SCENARIOS.map((s) => `validate/${s.name}`),
+  ];
+  for (const t of later) {
+    assert.equal(by[t]?.verdict, "MISS", `${t}: ${JSON.stringify(by[t])}`);
+    assert.match(by[t].reason!, /^not run: the kernel crashed in oracle\/driver \(panic: /);
+  }
+  assert.equal(r.exitCode, 1);
+  const report = await Deno.readTextFile(`${r.dir}/report.md`);
+  assert.match(report, /^- FAIL debian:trixie oracle\/driver: kernel panic: Kernel panic/m);
+  assert.deepEqual(await waitNoneUnder(root), []);
+});

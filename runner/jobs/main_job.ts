@@ -195,7 +195,8 @@ async function step(
   try {
     // An interrupt that came before the step started ends it before it does anything.
     k.interrupt?.check();
-    r = await (k.interrupt ? k.interrupt.race(fn()) : fn());
+    const work = guest ? guest.whileUp(fn()) : fn();
+    r = await (k.interrupt ? k.interrupt.race(work) : work);
   } catch (err) {
     if (err instanceof InterruptedError) stop = err;
     const verdict: Verdict = err instanceof RkhilError ? err.verdict : "ERROR";

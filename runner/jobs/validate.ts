@@ -312,7 +312,7 @@ export async function runValidate(opts: ValidateOptions): Promise<ValidateRun> {
           let interrupted: InterruptedError | undefined;
           try {
             if (!banks || !rel) throw new Error("the guest's memory banks or release are unknown");
-            row = await race(runScenario(s, g, ko, dir, facts, banks, rel));
+            row = await race(g.whileUp(runScenario(s, g, ko, dir, facts, banks, rel)));
             verdict = row.verdict === "AGREE" ? "PASS" : "FAIL";
           } catch (err) {
             if (err instanceof InterruptedError) interrupted = err;
