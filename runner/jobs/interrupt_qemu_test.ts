@@ -12,18 +12,27 @@ import { qemuUnder, waitNoneUnder } from "./_qemu_procs.ts";
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 const KERNEL = "debian:trixie";
 
-/** A child `rkhil run`, its stdout lines as they come, and its run directory once printed. */
-function startRun(root: string) {
+/**
+ * A child `rkhil run` (or the rkhil command `args`), the lines of its stdout (or stderr) as
+ * they come, and how it ended.
+ */
+function startRun(
+  root: string,
+  args = ["run", "--kernel", KERNEL, "--runs-dir", root],
+  watch: "stdout" | "stderr" = "stdout",
+) {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, "run", "--kernel", KERNEL, "--runs-dir", root],
+    args: ["run", "-A", MAIN, ...args],
     stdout: "piped",
     stderr: "piped",
   }).spawn();
   const lines: string[] = [];
   const waiters: { re: RegExp; resolve: (l: string) => void }[] = [];
-  const stdout = (async () => {
+  const watched = watch === "stdout" ? child.stdout : child.stderr;
+  const other = new Response(watch === "stdout" ? child.stderr : child.stdout).text();
+  const reading = (async () => {
     let buf = "";
-    for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
+    for await (const chunk of watched.pipeThrough(new TextDecoderStream())) {
       buf += chunk;
       for (let nl = buf.indexOf("\n"); nl >= 0; nl = buf.indexOf("\n")) {
         const line = buf.slice(0, nl);
@@ -38,7 +47,7 @@ function startRun(root: string) {
       }
     }
   })();
-  const stderr = new Response(child.stderr).text();
+
   /** The first stdout line matching `re` (bounded). */
   const line = (re: RegExp, ms = 600_000) => {
     const seen = lines.find((l) => re.test(l));
@@ -56,8 +65,11 @@ function startRun(root: string) {
   };
   const end = async () => {
     const status = await child.status;
-    await stdout;
-    return { status, stdout: lines.join("\n"), stderr: await stderr };
+    await reading;
+    const text = lines.join("\n");
+    return watch === "stdout"
+      ? { status, stdout: text, stderr: await other }
+      : { status, stdout: await other, stderr: text };
   };
   return { child, line, end };
 }
@@ -150,4 +162,27 @@ Deno.test("SIGKILL during a step: no QEMU left, and `rkhil report` reads the rec
   assert.match(text, /^\| debian:trixie \| \S+-arm64 \| [\d.]+ s \| \d+ facts, 0 missing \| - \|/m);
   assert.match(text, /^1 damaged line of results\.jsonl skipped/m);
   assert.match(text, /2 PASS, 0 DONE, 0 FAIL, 0 ERROR, 0 MISS, 0 SKIP$/m);
+});
+
+Deno.test("rkhil validate: SIGINT while its guest boots records the scenario MISS, exit 130, no QEMU", async () => {
+  const root = await testRunRoot("rkhil-validate-sigint-");
+  const run = startRun(
+    root,
+    ["validate", "--kernel", KERNEL, "--scenario", "v1", "--runs-dir", root],
+    "stderr",
+  );
+  await run.line(/^booting debian:trixie/);
+  while (!(await qemuUnder(root)).length) await sleep(100);
+  await sleep(500);
+  run.child.kill("SIGINT");
+  const { status, stdout, stderr } = await run.end();
+  assert.equal(status.code, 130, stderr);
+  const m = /^results: (\S+)\/results\.jsonl$/m.exec(stdout);
+  assert.ok(m, stdout);
+  const rs = await results(m[1]);
+  assert.deepEqual(rs.map((r) => [r.test, r.verdict, r.reason]), [
+    ["validate/v1", "MISS", "interrupted (SIGINT)"],
+  ]);
+  assert.match(stdout, /^v1 +- +- +INCONCLUSIVE$/m);
+  assert.deepEqual(await waitNoneUnder(root), []);
 });
