@@ -174,9 +174,14 @@ export class QemuTarget {
     ).catch(() => {});
     // A kernel panic while booting is the kernel's failure (FAIL, with the panic's first line),
     // never a hung boot to power-cycle into a MISS.
+    // Only this boot's lines count: the tail of an earlier panic (its `---[ end Kernel panic`
+    // line) may still be arriving after a reset.
     let offPanic = () => {};
+    let thisBoot = false;
     const panicked = new Promise<never>((_, reject) => {
       offPanic = m.console.onLine((line) => {
+        if (/Booting Linux on physical CPU/.test(line.text)) thisBoot = true;
+        if (!thisBoot || line.text.includes("---[ end ")) return;
         const fault = detectKernelFault(line.text, line.crlf, Date.now());
         if (fault?.kind === "panic") {
           reject(new KernelFaultError(fault, `boot ${this.kernel.release}`));
