@@ -17,11 +17,16 @@ export type InterruptSignal = "SIGINT" | "SIGTERM";
 
 /** The work of a step was cut short by SIGINT or SIGTERM: the step did not run (MISS). */
 export class InterruptedError extends InfraError {
-  constructor(readonly signal: InterruptSignal) {
+  /** The signal that came. */
+  readonly signal: InterruptSignal;
+
+  /** @param signal the signal that came */
+  constructor(signal: InterruptSignal) {
     super(
       `interrupted (${signal})`,
       "run the job again; finished results are in the run directory",
     );
+    this.signal = signal;
   }
 }
 

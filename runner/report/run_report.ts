@@ -13,6 +13,7 @@ import { parseResults, tally, type TestResult } from "../results/store.ts";
 
 /** What the report is made from. */
 export interface RunRecord {
+  /** The results that parsed, in the order they were recorded. */
   results: readonly TestResult[];
   /** Lines of `results.jsonl` that did not parse (a write torn by a kill). */
   damagedLines: number;

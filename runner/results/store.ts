@@ -10,8 +10,11 @@ import type { Verdict } from "../errors.ts";
 
 /** One measurement (DONE results carry one, others may). */
 export interface Measurement {
+  /** What was measured, e.g. `boot to ssh`. */
   name: string;
+  /** The value, in `unit`. */
   value: number;
+  /** `s`, `ms`, `MiB`, ... */
   unit: string;
 }
 
@@ -23,13 +26,17 @@ export interface TestResult {
   target: string;
   /** Kernel under test (spec and release). */
   kernel: string;
+  /** PASS, FAIL, ERROR, MISS, SKIP or DONE (DESIGN.md boundary 3). */
   verdict: Verdict;
   /** Why, for anything but PASS and DONE: the first line a human should read. */
   reason?: string;
+  /** Timings and sizes the step measured. */
   measurements?: Measurement[];
   /** Anything the report shows (predicted/observed, findings). Must be JSON. */
   details?: Record<string, unknown>;
+  /** When the step started (ISO 8601). */
   startedAt: string;
+  /** How long it ran, in milliseconds. */
   durationMs: number;
 }
 
@@ -90,6 +97,7 @@ export class RunStore {
     await this.file.syncData();
   }
 
+  /** Close the log file (results already recorded are on disk). Idempotent. */
   close(): void {
     try {
       this.file.close();
