@@ -17,7 +17,8 @@
 #   - ~/.npmrc (to /root/.npmrc);
 #   - /etc/resolv.conf, so names resolve as on this machine.
 # It clones the COMMITTED `main` of this repository (git clone of the repository, not the work
-# tree) to /root/rkhil inside, mounts /proc, /sys, /dev, /dev/pts (and a tmpfs on /dev/shm),
+# tree) to /root/rkhil inside, makes the root a mount point (a bind of itself, as / is on a
+# machine), mounts /proc, /sys, /dev, /dev/pts (and a tmpfs on /dev/shm),
 # and runs, as root in a chroot with CI=true and stdin from /dev/null:
 #     ./rkhil run      then      ./rkhil test
 # Their output is printed and kept in the log directory (build.log, run.log, test.log,
@@ -223,6 +224,9 @@ inside() { # inside <command...>: runs in the root with only the environment abo
   chroot "$root" /usr/bin/env -i "${inside_env[@]}" "$@" </dev/null
 }
 
+# The root is made a mount point of its own (a bind of itself), as / is on a real machine:
+# `unshare --mount` (the tests' SSH servers) makes / private and fails with EINVAL otherwise.
+mount_in "" --bind "$root"
 mount_in /proc -t proc proc
 mount_in /sys --bind /sys
 mount_in /dev --bind /dev
