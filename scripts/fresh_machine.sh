@@ -13,7 +13,10 @@
 #   - the files that the CA environment variables name (NODE_EXTRA_CA_CERTS, SSL_CERT_FILE,
 #     REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE, GIT_SSL_CAINFO, DENO_CERT, ...), to /etc/rkhil-host-ca/
 #     inside; the same variables are set inside to the copied paths;
-#   - /etc/apt/sources.list.d (the *.sources and *.list files) and /etc/apt/sources.list;
+#   - /etc/apt/sources.list.d (the *.sources and *.list files) and /etc/apt/sources.list, and the
+#     machine's own apt settings: the files in /etc/apt/apt.conf.d that no Debian package owns (a
+#     machine of this kind has them from its image; one sets Acquire::Check-Valid-Until "false",
+#     without which apt refuses the mirror's expired sid Release file);
 #   - ~/.npmrc (to /root/.npmrc);
 #   - /etc/resolv.conf, so names resolve as on this machine.
 # It clones the COMMITTED `main` of this repository (git clone of the repository, not the work
@@ -193,6 +196,10 @@ if [ "$reuse" -eq 0 ]; then
       /etc/apt/sources.list) cp "$f" "$root/etc/apt/sources.list" ;;
       *) cp "$f" "$root/etc/apt/sources.list.d/" ;;
     esac
+  done
+  for f in /etc/apt/apt.conf.d/*; do
+    [ -f "$f" ] || continue
+    dpkg -S "$f" >/dev/null 2>&1 || cp "$f" "$root/etc/apt/apt.conf.d/"
   done
   if [ -d /usr/local/share/ca-certificates ]; then
     cp -a /usr/local/share/ca-certificates/. "$root/usr/local/share/ca-certificates/"

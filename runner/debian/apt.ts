@@ -35,11 +35,32 @@ export interface ServedSuite {
   date?: string;
 }
 
+/**
+ * Per-suite problems in `apt-get update` output: `E: Release file for URI/dists/SUITE/InRelease is
+ * expired (…)` and `E:`/`W: Failed to fetch URI/dists/SUITE/…` lines, keyed by suite, with the
+ * line's text (first line per suite).
+ */
+export function suiteProblems(output: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const raw of output.split("\n")) {
+    const line = raw.trim();
+    const m = line.match(/^[EW]: (?:Release file for|Failed to fetch) \S*\/dists\/([^/\s]+)\/\S*/);
+    if (m && !(m[1] in out)) out[m[1]] = line.replace(/^[EW]: /, "").slice(0, 300);
+  }
+  return out;
+}
+
 /** Result of `apt-get update` in the private root. */
 export interface UpdateReport {
   served: ServedSuite[];
   /** Suites asked for that the mirror does not have. */
   missing: string[];
+  /**
+   * Suites whose index apt fetched but refused or could not fetch, with apt's own message (an
+   * expired Release file of a stale or snapshot mirror, a failed fetch). They are in `missing` too;
+   * a report with problems is not cached, so the next call asks the mirror again.
+   */
+  problems?: Record<string, string>;
   /** True if the lists were refreshed now (false: reused, younger than maxAge). */
   refreshed: boolean;
 }
@@ -185,7 +206,10 @@ export class PrivateApt {
       return { ...stamp.report, refreshed: false };
     }
     const res = await this.apt("apt-get", ["update"], { allowFailure: true });
-    const report = await this.readServedSuites();
+    const report = {
+      ...await this.readServedSuites(),
+      problems: suiteProblems(`${res.stdout}\n${res.stderr}`),
+    };
     if (report.served.length === 0) {
       throw new InfraError(
         `apt-get update in rkhil's private arm64 root fetched nothing from ${this.mirrors.archive.uri}:\n${
@@ -194,7 +218,9 @@ export class PrivateApt {
         "check that this machine reaches its Debian mirror (apt-get update on the host)",
       );
     }
-    await writeJsonAtomic(stampPath, { time: Date.now(), sourcesList, report });
+    if (Object.keys(report.problems).length === 0) {
+      await writeJsonAtomic(stampPath, { time: Date.now(), sourcesList, report });
+    }
     return { ...report, refreshed: true };
   }
 

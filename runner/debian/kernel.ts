@@ -6,7 +6,7 @@
  * @module
  */
 
-import { UserInputError } from "../errors.ts";
+import { InfraError, UserInputError } from "../errors.ts";
 import { type FetchedDeb, PrivateApt, type UpdateReport } from "./apt.ts";
 import { cacheDir, exists, sha256Hex, writeJsonAtomic } from "./cache.ts";
 import { run } from "./proc.ts";
@@ -121,6 +121,17 @@ export async function resolveKernel(spec: string): Promise<ResolvedKernel> {
   if (parsed.kind === "suite") {
     const suites = KERNEL_SUITES[parsed.suite];
     const served = new Set(report.served.map((s) => s.suite));
+    const problem = report.problems?.[suites[0]];
+    if (!served.has(suites[0]) && problem) {
+      throw new InfraError(
+        `debian:${parsed.suite}: apt refused the mirror's ${suites[0]} index: ${problem}`,
+        /expired/.test(problem)
+          ? "the mirror serves a stale or snapshot Release file; if that is intended, set " +
+            'Acquire::Check-Valid-Until "false" in /etc/apt/apt.conf.d (rkhil\'s private apt reads ' +
+            "the machine's apt settings)"
+          : "check that this machine reaches its Debian mirror (apt-get update on the host)",
+      );
+    }
     if (!served.has(suites[0])) {
       const have = Object.keys(KERNEL_SUITES).filter((k) => served.has(KERNEL_SUITES[k][0]));
       throw new UserInputError(
