@@ -133,7 +133,13 @@ export { findConsoleStamp, splitPrintkPrefix, stripAnsi } from "./oracle/kline.t
 export type { ConsoleStamp } from "./oracle/kline.ts";
 /** Explain the rk_iommu faults of a parsed log (SoC, entry format, tables, what was reached). */
 export { explainFaults, inferFormat, socOfDevice } from "./oracle/explain.ts";
-export type { FaultExplanation, FormatInference, SocMatch } from "./oracle/explain.ts";
+export type {
+  FaultExplanation,
+  FormatInference,
+  FormatReading,
+  Placed,
+  SocMatch,
+} from "./oracle/explain.ts";
 /** Where a cma= area lands (page tables never come from it). */
 export { placeCma } from "./oracle/cma.ts";
 export type { CmaPlacement } from "./oracle/cma.ts";
@@ -205,18 +211,34 @@ export type { FactChange, OutcomeChange, ReleaseStep } from "./oracle/changes.ts
 
 /** A patch's blast radius: parse a patch (mail, mailbox, quoted reply), map it onto the model. */
 export { parsePatchText, PatchTextError } from "./oracle/patch_text.ts";
-export type { Hunk, ParsedPatch, PatchFile } from "./oracle/patch_text.ts";
+export type { Hunk, HunkLine, ParsedPatch, PatchFile } from "./oracle/patch_text.ts";
 export { patchEffect } from "./oracle/patch_model.ts";
 export { applyPatchSeries } from "./oracle/patch_apply.ts";
-export type { ModelChange, NotModelled, PatchEffect } from "./oracle/patch_model.ts";
+export type { SeriesApplication } from "./oracle/patch_apply.ts";
+export type { ModelChange, NotModelled, OpsField, PatchEffect } from "./oracle/patch_model.ts";
 export { blastRadius, instanceDelta, patchSetApplier, seriesApplier } from "./oracle/blast.ts";
-export type { BlastCell, ChangeClass, InstanceDelta, InstanceFacts } from "./oracle/blast.ts";
+export type {
+  Applier,
+  BlastBoard,
+  BlastCell,
+  ChangeClass,
+  InstanceDelta,
+  InstanceFacts,
+} from "./oracle/blast.ts";
 export { blastOfPatchFiles, blastOfPatchSets } from "./runner/blast.ts";
+export type { BlastJson, BlastOptions } from "./runner/blast.ts";
 
 /** The atlas of every Rockchip RK356x/RK3588 DTB in Debian's kernels. */
 export { atlasLayout, generalBanks, predictDtb } from "./oracle/atlas.ts";
+export type {
+  AtlasDtb,
+  AtlasLayout,
+  DtbChange,
+  DtbOutcomes,
+  ReferenceLayout,
+} from "./oracle/atlas.ts";
 export { buildAtlas } from "./runner/atlas.ts";
-export type { Atlas, AtlasRelease } from "./runner/atlas.ts";
+export type { Atlas, AtlasOptions, AtlasRelease } from "./runner/atlas.ts";
 export { renderAtlasHtml, renderAtlasMarkdown } from "./runner/report/atlas_report.ts";
 
 // --- The runner: transports, targets, facts, watchers, results -----------------------------
@@ -248,8 +270,10 @@ export type { Measurement, TestResult } from "./runner/results/store.ts";
 export { DEFAULT_KERNELS, runMainJob } from "./runner/jobs/main_job.ts";
 /** SIGINT/SIGTERM for jobs: the running step MISS "interrupted", targets off, exit 130. */
 export { Interrupt, INTERRUPT_EXIT, InterruptedError } from "./runner/jobs/interrupt.ts";
+export type { InterruptSignal } from "./runner/jobs/interrupt.ts";
 /** A run's `report.md`, rendered from its `results.jsonl` alone (`rkhil report`). */
 export { renderRunReport, writeRunReport } from "./runner/report/run_report.ts";
+export type { RunRecord } from "./runner/report/run_report.ts";
 /** A target session: commands over serial, SSH exec or SSH framed shell; uploads; reboots. */
 export {
   acquireQemuSession,
