@@ -227,6 +227,7 @@ export type {
 } from "./oracle/blast.ts";
 export { blastOfPatchFiles, blastOfPatchSets } from "./runner/blast.ts";
 export type { BlastJson, BlastOptions } from "./runner/blast.ts";
+export type { BlastReport } from "./runner/report/blast_report.ts";
 
 /** The atlas of every Rockchip RK356x/RK3588 DTB in Debian's kernels. */
 export { atlasLayout, generalBanks, predictDtb } from "./oracle/atlas.ts";

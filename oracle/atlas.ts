@@ -28,20 +28,27 @@ const BANK0 = 0x20_0000;
 
 /** A reference layout: a board file's banks for one SoC family and size. */
 export interface ReferenceLayout {
+  /** Id of the board file the banks come from. */
   boardId: string;
   /** `rk356x` or `rk3588`. */
   family: string;
+  /** Memory size in GiB. */
   sizeGb: number;
+  /** The board file's memory banks (physical ranges, bytes). */
   banks: PhysRange[];
 }
 
 /** The banks used for one family and size, and where they come from. */
 export interface AtlasLayout {
+  /** `rk356x` or `rk3588`. */
   family: string;
+  /** Memory size in GiB. */
   sizeGb: number;
+  /** Memory banks used for the prediction (physical ranges, bytes). */
   banks: PhysRange[];
   /** False when the banks are a board file's own; true when generalised. */
   generalised: boolean;
+  /** Where the banks come from, in words (board file or the generalisation rule). */
   source: string;
 }
 
@@ -110,6 +117,7 @@ export function atlasLayout(
 export interface AtlasDtb {
   /** File name, e.g. `rk3568-rock-3b.dtb`. */
   name: string;
+  /** The root `model` property, when the DTB has one. */
   model?: string;
   /** SoC id from the root compatible (`rk3568`, `rk3566`, `rk3588`, `rk3588s`). */
   soc: string;
@@ -149,7 +157,9 @@ export function predictDtb(
 
 /** What changed for one DTB between two releases. */
 export interface DtbChange {
+  /** DTB file name. */
   dtb: string;
+  /** `added`/`removed`: the DTB is only in the newer/older release; `changed`: in both, differing. */
   kind: "added" | "removed" | "changed";
   /** Node changes (`fde4b000: compatible a → b`, `fdd97e00 added`). */
   nodes: string[];

@@ -24,10 +24,15 @@ import type { EntryFormat, GfpZone, Outcome } from "./types.ts";
 
 /** The facts of one instance that a patch can change. */
 export interface InstanceFacts {
+  /** Predicted outcome of the instance (oracle/types.ts `Outcome`). */
   outcome: Outcome;
+  /** The node's `compatible` strings, in devicetree order. */
   compatible: string[];
+  /** The node's devicetree `status`. */
   status: "okay" | "disabled";
+  /** Ops instance the compatible selects; `null` when none matches or the node is disabled. */
   ops: string | null;
+  /** Page-table entry format of those ops (`v1`/`v2`); `null` without ops. */
   format: EntryFormat | null;
   /** Address bits of the mask of the device that maps this instance's tables. */
   dmaMaskBits: number | null;
@@ -35,7 +40,9 @@ export interface InstanceFacts {
   gfpZone: GfpZone | null;
   /** Zone the directory table comes from. */
   tableZone: "DMA" | "DMA32" | "NORMAL" | null;
+  /** True when the directory table lies at or above 4 GiB; `null` when not predicted. */
   tablesAbove4G: boolean | null;
+  /** True when the directory or a page table bounces through SWIOTLB; `null` when not predicted. */
   bounced: boolean | null;
   /** `bounced` on this board; `latent` when tables may come from above the mask. */
   bounceRisk: "bounced" | "latent" | "none" | null;
@@ -52,11 +59,17 @@ export type ChangeClass =
 
 /** One instance before and after. */
 export interface InstanceDelta {
+  /** Unit address of the IOMMU node (`fde4b000`). */
   unit: string;
+  /** Devicetree label of the IOMMU node (`vop_mmu`). */
   label: string;
+  /** The block the IOMMU serves (`VOP2`, `RKNN`). */
   master: string;
+  /** How the instance changed, from the fact differences. */
   class: ChangeClass;
+  /** Facts without the patch. */
   before: InstanceFacts;
+  /** Facts with the patch. */
   after: InstanceFacts;
   /** Every fact that differs, by name. */
   changed: { fact: keyof InstanceFacts; before: unknown; after: unknown }[];
@@ -68,18 +81,23 @@ export interface InstanceDelta {
 
 /** One board × release. */
 export interface BlastCell {
+  /** Board id (the board file's `id`). */
   board: string;
+  /** Kernel release of the knowledge base (`6.12`). */
   release: string;
   /** `applied`, `already` (the release has it), `no effect`, or `does not apply`. */
   status: "applied" | "already" | "no effect" | "does not apply";
   /** Why a patch did not apply or was skipped, per patch of the series. */
   why: string[];
+  /** One delta per IOMMU instance of the board; empty unless `status` is `applied`. */
   instances: InstanceDelta[];
 }
 
 /** A board to assess, with the DTB name its board file gives (for `.dts` changes). */
 export interface BlastBoard {
+  /** The board's facts as the scenario builder takes them. */
   facts: BoardFacts;
+  /** DTB file name the board file names (`rk3568-rock-3b.dtb`), matched against `.dts` paths. */
   dtb?: string;
 }
 

@@ -41,14 +41,17 @@ const SRC_MOVABLE = "linux mm/page_alloc.c: MIGRATE_CMA pageblocks serve movable
 export interface CmaPlacement {
   /** `none`: no cma= given; `fixed`: at the given base; `bounded`: somewhere inside `range`. */
   kind: "none" | "fixed" | "bounded" | "failed";
+  /** Size of the area in bytes (0 for `none`). */
   sizeBytes: number;
   /** fixed: the area; bounded: the window it lies in. */
   range?: PhysRange;
   /** The limit the kernel applies (exclusive). */
   limit?: number;
+  /** Why the area lands there (or failed), in one sentence. */
   reason: string;
   /** Kernel log lines this predicts (mm/cma.c `pr_fmt` is `cma: `). */
   logLines: string[];
+  /** The facts the placement rests on, each with its source. */
   facts: Fact<unknown>[];
 }
 

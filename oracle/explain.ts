@@ -24,7 +24,9 @@ export interface SocMatch {
   catalogued: boolean;
   /** The IOMMU's label and master, when known. */
   label?: string;
+  /** The block the IOMMU serves (`VOP2`, `RKNN`), when known. */
   master?: string;
+  /** Where the match comes from (oracle/soc.ts or the uncatalogued list). */
   source: string;
 }
 
@@ -126,8 +128,11 @@ export function socOfDevice(device: string): SocMatch {
 
 /** One way of reading a walk line's numbers. */
 export interface FormatReading {
+  /** The entry format this reading assumes. */
   format: EntryFormat;
+  /** True when every relation the driver guarantees holds under this format. */
   consistent: boolean;
+  /** What did not hold, in words (empty when consistent). */
   problems: string[];
 }
 
@@ -139,12 +144,15 @@ export interface FormatInference {
   given: boolean;
   /** Why, in one sentence. */
   why: string;
+  /** The line read in each format (empty when no walk line was logged). */
   readings: FormatReading[];
 }
 
 /** Where one table or page lies. */
 export interface Placed {
+  /** Physical address in bytes. */
   address: number;
+  /** True when the address is at or above 4 GiB. */
   above4G: boolean;
 }
 
@@ -152,17 +160,27 @@ export interface Placed {
 export interface FaultExplanation {
   /** 1-based, in log order. */
   index: number;
+  /** Device name from the line prefix (`fdd97e00.iommu`). */
   device: string;
+  /** The SoC and IOMMU the device name points to. */
   soc: SocMatch;
+  /** Faulting IO virtual address (bytes). */
   iova: number;
+  /** Access type the fault line reports. */
   access: "read" | "write";
+  /** Timestamp of the `Page fault at` line in seconds, when it had one. */
   timestampSec?: number;
   /** 1-based line numbers of the report's lines. */
   lines: FaultReport["lines"];
+  /** A line of the report was cut short (see `truncated` on the klog events). */
   truncated: boolean;
+  /** A `BUS_ERROR occurred at` line for the same IOVA followed. */
   busError: boolean;
+  /** A `Page fault while iommu not attached to domain?` line followed. */
   notAttached: boolean;
+  /** The entry format the numbers were read in, and why. */
   format: FormatInference;
+  /** The walk line decoded in that format; absent without a walk line or a format. */
   decoded?: WalkDecoding;
   /** Directory table (the DTE_ADDR register), page table (from the DTE), page (from the PTE). */
   tables: { directory?: Placed; pageTable?: Placed; page?: Placed };

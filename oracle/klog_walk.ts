@@ -24,6 +24,7 @@ import { toU32 } from "./bits.ts";
 
 /** How the numbers of a walk line decode for a given entry format. */
 export interface WalkDecoding {
+  /** The entry format the numbers were decoded as. */
   format: EntryFormat;
   /**
    * The first level found invalid, "none" when the walk reached a valid page, "unknown" when a
@@ -44,6 +45,7 @@ export interface WalkDecoding {
   pageOffset: number | null;
   /** Permissions from the PTE (when valid), honouring `v2PermSwapped`. */
   read: boolean | null;
+  /** Write permission from the PTE (when valid); `null` otherwise. */
   write: boolean | null;
   /**
    * Bits of the printed `flags` that are really address bits: in v2, bit 8 is phys bit 32 and

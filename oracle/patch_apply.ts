@@ -29,7 +29,9 @@ export function dtFileReaches(file: string, soc: string, dtb?: string): boolean 
 export interface SeriesApplication {
   /** True when every patch applied (or was already in the release). */
   applied: boolean;
+  /** Driver facts after the series (the release's when nothing applied). */
   driver: DriverFacts;
+  /** IOMMU nodes of the board's devicetree after the series. */
   devicetree: DtIommuNode[];
   /** Per patch: `applied`, `already` (the release has the change), or why it does not apply. */
   patches: {

@@ -56,20 +56,29 @@ export type ModelChange =
 
 /** Changed lines the model does not represent. */
 export interface NotModelled {
+  /** Path of the touched file. */
   file: string;
+  /** The hunk's `@@ … @@` header. */
   hunk: string;
+  /** The changed lines not modelled, without their `+`/`-` prefix. */
   lines: string[];
+  /** Why the model cannot represent them, in one sentence. */
   reason: string;
 }
 
 /** What one patch changes, as the model sees it. */
 export interface PatchEffect {
+  /** `Subject:` of the patch mail, or `(no subject)`. */
   subject: string;
+  /** Where the text came from (a file name). */
   source: string;
+  /** Changes the model represents, in patch order. */
   changes: ModelChange[];
+  /** Changed lines the model does not represent. */
   notModelled: NotModelled[];
   /** Files touched, with whether any of their hunks were modelled. */
   files: { path: string; modelled: boolean }[];
+  /** What normalising the patch text had to do (from the parsed patch). */
   notes: string[];
 }
 

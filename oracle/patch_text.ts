@@ -15,7 +15,9 @@ import parseDiff from "parse-diff";
 
 /** One line of a hunk. `text` is the line without its `+`/`-`/space prefix. */
 export interface HunkLine {
+  /** `context`, `add` (`+`) or `del` (`-`). */
   kind: "context" | "add" | "del";
+  /** The line without its prefix. */
   text: string;
 }
 
@@ -25,8 +27,11 @@ export interface Hunk {
   header: string;
   /** The function context after the second `@@` (e.g. `static struct rk_iommu_ops … = {`). */
   context: string;
+  /** First line of the hunk in the old file (1-based). */
   oldStart: number;
+  /** First line of the hunk in the new file (1-based). */
   newStart: number;
+  /** The hunk's lines, in order. */
   lines: HunkLine[];
 }
 
@@ -34,8 +39,11 @@ export interface Hunk {
 export interface PatchFile {
   /** Path after the patch (`drivers/iommu/rockchip-iommu.c`); the old path for a deletion. */
   path: string;
+  /** True when the patch creates the file. */
   isNew: boolean;
+  /** True when the patch deletes the file. */
   deleted: boolean;
+  /** The file's hunks, in order. */
   hunks: Hunk[];
 }
 
@@ -45,6 +53,7 @@ export interface ParsedPatch {
   subject: string;
   /** Where the text came from (a file name), for reports. */
   source: string;
+  /** Files the patch touches, in diff order. */
   files: PatchFile[];
   /** What normalisation had to do or could not do (quoted form, truncated hunks). */
   notes: string[];
@@ -52,6 +61,12 @@ export interface ParsedPatch {
 
 /** The text holds no unified diff, or a diff that cannot be read. */
 export class PatchTextError extends Error {
+  /**
+   * A patch text that cannot be read.
+   *
+   * @param message what is wrong with the text, in one line
+   * @param hint what the user should pass instead (the CLI prints it and exits 2)
+   */
   constructor(message: string, readonly hint: string) {
     super(message);
     this.name = "PatchTextError";

@@ -41,13 +41,17 @@ export const ATLAS_DTB_RE = /^rk(3566|3568|3588s?)-[\w.+-]+\.dtb$/;
 
 /** One release of the atlas. */
 export interface AtlasRelease {
+  /** Debian suite (`bookworm`, `trixie-backports`). */
   suite: string;
+  /** The kernel image package the DTBs come from. */
   package: string;
+  /** Debian version of that package. */
   version: string;
   /** `uname -r` of the kernel. */
   kernelRelease: string;
   /** The knowledge-base release its driver facts come from (`6.12`). */
   kb: string;
+  /** Every Rockchip RK356x/RK3588 DTB of the package, read. */
   dtbs: AtlasDtb[];
   /** DTB name → size (GiB) → unit → outcome. */
   outcomes: Record<string, DtbOutcomes>;
@@ -61,9 +65,13 @@ export interface AtlasRelease {
 
 /** The whole atlas (the JSON of `rkhil atlas --json`). */
 export interface Atlas {
+  /** Version of this JSON shape. */
   schema: 1;
+  /** Memory sizes (GiB) every DTB is predicted at. */
   sizesGb: number[];
+  /** Memory banks used per SoC family and size. */
   layouts: AtlasLayout[];
+  /** One entry per usable suite, oldest kernel first. */
   releases: AtlasRelease[];
   /** Suites that could not be used (not served by the mirror, no kernel, unknown release). */
   missing: { suite: string; why: string }[];
@@ -134,6 +142,7 @@ export async function readAtlasDtbs(
 
 /** Options of {@linkcode buildAtlas}. */
 export interface AtlasOptions {
+  /** Debian suites to read (default: every suite of `ATLAS_SUITES`). */
   suites?: readonly string[];
   /** Progress lines (to stderr in the CLI). */
   log?: (line: string) => void;

@@ -30,7 +30,9 @@ export interface BlastOptions {
   boards?: string[];
   /** Releases to narrow to (default: every release of the knowledge base). */
   kernels?: string[];
+  /** Extra directories searched for the board files named in `boards`. */
   boardsDirs?: string[];
+  /** Kernel command line assumed for every prediction (default: empty). */
   bootargs?: string;
 }
 

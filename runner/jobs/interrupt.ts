@@ -20,7 +20,11 @@ export class InterruptedError extends InfraError {
   /** The signal that came. */
   readonly signal: InterruptSignal;
 
-  /** @param signal the signal that came */
+  /**
+   * An interrupt by `signal`; the hint tells the user to run the job again.
+   *
+   * @param signal the signal that came
+   */
   constructor(signal: InterruptSignal) {
     super(
       `interrupted (${signal})`,

@@ -12,10 +12,13 @@ import type { NotModelled } from "../../oracle/patch_model.ts";
 
 /** The whole report's inputs. */
 export interface BlastReport {
+  /** Heading of the report (what was assessed). */
   title: string;
   /** The patches (subjects) or patch-set names assessed, in order. */
   patches: string[];
+  /** One cell per board × release, boards then releases in the order given. */
   cells: BlastCell[];
+  /** Changed lines of the patches the model does not represent. */
   notModelled: NotModelled[];
   /** Notes on reading the patch text (quoted form, incomplete hunks). */
   notes: string[];
