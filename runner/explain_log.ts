@@ -26,10 +26,13 @@ export const NEARBY_LINES = 40;
 
 /** A console-watcher event of the log, by line. */
 export interface LogEvent {
+  /** The console watcher's event kind (`npu`, `panic`, `oops`, ...). */
   kind: WatchEvent["kind"];
+  /** The console watcher's severity of the event. */
   severity: WatchEvent["severity"];
   /** 1-based line of its first line. */
   line: number;
+  /** What the watcher saw, in one line. */
   reason: string;
   /** Kind-specific fields (NPU: driver, what and the numbers on the line). */
   detail: Record<string, unknown>;
@@ -37,25 +40,35 @@ export interface LogEvent {
 
 /** The oracle's word on one fault's IOMMU, and whether the log agrees. */
 export interface FaultVerdict {
+  /** The fault's `index` in the explanation (1-based, log order). */
   fault: number;
+  /** IOMMU unit address from the fault's device name, 8 hex digits (`fdd97e00`). */
   unit: string;
+  /** The oracle's prediction for that unit; absent for `not-predicted`. */
   predicted?: Pick<InstancePrediction, "outcome" | "possible" | "condition" | "format" | "ops">;
+  /** `agree`: the observed fault kind is a predicted outcome; `disagree`: it is not, or the directory table lies on the other side of 4 GiB; `unrelated`: predicted OK and the fault is at an IOVA with no page table; `not-predicted`: the board has no IOMMU at that unit. */
   verdict: "agree" | "disagree" | "unrelated" | "not-predicted";
+  /** The reason for the verdict, in one sentence. */
   why: string;
 }
 
 /** Everything explain-log says about a log. */
 export interface LogExplanation {
+  /** Path of the log file (absent when text was given). */
   file?: string;
+  /** Number of lines of the log. */
   lineCount: number;
   /** Capture formats seen (by prefix), most frequent first. */
   formats: string[];
+  /** Every rk_iommu fault, explained; `nearby` holds the lines of `npu` and `crashes` events within `NEARBY_LINES` of its `Page fault at` line. */
   faults: (FaultExplanation & { nearby: number[] })[];
   /** NPU driver and runtime events (`npu`), in order. */
   npu: LogEvent[];
   /** Kernel crashes and other non-IOMMU events (panic, oops, bug, warning, ...). */
   crashes: LogEvent[];
+  /** When a prediction was given (`--board` with `--kernel`): its board, SoC, release, one verdict per fault. */
   prediction?: { board: string; soc: string; kernel: string; verdicts: FaultVerdict[] };
+  /** Caveats in words (e.g. faults on SoCs the oracle does not catalogue). */
   notes: string[];
 }
 
@@ -253,8 +266,11 @@ export function explainLogText(text: string, prediction?: Prediction): LogExplan
 
 /** Options of {@link explainLog}. */
 export interface ExplainLogOptions {
+  /** Board id to hold the faults against (needs `kernel` too). */
   board?: string;
+  /** Kernel release to predict for (needs `board` too). */
   kernel?: string;
+  /** Extra directories searched for the board file. */
   boardsDir?: string[];
 }
 

@@ -29,6 +29,7 @@ export type KeyKind =
 
 /** One piece of key material. */
 export interface KeyFinding {
+  /** What sort of key material it is. */
   kind: KeyKind;
   /** Where in the file: `file`, or a path through containers (`gzip/cpio:etc/dropbear/x`). */
   where: string;
@@ -228,9 +229,11 @@ function dedupe(fs: KeyFinding[]): KeyFinding[] {
 
 /** One file of an audited tree that holds key material. */
 export interface KeyFile {
+  /** Path of the file. */
   path: string;
   /** Permission bits of the file (`0o600` is what is wanted). */
   mode: number;
+  /** The key material found in it. */
   findings: KeyFinding[];
   /** Every directory from the file's up to the audit's `base` (excluded), with its bits. */
   parents: { path: string; mode: number }[];
