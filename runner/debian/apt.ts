@@ -27,11 +27,17 @@ export const SECURITY_SUITES = ["bookworm-security", "trixie-security"] as const
 
 /** What the mirror serves for one suite, read from its (In)Release file. */
 export interface ServedSuite {
+  /** Suite asked for (`bookworm`, `trixie-security`). */
   suite: string;
+  /** The Release file's `Codename:` (the suite name when it has none). */
   codename: string;
+  /** Mirror URI the suite was fetched from. */
   uri: string;
+  /** The Release file's `Components:`. */
   components: string[];
+  /** The Release file's `Architectures:`. */
   architectures: string[];
+  /** The Release file's `Date:` (RFC 2822 text), when present. */
   date?: string;
 }
 
@@ -52,6 +58,7 @@ export function suiteProblems(output: string): Record<string, string> {
 
 /** Result of `apt-get update` in the private root. */
 export interface UpdateReport {
+  /** Suites the mirror serves, in the order asked. */
   served: ServedSuite[];
   /** Suites asked for that the mirror does not have. */
   missing: string[];
@@ -67,7 +74,9 @@ export interface UpdateReport {
 
 /** A package version as apt sees it. */
 export interface PackageVersion {
+  /** Binary package name. */
   pkg: string;
+  /** Debian version string. */
   version: string;
   /** Suite it comes from, e.g. `bookworm-security`. */
   suite: string;
@@ -75,10 +84,15 @@ export interface PackageVersion {
 
 /** A downloaded .deb in the content store. */
 export interface FetchedDeb {
+  /** Binary package name. */
   pkg: string;
+  /** Debian version string. */
   version: string;
+  /** Path of the .deb in the content store (named by its SHA-256). */
   path: string;
+  /** SHA-256 of the .deb, lower-case hex. */
   sha256: string;
+  /** Size of the .deb in bytes. */
   size: number;
 }
 

@@ -154,6 +154,12 @@ export function isDeclared(cmd: string): boolean {
 
 /** Thrown for a host program that is not declared in {@linkcode HOST_TOOLS}: a bug in rkhil. */
 export class UndeclaredToolError extends Error {
+  /**
+   * An undeclared host program.
+   *
+   * @param tool the program name or path that is not declared
+   * @param context where it was about to be started (the caller), for the message
+   */
   constructor(readonly tool: string, readonly context: string) {
     super(
       `${context}: host program "${tool}" is not declared in runner/debian/host_tools.ts ` +

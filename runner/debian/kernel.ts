@@ -29,6 +29,7 @@ export type KernelSpec =
 
 /** A kernel resolved to one exact Debian package. */
 export interface ResolvedKernel {
+  /** The kernel spec as given (`debian:bookworm`, `debian:6.1.192-2`). */
   spec: string;
   /** The image package, e.g. `linux-image-6.1.0-41-arm64`. */
   package: string;
@@ -48,22 +49,27 @@ export interface FetchedKernel extends ResolvedKernel {
   debSize: number;
   /** Extracted package root. */
   root: string;
+  /** Path of the kernel image (`boot/vmlinuz-<release>` or `lib/modules/<release>/vmlinuz` in root). */
   vmlinuz: string;
   /** `/lib/modules/<release>` inside the extracted tree. */
   modulesDir: string;
   /** `/usr/lib/linux-image-<release>` (DTBs), if the package has it. */
   dtbDir?: string;
+  /** Path of the kernel config (`boot/config-<release>` or in the modules directory). */
   config: string;
+  /** Path of `System.map-<release>`, when the package has one. */
   systemMap?: string;
 }
 
 /** Headers for building out-of-tree modules against a kernel. */
 export interface FetchedHeaders {
+  /** The kernel the headers belong to. */
   kernel: ResolvedKernel;
   /** Extracted root holding `usr/src/linux-headers-*` and `usr/lib/linux-kbuild-*`. */
   root: string;
   /** `usr/src/linux-headers-<release>` inside root. */
   buildDir: string;
+  /** The header .deb files extracted into root. */
   debs: FetchedDeb[];
 }
 

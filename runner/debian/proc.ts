@@ -9,14 +9,19 @@ import { ensureSpawnable } from "./host_tools.ts";
 
 /** Result of a finished command. */
 export interface RunResult {
+  /** Exit code of the command. */
   code: number;
+  /** Standard output, decoded as UTF-8. */
   stdout: string;
+  /** Standard error, decoded as UTF-8. */
   stderr: string;
 }
 
 /** Options of {@linkcode run}. */
 export interface RunOptions {
+  /** Working directory (default: rkhil's). */
   cwd?: string;
+  /** Variables added to (and overriding) the inherited environment. */
   env?: Record<string, string>;
   /** Kill the command after this long (default 10 minutes). */
   timeoutMs?: number;

@@ -10,9 +10,13 @@ import { UserInputError } from "../errors.ts";
 
 /** One enabled `deb` source entry. */
 export interface AptSourceEntry {
+  /** Mirror URI (`http://…/debian`). */
   uri: string;
+  /** Suites of the entry (`bookworm`, `bookworm-updates`, ...). */
   suites: string[];
+  /** Components of the entry (`main`, `contrib`, ...). */
   components: string[];
+  /** The `signed-by` keyring path, when given. */
   signedBy?: string;
   /** The file it came from, for error messages. */
   file: string;
@@ -20,14 +24,17 @@ export interface AptSourceEntry {
 
 /** The mirrors rkhil will use: the main archive and (if found) the security archive. */
 export interface DebianMirrors {
+  /** The main archive: URI, keyring and components. */
   archive: { uri: string; signedBy?: string; components: string[] };
+  /** The security archive, when an entry serves a Debian security suite. */
   security?: { uri: string; signedBy?: string; components: string[] };
   /** Every entry read, for diagnostics. */
   entries: AptSourceEntry[];
 }
 
-/** Default locations of the host's apt sources. */
+/** The host's main apt sources file (one-line format). */
 export const HOST_SOURCE_LIST = "/etc/apt/sources.list";
+/** Directory of the host's `*.list` and `*.sources` files. */
 export const HOST_SOURCE_PARTS = "/etc/apt/sources.list.d";
 
 /** Parse one-line format (`deb [opts] uri suite comp...`). `deb-src` lines are ignored. */

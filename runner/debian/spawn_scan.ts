@@ -24,7 +24,9 @@ import { shellPrograms } from "./shell_programs.ts";
 
 /** One program the sources start on the host. */
 export interface SpawnSite {
+  /** Source file, as given to the scanner (relative to the project root). */
   file: string;
+  /** 1-based line of the call. */
   line: number;
   /** The program as written (a name or a path). */
   program: string;
@@ -34,14 +36,19 @@ export interface SpawnSite {
 
 /** Something the scan refuses: an undeclared program or a spawn around the helpers. */
 export interface ScanProblem {
+  /** Source file, as given to the scanner (relative to the project root). */
   file: string;
+  /** 1-based line of the offending call. */
   line: number;
+  /** What is wrong and what to do, in one line. */
   message: string;
 }
 
 /** The result of a scan. */
 export interface ScanResult {
+  /** Every program start found. */
   sites: SpawnSite[];
+  /** What the scan refuses; empty when the sources are clean. */
   problems: ScanProblem[];
 }
 
