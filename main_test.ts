@@ -3,27 +3,7 @@
  */
 import assert from "node:assert/strict";
 import { hostCommand } from "./runner/debian/host_tools.ts";
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function rkhil(...args: string[]): Promise<Run> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", new URL("./main.ts", import.meta.url).pathname, ...args],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
-
-function noStackTrace(r: Run): void {
-  assert.doesNotMatch(r.stderr, /\n\s+at .*\.ts:\d+/, "stack trace printed");
-}
+import { type CliRun, noStackTrace, rkhil, withTempDir } from "./runner/cli/testutil.ts";
 
 Deno.test("predict prints one row per IOMMU instance with its unit address and outcome", async () => {
   const r = await rkhil("predict", "--board", "rock-3b-8g", "--kernel", "6.12");
@@ -107,8 +87,7 @@ Deno.test("unknown board, kernel, patch and workload: clear error listing what i
 });
 
 Deno.test("a broken board file is refused with file, line and field", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     const good = await Deno.readTextFile(new URL("./boards/rk3568-2g.yaml", import.meta.url));
     const bad = good.replace("id: rk3568-2g", "id: my-board").replace(
       /end: 0x8000_0000/,
@@ -127,9 +106,7 @@ Deno.test("a broken board file is refused with file, line and field", async () =
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, /my-board\.yaml:\d+:\d+: ram\.banks\[0\]\.end/);
     noStackTrace(r);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("boards, releases and patches list what the oracle knows", async () => {
@@ -248,7 +225,7 @@ Deno.test("predict --kernel debian:<suite>: that package's release and its own D
 // ---------------------------------------------------------------------------------------------
 // Bad input is refused before anything starts: exit 2, one line, quickly, nothing created.
 
-interface RunIn extends Run {
+interface RunIn extends CliRun {
   ms: number;
 }
 
@@ -295,8 +272,7 @@ async function entries(dir: string): Promise<string[]> {
 }
 
 Deno.test("bad option values: exit 2 in one line before anything starts", async () => {
-  const tmp = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (tmp) => {
     const runs = `${tmp}/runs`;
     const qdir = `${tmp}/q`;
     const cases: [string[], RegExp][] = [
@@ -375,20 +351,15 @@ Deno.test("bad option values: exit 2 in one line before anything starts", async 
     for (const [args, re] of cases) refusedAtOnce(await rkhilIn({}, ...args), re);
     // Nothing was created: no run directory, no QEMU run directory.
     assert.deepEqual(await entries(tmp), []);
-  } finally {
-    await Deno.remove(tmp, { recursive: true });
-  }
+  });
 });
 
 Deno.test("run --predict-board with an unknown board: refused before the first boot", async () => {
-  const tmp = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (tmp) => {
     const r = await rkhilIn({}, "run", "--predict-board", "nope", "--runs-dir", `${tmp}/runs`);
     refusedAtOnce(r, /argument "nope" is invalid\. unknown board id; known boards: .*rock-3b-8g/);
     assert.deepEqual(await entries(tmp), []);
-  } finally {
-    await Deno.remove(tmp, { recursive: true });
-  }
+  });
 });
 
 Deno.test("hostile option values are escaped and cut, on one line", async () => {
@@ -421,8 +392,7 @@ Deno.test("hostile option values are escaped and cut, on one line", async () => 
 });
 
 Deno.test("output directories: empty, a file, unwritable, uncreatable: exit 2 naming the path", async () => {
-  const tmp = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (tmp) => {
     const file = `${tmp}/file`;
     await Deno.writeTextFile(file, "x");
     const cases: [string[], RegExp][] = [
@@ -455,14 +425,11 @@ Deno.test("output directories: empty, a file, unwritable, uncreatable: exit 2 na
     ];
     for (const [args, re] of cases) refusedAtOnce(await rkhilIn({}, ...args), re);
     assert.deepEqual(await entries(tmp), ["file"]);
-  } finally {
-    await Deno.remove(tmp, { recursive: true });
-  }
+  });
 });
 
 Deno.test("relative paths resolve against the caller's directory, through ./rkhil too", async () => {
-  const tmp = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (tmp) => {
     const good = await Deno.readTextFile(new URL("./boards/rk3568-2g.yaml", import.meta.url));
     await Deno.mkdir(`${tmp}/my boards`);
     await Deno.writeTextFile(
@@ -493,14 +460,11 @@ Deno.test("relative paths resolve against the caller's directory, through ./rkhi
     // The same relative paths from elsewhere do not exist: said with the resolved path.
     const r = await rkhilIn({ env: { RKHIL_CWD: "/" } }, ...args);
     refusedAtOnce(r, /no such directory: "\/my boards"/);
-  } finally {
-    await Deno.remove(tmp, { recursive: true });
-  }
+  });
 });
 
 Deno.test("text from board files and DTBs reaches the terminal escaped", async () => {
-  const tmp = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (tmp) => {
     const good = await Deno.readTextFile(new URL("./boards/rk3568-2g.yaml", import.meta.url));
     await Deno.writeTextFile(
       `${tmp}/rk3568-2g.yaml`,
@@ -535,9 +499,7 @@ Deno.test("text from board files and DTBs reaches the terminal escaped", async (
     assert.match(n.stderr, /its model is "Evil \\e\[2J model"/);
     assert.doesNotMatch(n.stderr, /is for , not/);
     assert.ok(!n.stderr.includes("\x1b"), n.stderr);
-  } finally {
-    await Deno.remove(tmp, { recursive: true });
-  }
+  });
 });
 
 Deno.test("predict: mem= past the 2047-byte command line is reported as not applied", async () => {

@@ -3,20 +3,10 @@
  * a subprocess, its output and its exit status (bad input: exit 2, one clear error, no trace).
  */
 import assert from "node:assert/strict";
+import { noStackTrace, rkhil } from "./cli/testutil.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const SEED = new URL("../oracle/testdata/patches/seed-thread.txt", import.meta.url).pathname;
-
-async function rkhil(...args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, ...args],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
 
 Deno.test("blast-radius on the seed's quoted patch: Markdown and JSON", async () => {
   const md = await rkhil("blast-radius", SEED, "--board", "rock-3b-8g", "--markdown");
@@ -72,6 +62,6 @@ Deno.test("bad input: exit 2 with one clear error and no stack trace", async () 
     const r = await rkhil(...args);
     assert.equal(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
     assert.match(r.stderr, /error/i, args.join(" "));
-    assert.doesNotMatch(r.stderr, /\n\s+at .*\.ts:\d+/, `${args.join(" ")}: stack trace`);
+    noStackTrace(r, `${args.join(" ")}: stack trace`);
   }
 });

@@ -54,7 +54,7 @@ Deno.test("every host program the sources start is declared; nothing bypasses th
   assert.ok(seen("setpriv", "runner/qemu/machine.ts"), "the watchdog's sh -c script (a const)");
   assert.ok(seen("xz", "runner/qemu/initramfs.ts"), "hostCommand() in initramfs.ts");
   assert.ok(seen("npm", "rkhil"), "the bootstrap");
-  assert.ok(seen("deno", "main_test.ts"), "Deno.execPath()");
+  assert.ok(seen("deno", "runner/cli/testutil.ts"), "Deno.execPath()");
   assert.ok(!r.files.some((f) => f.startsWith("target/") || f.includes("/testdata/")));
 });
 
