@@ -1,6 +1,7 @@
 // Tests of the close rule helper.
 import assert from "node:assert/strict";
 import { background, CloseGate } from "./close_gate.ts";
+import { catchingStrays } from "./strays_testutil.ts";
 
 Deno.test("close gate: deliveries after close are dropped and counted", () => {
   const g = new CloseGate();
@@ -19,13 +20,7 @@ Deno.test("close gate: deliveries after close are dropped and counted", () => {
 
 Deno.test("close gate: a throwing or rejecting handler is caught and counted", async () => {
   const g = new CloseGate();
-  let rejections = 0;
-  const onRejection = (e: PromiseRejectionEvent) => {
-    e.preventDefault();
-    rejections++;
-  };
-  globalThis.addEventListener("unhandledrejection", onRejection);
-  try {
+  const strays = await catchingStrays(() => {
     g.guard(() => {
       throw new Error("sync bug");
     })();
@@ -35,11 +30,8 @@ Deno.test("close gate: a throwing or rejecting handler is caught and counted", a
       throw new Error("later bug");
     });
     background(Promise.reject(new Error("pump")), g);
-    await new Promise((r) => setTimeout(r, 10));
-  } finally {
-    globalThis.removeEventListener("unhandledrejection", onRejection);
-  }
-  assert.equal(rejections, 0);
+  }, { settleMs: 10, uncaughtErrors: false });
+  assert.equal(strays.length, 0);
   assert.equal(g.handlerErrors, 4);
   assert.equal((g.firstHandlerError as Error).message, "sync bug");
 });

@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { InfraError } from "../errors.ts";
 import { QmpClient } from "./qmp.ts";
+import { catchingStrays } from "../strays_testutil.ts";
 
 const enc = new TextEncoder();
 
@@ -56,13 +57,7 @@ async function withServer(fn: (path: string) => Promise<void>): Promise<void> {
 }
 
 Deno.test("qmp: close during an event flood drops late events, rejects waiters, no strays", async () => {
-  const strays: unknown[] = [];
-  const onRejection = (e: PromiseRejectionEvent) => {
-    e.preventDefault();
-    strays.push(e.reason);
-  };
-  globalThis.addEventListener("unhandledrejection", onRejection);
-  try {
+  const strays = await catchingStrays(async () => {
     await withServer(async (path) => {
       let dropped = 0;
       for (let round = 0; round < 20; round++) {
@@ -90,10 +85,7 @@ Deno.test("qmp: close during an event flood drops late events, rejects waiters, 
       }
       console.log(`20 closes under a flood; ${dropped} late messages dropped`);
     });
-    await new Promise((r) => setTimeout(r, 20));
-  } finally {
-    globalThis.removeEventListener("unhandledrejection", onRejection);
-  }
+  }, { settleMs: 20, uncaughtErrors: false });
   assert.deepEqual(strays.map(String), []);
 });
 

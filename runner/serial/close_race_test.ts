@@ -10,6 +10,7 @@ import { openSerialConsole, TtyConsole } from "./port.ts";
 import { ConsoleRecorder, consoleTap } from "../qemu/console.ts";
 import { attachToConsole, ConsoleWatcher } from "../watch/watchers.ts";
 import { attachEventLog, EventLogWriter } from "../watch/event_log.ts";
+import { catchingStrays } from "../strays_testutil.ts";
 
 const CYCLES = 1000;
 
@@ -39,30 +40,6 @@ function flood(tty: TtyFd): { stop: () => Promise<number> } {
       return sent;
     },
   };
-}
-
-/** Collects unhandled rejections and uncaught errors while `fn` runs. */
-async function catchingStrays(fn: () => Promise<void>): Promise<unknown[]> {
-  const strays: unknown[] = [];
-  const onRejection = (e: PromiseRejectionEvent) => {
-    e.preventDefault();
-    strays.push(e.reason);
-  };
-  const onError = (e: ErrorEvent) => {
-    e.preventDefault();
-    strays.push(e.error);
-  };
-  globalThis.addEventListener("unhandledrejection", onRejection);
-  globalThis.addEventListener("error", onError);
-  try {
-    await fn();
-    // Late promise callbacks of the last cycle get a chance to run (and to fail).
-    await new Promise((r) => setTimeout(r, 50));
-  } finally {
-    globalThis.removeEventListener("unhandledrejection", onRejection);
-    globalThis.removeEventListener("error", onError);
-  }
-  return strays;
 }
 
 Deno.test(`close race: ${CYCLES} open/flood/close cycles of a serial console on a pty`, async () => {
@@ -104,7 +81,7 @@ Deno.test(`close race: ${CYCLES} open/flood/close cycles of a serial console on 
         await pty.slave.close();
       }
     }
-  });
+  }, { settleMs: 50, uncaughtErrors: true });
   const ms = performance.now() - t0;
   await Deno.remove(dir, { recursive: true });
   assert.deepEqual(errors, [], "no cycle may throw");
@@ -132,7 +109,7 @@ Deno.test("close race: a tty console drops data delivered after close and counts
       assert.equal(seen.length, after, "no data callback after close()");
       assert.equal(await con.read().then(() => "ended", (e) => String(e)), "ended");
     }
-  });
+  }, { settleMs: 50, uncaughtErrors: true });
   await Deno.remove(dir, { recursive: true });
   assert.deepEqual(strays.map(String), []);
 });

@@ -13,6 +13,7 @@ import {
   MARKER_ALPHABET,
 } from "./framed.ts";
 import { ensureHostTools, hostCommand } from "../debian/host_tools.ts";
+import { catchingStrays } from "../strays_testutil.ts";
 
 // Both shells are real; a missing one is installed, not skipped. So are the programs the
 // tests run through them (seq, head, tr, sleep, cat; stty in the login script).
@@ -352,13 +353,7 @@ Deno.test("framed: silence with no shell is a TimeoutError naming the console", 
 });
 
 Deno.test("framed: closed while kernel lines flood in: nothing is handed on after close", async () => {
-  const strays: unknown[] = [];
-  const onRejection = (e: PromiseRejectionEvent) => {
-    e.preventDefault();
-    strays.push(e.reason);
-  };
-  globalThis.addEventListener("unhandledrejection", onRejection);
-  try {
+  const strays = await catchingStrays(async () => {
     for (let i = 0; i < 5; i++) {
       const r = await rig(["dash", "-i"]);
       try {
@@ -377,9 +372,6 @@ Deno.test("framed: closed while kernel lines flood in: nothing is handed on afte
         await r.done();
       }
     }
-    await new Promise((res) => setTimeout(res, 20));
-  } finally {
-    globalThis.removeEventListener("unhandledrejection", onRejection);
-  }
+  }, { settleMs: 20, uncaughtErrors: false });
   assert.deepEqual(strays.map(String), []);
 });

@@ -17,6 +17,7 @@ import {
 } from "./test_servers.ts";
 import { InfraError, TimeoutError, UserInputError } from "../errors.ts";
 import { ensureHostTools } from "../debian/host_tools.ts";
+import { catchingStrays } from "../strays_testutil.ts";
 
 // The servers are real: install them when missing (root only, as the servers need it).
 if (Deno.uid() === 0) {
@@ -472,18 +473,7 @@ bothTest("jump host: OpenSSH sshd forwards to dropbear", async () => {
 dbTest(
   "close rule: shell channels closed mid-flood, a throwing log callback: no strays",
   async () => {
-    const strays: unknown[] = [];
-    const onRejection = (e: PromiseRejectionEvent) => {
-      e.preventDefault();
-      strays.push(e.reason);
-    };
-    const onError = (e: ErrorEvent) => {
-      e.preventDefault();
-      strays.push(e.error);
-    };
-    globalThis.addEventListener("unhandledrejection", onRejection);
-    globalThis.addEventListener("error", onError);
-    try {
+    const strays = await catchingStrays(async () => {
       await withServers(["dropbear"], async ([db], sessions) => {
         const s = await connect(
           await optsFor(db, {
@@ -508,11 +498,7 @@ dbTest(
         console.log(`3 shell channels closed mid-flood; ${dropped} late chunks dropped`);
         assert.ok(dropped > 0, "chunks queued or arriving after close() were counted");
       });
-      await new Promise((r) => setTimeout(r, 50));
-    } finally {
-      globalThis.removeEventListener("unhandledrejection", onRejection);
-      globalThis.removeEventListener("error", onError);
-    }
+    }, { settleMs: 50, uncaughtErrors: true });
     assert.deepEqual(strays.map(String), []);
   },
 );
