@@ -5,6 +5,7 @@
  * @module
  */
 import { type DtbGroup, groupDtbs } from "../../oracle/atlas.ts";
+import { OUTCOMES } from "../../oracle/types.ts";
 import type { Atlas, AtlasRelease } from "../atlas.ts";
 
 type Block =
@@ -146,15 +147,7 @@ text-align:left;vertical-align:top}th{background:#f2f2f2}.OK{background:#d9f2d9}
 .BUS_ERROR,.PAGE_FAULT,.WRONG_PAGE,.PROBE_FAILED{background:#f7c9c9}.UNCERTAIN{background:#fbeec2}
 .DISABLED{color:#888}h2{border-bottom:1px solid #ccc;margin-top:2em}`;
 
-const OUTCOME_WORDS = new Set([
-  "OK",
-  "BUS_ERROR",
-  "PAGE_FAULT",
-  "WRONG_PAGE",
-  "PROBE_FAILED",
-  "UNCERTAIN",
-  "DISABLED",
-]);
+const OUTCOME_WORDS = new Set<string>(OUTCOMES);
 
 /** One self-contained HTML file. */
 export function renderAtlasHtml(a: Atlas): string {
