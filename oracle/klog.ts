@@ -57,15 +57,21 @@ interface DeviceEvent<K extends string> {
 
 /** `Page fault at %pad of type %s` (rk_iommu_irq). */
 export interface PageFaultEvent extends DeviceEvent<"page_fault"> {
+  /** Faulting IO virtual address. */
   iova: number;
+  /** `read` or `write`, as printed. */
   access: Access;
 }
 
 /** `iova = %pad: dte_index: %#03x pte_index: %#03x page_offset: %#03x` (log_iova, line 1). */
 export interface IovaSplitEvent extends DeviceEvent<"iova_split"> {
+  /** The IO virtual address split. */
   iova: number;
+  /** Directory entry index (IOVA bits 31:22). */
   dteIndex: number;
+  /** Page-table entry index (IOVA bits 21:12). */
   pteIndex: number;
+  /** Offset in the 4 KiB page (IOVA bits 11:0). */
   pageOffset: number;
 }
 
@@ -78,11 +84,15 @@ export interface WalkEvent extends DeviceEvent<"walk"> {
   mmuDteAddr: number;
   /** Physical address of the DTE read. */
   dteAddr: number;
+  /** The DTE value read. */
   dte: number;
+  /** The DTE's valid bit. */
   dteValid: boolean;
   /** Physical address of the PTE read (0 when the DTE is invalid). */
   pteAddr: number;
+  /** The PTE value read (0 when the DTE is invalid). */
   pte: number;
+  /** The PTE's valid bit. */
   pteValid: boolean;
   /** Page address + page offset (0 when the PTE is invalid). */
   pageAddr: number;
@@ -92,11 +102,13 @@ export interface WalkEvent extends DeviceEvent<"walk"> {
 
 /** `BUS_ERROR occurred at %pad`. */
 export interface BusErrorEvent extends DeviceEvent<"bus_error"> {
+  /** The IO virtual address of the bus error. */
   iova: number;
 }
 
 /** `unexpected int_status: %#08x`. */
 export interface UnexpectedIntStatusEvent extends DeviceEvent<"unexpected_int_status"> {
+  /** The INT_STATUS register value printed. */
   intStatus: number;
 }
 
@@ -109,6 +121,7 @@ export type StatusTimeoutKind =
 
 /** A `... request timed out, status: %#08x` line. */
 export interface StatusTimeoutEvent<K extends StatusTimeoutKind> extends DeviceEvent<K> {
+  /** The STATUS register value printed. */
   status: number;
 }
 
@@ -125,7 +138,9 @@ export type PlainEvent<K extends PlainKind> = DeviceEvent<K>;
 
 /** `iova: %pad already mapped to %pa cannot remap to phys: %pa prot: %#x` (pr_err, no device). */
 export interface AlreadyMappedEvent {
+  /** Discriminant. */
   kind: "already_mapped";
+  /** The IO virtual address already mapped. */
   iova: number;
   /** The page the existing PTE points to. */
   existingPhys: number;
@@ -141,8 +156,11 @@ export interface AlreadyMappedEvent {
  * then `text` is everything after the line prefix, otherwise everything after `<dev>: `.
  */
 export interface UnknownEvent {
+  /** Discriminant. */
   kind: "unknown";
+  /** Device name from the prefix, or null when the prefix is broken. */
   device: string | null;
+  /** The unmatched text (see above). */
   text: string;
 }
 
@@ -363,7 +381,9 @@ export function isFaultLike(ev: RkIommuEvent): boolean {
 
 /** One parsed log line: the prefix, the event, and whether the line ended in CR. */
 export interface ParsedLine {
+  /** The line's prefixes (timestamp, syslog, console), per kline.ts. */
   prefix: LinePrefix;
+  /** The rk_iommu event the message holds. */
   event: RkIommuEvent;
   /** True when the line ended with `\r` (CRLF captures, serial consoles). */
   cr: boolean;
@@ -420,14 +440,19 @@ export function renderLine(p: ParsedLine): string {
 
 /** An event with the 1-based line number it was found on. */
 export interface LogEntry {
+  /** 1-based line number in the log. */
   line: number;
+  /** The parsed line. */
   parsed: ParsedLine;
 }
 
 /** The lines of one page fault report, grouped. */
 export interface FaultReport {
+  /** Device name (`fde4b000.iommu`). */
   device: string;
+  /** Access type of the fault. */
   access: Access;
+  /** Faulting IO virtual address. */
   iova: number;
   /** Timestamp of the `Page fault at` line, if it had one. */
   timestampSec?: number;
@@ -439,7 +464,9 @@ export interface FaultReport {
     notAttached?: number;
     busError?: number;
   };
+  /** The `iova = …` log_iova line, when found. */
   split?: IovaSplitEvent;
+  /** The `mmu_dte_addr: …` log_iova line, when found. */
   walk?: WalkEvent;
   /** A `Page fault while iommu not attached to domain?` line followed. */
   notAttached: boolean;
