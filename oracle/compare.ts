@@ -14,16 +14,23 @@ const FOUR_GIB = 0x1_0000_0000;
 
 /** What was observed for one IOMMU instance. Every field is optional: observe what you can. */
 export interface InstanceObservation {
+  /** Unit address of the IOMMU node observed (`fde4b000`). */
   unit: string;
+  /** The outcome seen. */
   outcome?: Outcome;
   /** Physical address of the directory table and the DMA address the IOMMU was given. */
   dtPhys?: number;
+  /** True when the directory table was bounced through SWIOTLB. */
   dtBounced?: boolean;
+  /** Physical address of a page table. */
   ptPhys?: number;
+  /** True when that page table was bounced through SWIOTLB. */
   ptBounced?: boolean;
   /** Kernel log lines seen during the run (printk prefixes are tolerated). */
   logLines?: string[];
+  /** What the workload run did. */
   workloadVerdict?: WorkloadVerdict;
+  /** Workload latency in milliseconds. */
   latencyMs?: number;
   /** Where the observation comes from (board, QEMU probe module, log file). */
   source: string;
@@ -31,33 +38,45 @@ export interface InstanceObservation {
 
 /** An observation of a run. */
 export interface Observation {
+  /** One observation per IOMMU instance observed. */
   instances: InstanceObservation[];
 }
 
 /** The first differing fact. */
 export interface Difference {
+  /** Unit address of the instance. */
   unit: string;
+  /** The fact that differs (`outcome`, `<table> placement`, `<table> bounced`, `kernel log line`, `workload verdict`, `latency`). */
   fact: string;
+  /** What the oracle predicted, in words. */
   predicted: string;
+  /** What was observed, in words. */
   observed: string;
 }
 
 /** Result for one instance. */
 export interface InstanceComparison {
+  /** Unit address of the instance. */
   unit: string;
+  /** `agree`: every observed fact matches; `disagree`: one does not; `inconclusive`: too little was observed to decide. */
   verdict: "agree" | "disagree" | "inconclusive";
+  /** The first difference, with `disagree`. */
   difference?: Difference;
+  /** What was missing to decide (`<unit>: outcome`, `<unit>: kernel log`). */
   missing: string[];
+  /** Remarks that do not change the verdict (an uncertainty resolved, an uncertain line not seen). */
   notes: string[];
 }
 
 /** Result of a comparison. */
 export interface Comparison {
+  /** `disagree` when any instance disagrees; `agree` when at least one instance was compared and all agree; else `inconclusive`. */
   verdict: "agree" | "disagree" | "inconclusive";
   /** The first difference, in prediction order. */
   difference?: Difference;
   /** What was missing to decide, when inconclusive. */
   missing: string[];
+  /** The result per observed instance that the prediction has. */
   instances: InstanceComparison[];
 }
 

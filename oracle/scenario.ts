@@ -23,8 +23,11 @@ import type { Confidence, PhysRange } from "./types.ts";
 export interface DtIommuNode {
   /** Unit address of the node (its first `reg` bank), 8 lower-case hex digits. */
   unit: string;
+  /** Devicetree label (`rknpu_mmu`). */
   label: string;
+  /** The node's `compatible` strings, in order. */
   compatible: string[];
+  /** The node's `status`. */
   status: "okay" | "disabled";
   /** Boolean properties present on the node, e.g. `rockchip,disable-mmu-reset`. */
   properties: string[];
@@ -36,12 +39,17 @@ export interface DtIommuNode {
 
 /** The board facts a scenario needs. */
 export interface BoardFacts {
+  /** Board id (as in the board file). */
   id: string;
+  /** Human name of the board. */
   name: string;
+  /** SoC id (`rk3568`, `rk3588`). */
   soc: string;
   /** DRAM as the kernel receives it, half-open ranges. */
   banks: PhysRange[];
+  /** Where the banks come from. */
   ramSource: string;
+  /** How sure that source is. */
   ramConfidence: Confidence;
   /** Default IOMMU nodes (used when no DTB is given). */
   iommus: DtIommuNode[];
@@ -62,12 +70,15 @@ export interface Workload {
 
 /** Everything the oracle predicts from. */
 export interface Scenario {
+  /** The board. */
   board: BoardFacts;
+  /** The rk_iommu driver's facts for the release, after patch sets. */
   driver: DriverFacts;
   /** The device tree's IOMMU nodes after patch sets. */
   devicetree: DtIommuNode[];
   /** Kernel command line. */
   bootargs: string;
+  /** The workload to predict the effect on, if any. */
   workload?: Workload;
   /** Kernel configuration facts that move memory (default: Debian arm64). */
   config: { dmaBounceUnalignedKmalloc: boolean };
@@ -130,15 +141,21 @@ export function resolvePatches(names: string[], r: Release): PatchSet[] {
 
 /** Inputs of `buildScenario`. */
 export interface ScenarioInput {
+  /** The board. */
   board: BoardFacts;
   /** A release from the knowledge base, or driver facts read from a kernel. */
   kernel: string | DriverFacts;
+  /** Names of downstream patch sets to apply (patches.ts), in order. */
   patches?: string[];
   /** IOMMU nodes from a DTB; the board's defaults when absent. */
   devicetree?: DtIommuNode[];
+  /** Kernel command line (default: empty). */
   bootargs?: string;
+  /** The workload to predict the effect on, if any. */
   workload?: Workload;
+  /** Kernel configuration overrides (default: Debian arm64). */
   config?: Partial<Scenario["config"]>;
+  /** Notes carried into `Scenario.notes`. */
   notes?: string[];
 }
 

@@ -23,15 +23,21 @@ export type Confidence = "verified" | "reported" | "derived" | "unknown" | "meas
 
 /** Where a fact comes from. `source` names a research section, a commit, a file or a probe. */
 export interface Provenance {
+  /** The research section, commit, file or probe the fact comes from. */
   source: string;
+  /** How sure that source is. */
   confidence: Confidence;
+  /** A caveat on the fact, when there is one. */
   note?: string;
 }
 
 /** A named value with its provenance. */
 export interface Fact<T> {
+  /** Name of the fact (`dma_bit_mask`, `gfp_flags`, ...). */
   name: string;
+  /** Its value. */
   value: T;
+  /** Where it comes from. */
   provenance: Provenance;
 }
 
@@ -50,7 +56,9 @@ export function fact<T>(
 
 /** Half-open physical address range `[start, end)`. */
 export interface PhysRange {
+  /** First address of the range (bytes). */
   start: number;
+  /** First address past the range (bytes, exclusive). */
   end: number;
 }
 
