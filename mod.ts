@@ -156,6 +156,7 @@ export type {
   MemSize,
   ParseBootArgsOptions,
   SwiotlbArg,
+  TruncatedCmdline,
 } from "./oracle/bootargs.ts";
 /** arm64 zones, allocation placement, SWIOTLB and dma_map_single. */
 export {

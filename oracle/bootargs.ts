@@ -52,6 +52,7 @@ const U32_LIMIT = 1n << 32n;
 
 /** One `name[=value]` word of the command line, after the kernel's quote handling. */
 export interface BootParam {
+  /** Parameter name (`mem`, `iommu.passthrough`). */
   name: string;
   /** `null` when the word has no `=`. */
   value: string | null;
@@ -69,9 +70,11 @@ export interface MemSize {
 
 /** `mem=`: arm64 `early_mem()` keeps `memparse(p) & PAGE_MASK`. */
 export interface MemArg {
+  /** The size as written. */
   requested: MemSize;
   /** Page-aligned limit in bytes. 0 means the kernel applies no limit (but still logs it). */
   limit: number;
+  /** The value as written. */
   raw: string;
 }
 
@@ -95,10 +98,13 @@ export interface SwiotlbArg {
 
 /** `cma=nn[MG]@[start[MG][-end[MG]]]`: `early_cma()` (kernel/dma/contiguous.c). */
 export interface CmaArg {
+  /** Size of the area. */
   size: MemSize;
+  /** The `@start` base, when given. */
   base?: MemSize;
   /** Exclusive upper bound: the `-end` value, or `base + size` when only `@start` is given. */
   limit?: number;
+  /** The value as written. */
   raw: string;
 }
 
@@ -108,8 +114,11 @@ export interface BootArgs {
   raw: string;
   /** Every kernel parameter in order (before `--`). */
   params: BootParam[];
+  /** The last `mem=`, when given (the kernel keeps the last). */
   mem?: MemArg;
+  /** Every `swiotlb=` word, read in order into one, when given. */
   swiotlb?: SwiotlbArg;
+  /** The last `cma=` that was read, when given. */
   cma?: CmaArg;
   /** `iommu.passthrough=`, read with `kstrtobool()`. */
   iommuPassthrough?: boolean;
@@ -144,7 +153,9 @@ export interface ParseBootArgsOptions {
 
 /** A malformed memory parameter. Carries what was wrong and what a valid value looks like. */
 export class BootArgsError extends Error {
+  /** Always `BootArgsError`. */
   override name = "BootArgsError";
+  /** A malformed value of `param`; the message says what is wrong and what is expected. */
   constructor(
     /** Parameter name, e.g. `mem`. */
     readonly param: string,

@@ -19,7 +19,9 @@ import type { Fact, Outcome } from "./types.ts";
 export interface FactChange {
   /** Where in the driver facts, e.g. `rockchip,rk3568-iommu gfpZone` or `dmaDev`. */
   path: string;
+  /** The fact's value in the older release. */
   before: unknown;
+  /** The fact's value in the newer release. */
   after: unknown;
   /** The newer release's fact, with its provenance. */
   fact: Fact<unknown>;
@@ -27,23 +29,32 @@ export interface FactChange {
 
 /** An instance whose outcome changed from one release to the next. */
 export interface OutcomeChange {
+  /** Unit address of the IOMMU node (`fde4b000`). */
   unit: string;
+  /** Devicetree label of the node. */
   label: string;
+  /** Outcome in the previous release. */
   from: Outcome;
+  /** Outcome in this release. */
   to: Outcome;
   /**
    * `regression` (OK → a failure), `fix` (a failure → OK), or `change` (anything involving
    * UNCERTAIN or DISABLED, or one failure for another).
    */
   kind: "regression" | "fix" | "change";
+  /** What the new outcome depends on, when it is conditional. */
   condition?: string;
 }
 
 /** One step of the timeline: a release and what changed from the previous one. */
 export interface ReleaseStep {
+  /** Kernel release of the knowledge base (`6.12`). */
   release: string;
+  /** The release before it, or null for the first. */
   previous: string | null;
+  /** Unit address → predicted outcome in this release. */
   outcomes: Record<string, Outcome>;
+  /** Instances whose outcome differs from the previous release. */
   changes: OutcomeChange[];
   /** Driver facts that differ from the previous release (empty for the first release). */
   facts: FactChange[];
