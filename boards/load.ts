@@ -51,7 +51,9 @@ export const BUILTIN_BOARDS_DIR: string | undefined = new URL(".", import.meta.u
 export interface BoardIssue {
   /** The file as the user named it. */
   file: string;
+  /** 1-based line, 0 for no position. */
   line: number;
+  /** 1-based column, 0 for no position. */
   column: number;
   /** Dotted path of the field, e.g. `ram.banks[1].end`; empty for the file as a whole. */
   field: string;
@@ -73,12 +75,22 @@ export function formatBoardIssue(issue: BoardIssue): string {
  * lists all of them, one per line.
  */
 export class BoardFileError extends UserInputError {
+  /** File of the first issue. */
   readonly file: string;
+  /** Line of the first issue (1-based; 0 for no position). */
   readonly line: number;
+  /** Column of the first issue (1-based; 0 for no position). */
   readonly column: number;
+  /** Field path of the first issue (empty for the file as a whole). */
   readonly field: string;
+  /** Every issue, sorted by file, line and column. */
   readonly issues: readonly BoardIssue[];
 
+  /**
+   * Every issue found (at least one).
+   *
+   * @throws {TypeError} when `issues` is empty.
+   */
   constructor(issues: readonly BoardIssue[], options?: { cause?: unknown }) {
     if (issues.length === 0) throw new TypeError("BoardFileError needs at least one issue");
     const sorted = [...issues].sort((a, b) =>
@@ -121,8 +133,11 @@ export class UnknownBoardError extends UserInputError {
 
 /** A board and the file it came from. */
 export interface LoadedBoard {
+  /** Board id (`rock-3b-8g`). */
   id: string;
+  /** Path of the board file it was read from. */
   path: string;
+  /** The validated board file. */
   board: BoardSpec;
 }
 

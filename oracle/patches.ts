@@ -10,9 +10,13 @@ import { type Confidence, fact } from "./types.ts";
 
 /** A named patch set. */
 export interface PatchSet {
+  /** Name to pass to `--patch` (`per-device-ops`). */
   name: string;
+  /** One-line description. */
   title: string;
+  /** Where the patch comes from (mail thread, commit, tree). */
   source: string;
+  /** How sure the source is. */
   confidence: Confidence;
   /** Patch sets this one is written on top of; applied first when the release lacks them. */
   requires: string[];
@@ -22,7 +26,9 @@ export interface PatchSet {
   addsCompatibles?: string[];
   /** Release from which mainline has the same change (the patch is then a no-op). */
   mainlineFrom?: Release;
+  /** What the patch does to the driver facts (pure; returns new facts). */
   driver?: (f: DriverFacts) => DriverFacts;
+  /** What the patch does to a SoC's IOMMU nodes (pure; returns new nodes). */
   devicetree?: (nodes: DtIommuNode[], socId: string) => DtIommuNode[];
   /**
    * Public reports that contradict what the oracle predicts with this patch for an IOMMU

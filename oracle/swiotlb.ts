@@ -70,17 +70,23 @@ export type SwiotlbPlacement =
 
 /** Result of {@link swiotlbWindow}. */
 export interface SwiotlbWindow {
+  /** True when the kernel sets up a SWIOTLB buffer at all. */
   enabled: boolean;
   /** `swiotlb=force`: every mapping bounces. */
   forced: boolean;
   /** The reduced 1 MB/GB buffer for unaligned kmalloc bouncing. */
   reduced: boolean;
+  /** Why it is (or is not) set up and sized so, in words. */
   reason: string;
+  /** Number of 2 KiB slabs (`IO_TLB_SIZE`). */
   nslabs: number;
+  /** Size of the buffer in bytes. */
   sizeBytes: number;
+  /** Where the buffer lies: exactly, within a range, or nowhere (`none`: disabled or no room). */
   placement: SwiotlbPlacement;
   /** The boot-log line, when the address is exactly known. */
   logLine: string | null;
+  /** The facts the window rests on, each with its source. */
   facts: Fact<unknown>[];
 }
 

@@ -206,7 +206,9 @@ export type EventDetail =
 export interface WatchEvent {
   /** 1-based, in order of first line. */
   id: number;
+  /** What was recognised (panic, oops, IOMMU fault, NPU, ...). */
   kind: WatchKind;
+  /** How bad it is. */
   severity: Severity;
   /** FAIL or MISS when the event decides a verdict on its own, else null. */
   verdict: WatchVerdict | null;
@@ -222,6 +224,7 @@ export interface WatchEvent {
   lines: EventLine[];
   /** False while a multi-line event may still collect lines. */
   complete: boolean;
+  /** Kind-specific fields (discriminated on `kind`). */
   detail: EventDetail;
 }
 
@@ -404,6 +407,7 @@ interface Start {
 
 /** Recognises events in console lines; see the module documentation. */
 export class ConsoleWatcher {
+  /** The options in force, defaults filled in. */
   readonly options: Readonly<Required<Omit<WatcherOptions, "iommuFormat">>> & {
     iommuFormat?: EntryFormat;
   };
@@ -418,6 +422,7 @@ export class ConsoleWatcher {
   #testCbs = new Set<(t: TestWatchResult, phase: "begin" | "end") => void>();
   #failKinds: ReadonlySet<WatchKind>;
 
+  /** A watcher with `opts` (see {@linkcode WatcherOptions} for the defaults). */
   constructor(opts: WatcherOptions = {}) {
     this.options = {
       initialBootState: opts.initialBootState ?? "booting",
