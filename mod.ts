@@ -288,3 +288,74 @@ export { compareDriverWithKb, introspectDriver } from "./runner/introspect/drive
 /** `rkhil validate`: the probe module against the oracle on a real kernel. */
 export { runValidate, SCENARIOS as VALIDATE_SCENARIOS } from "./runner/jobs/validate.ts";
 export { predictProbe } from "./oracle/probe_model.ts";
+
+// --- Types the exported functions and classes above name in their signatures -----------------
+
+export type { PlainKind, StatusTimeoutKind } from "./oracle/klog.ts";
+export type { Side4G, ZoneCandidate, ZoneName, ZoneRule } from "./oracle/memory.ts";
+export type { ParsedZone } from "./oracle/memory_log.ts";
+export type { ContraryReport } from "./oracle/patches.ts";
+export type { ProbeModelParams, ProbePrediction } from "./oracle/probe_model.ts";
+export type { SwiotlbPlacement } from "./oracle/swiotlb.ts";
+export type {
+  CollectOptions,
+  CommandRecord,
+  CompareOptions,
+  ConfigSubset,
+  DeviceTreeSummary,
+  MemoryPrediction,
+  MissingFact,
+  ModelComparison,
+  RunCommand,
+} from "./runner/facts/collect.ts";
+export type {
+  CmaLine,
+  DmesgFacts,
+  KernelRelease,
+  MemoryLine,
+  ParsedCmdline,
+  ParsedIomem,
+  ReservedMemLine,
+  UnameAll,
+  ZoneInfo,
+} from "./runner/facts/parsers.ts";
+export type {
+  DriverComparison,
+  DriverIntrospection,
+  IntrospectOptions,
+} from "./runner/introspect/driver.ts";
+export type { MainJobOptions, MainJobResult } from "./runner/jobs/main_job.ts";
+export type { ValidateOptions, ValidateRun, ValidateScenario } from "./runner/jobs/validate.ts";
+export type { ConsoleRecorder, RecordedLine } from "./runner/qemu/console.ts";
+export type { BootTimes, QemuTarget, QemuTargetOptions } from "./runner/qemu/target.ts";
+export type { DenoBindingPort, DenoPortInfo } from "./runner/serial/deno_binding.ts";
+export type { SerialConsoleOptions, TcpConsoleOptions } from "./runner/serial/port.ts";
+export type { RunOptions, RunResult } from "./runner/shell/framed.ts";
+export type {
+  ConnectOptions,
+  ExecOptions,
+  ExecResult,
+  ShellChannelOptions,
+  UploadOptions,
+  WaitOptions,
+} from "./runner/ssh/client.ts";
+export type { KernelFault } from "./runner/target/faults.ts";
+export type {
+  TargetRunOptions,
+  TargetRunResult,
+  TargetSessionOptions,
+} from "./runner/target/session.ts";
+export type { ConsoleLine } from "./runner/watch/console_lines.ts";
+export type {
+  AttachOptions,
+  BootState,
+  DetachWatcher,
+  EventDetail,
+  EventLine,
+  EventPhase,
+  Severity,
+  TestWatchResult,
+  WatcherOptions,
+  WatchKind,
+  WatchVerdict,
+} from "./runner/watch/watchers.ts";
