@@ -52,6 +52,7 @@ export const DEFAULT_KERNELS: readonly string[] = [
 
 /** Options of {@link runMainJob}. */
 export interface MainJobOptions {
+  /** Kernel specs to run (`debian:trixie`, `debian:6.1.192-2`), one guest each. */
   kernels: readonly string[];
   /** Guest memory (QEMU syntax), default 8G. */
   memory?: string;
@@ -71,7 +72,9 @@ export interface MainJobOptions {
 
 /** Result of the main job. */
 export interface MainJobResult {
+  /** The run directory. */
   dir: string;
+  /** Every result recorded, in order. */
   results: TestResult[];
   /** 0 when nothing failed, errored or went missing; 130 when interrupted. */
   exitCode: number;

@@ -22,10 +22,13 @@ import { type Interrupt, InterruptedError, type InterruptSignal } from "./interr
 
 /** A validation scenario: how the guest boots and what the probe replays. */
 export interface ValidateScenario {
+  /** Scenario name (to pass to `--scenario`). */
   name: string;
+  /** What the scenario shows, in one sentence. */
   description: string;
   /** Guest memory (default: the job's) and extra command line. */
   boot: { memory?: string; append?: string };
+  /** What the probe module replays in the guest. */
   params: ProbeParams;
 }
 
@@ -157,7 +160,9 @@ export function compareProbe(p: ProbePrediction, r: ProbeReport): string | null 
 
 /** Options of {@link runValidate}. */
 export interface ValidateOptions {
+  /** Kernel spec to boot (`debian:trixie`). */
   kernel: string;
+  /** Guest memory (QEMU syntax) for scenarios that do not set their own (default 8G). */
   memory?: string;
   /** Scenario names (default: all). */
   scenarios?: readonly string[];
@@ -174,11 +179,13 @@ export interface ValidateOptions {
   interrupt?: Interrupt;
   /** Called with every result once it is recorded. */
   onResult?: (r: TestResult) => void;
+  /** Progress lines. */
   log?: (line: string) => void;
 }
 
 /** What {@link runValidate} did. */
 export interface ValidateRun {
+  /** One row per scenario run. */
   rows: ValidateRow[];
   /** The run directory (or `runDir` of a job's validation). */
   dir: string;

@@ -53,7 +53,9 @@ export interface QemuTargetOptions {
   kernel: string;
   /** Run directory (console logs etc.). */
   runDir: string;
+  /** Guest memory, QEMU syntax (`8G`). */
   memory?: string;
+  /** Guest CPUs (default 2). */
   cpus?: number;
   /** Extra kernel arguments appended to the default command line. */
   extraAppend?: string;
@@ -63,7 +65,9 @@ export interface QemuTargetOptions {
   sshTimeoutMs?: number;
   /** Power cycles after a hung boot (default 2). */
   retries?: number;
+  /** How to build the guest's initramfs. */
   initramfs?: InitramfsOptions;
+  /** Opens the guest console on the pty, logging to `logPath` (default: `openQemuConsole`). */
   openConsole?: (ptyPath: string, logPath: string) => Promise<ConsoleStream>;
 }
 
@@ -77,6 +81,7 @@ export interface BootTimes {
   shell?: number;
   /** SSH banner read. */
   ssh?: number;
+  /** Boot attempts it took (power cycles after a hung boot count). */
   attempts: number;
 }
 
@@ -90,9 +95,13 @@ export interface Transition {
 
 /** A QEMU target: kernel, image and (while on) a machine. */
 export class QemuTarget {
+  /** Current state of the target. */
   state: TargetState = "off";
+  /** Every state change, in order, for the run record. */
   readonly transitions: Transition[] = [];
+  /** The running QEMU machine, while on. */
   machine?: QemuMachine;
+  /** The guest's SSH banner, once read. */
   sshBanner?: string;
   /** Boots so far (power on, power cycles, resets); identifies the current boot. */
   bootCount = 0;

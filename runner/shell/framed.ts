@@ -230,6 +230,7 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** A marker-framed shell; see the module documentation. */
 export class FramedShell {
+  /** Name in messages (default `shell`). */
   readonly name: string;
   #dev: ByteDuplex;
   #rng: () => number;

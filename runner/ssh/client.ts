@@ -90,13 +90,17 @@ export interface ExecOptions {
 export interface ExecResult {
   /** stdout decoded as UTF-8. */
   readonly stdout: string;
+  /** stderr decoded as UTF-8. */
   readonly stderr: string;
+  /** stdout as bytes. */
   readonly stdoutBytes: Uint8Array;
+  /** stderr as bytes. */
   readonly stderrBytes: Uint8Array;
   /** Exit status, or null when the command died of a signal. */
   readonly exitStatus: number | null;
   /** Signal name without "SIG" (e.g. "KILL") when the command died of one. */
   readonly signal: string | null;
+  /** Wall time of the command in milliseconds. */
   readonly durationMs: number;
 }
 

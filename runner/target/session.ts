@@ -59,9 +59,13 @@ export interface TargetRunOptions {
 export interface TargetRunResult {
   /** stdout and stderr merged, decoded as UTF-8. */
   stdout: string;
+  /** stdout and stderr merged, as bytes. */
   stdoutBytes: Uint8Array;
+  /** Exit status (128 + signal number when a signal killed the command). */
   exitStatus: number;
+  /** Wall time of the command in milliseconds. */
   durationMs: number;
+  /** The transport it ran over. */
   via: Via;
   /** Kernel console lines that arrived while the command ran. */
   kernelLines: string[];
@@ -113,6 +117,7 @@ const KERNEL_LINE = new RegExp(CONSOLE_PREFIX_SOURCE);
 
 /** A session on a QEMU target; see the module documentation. */
 export class TargetSession {
+  /** The options in force, defaults filled in. */
   readonly opts:
     & Required<Omit<TargetSessionOptions, "log" | "watcher">>
     & Pick<TargetSessionOptions, "log">;

@@ -121,6 +121,7 @@ export type WatchVerdict = Extract<Verdict, "FAIL" | "MISS">;
 
 /** One line of an event, as it was seen. */
 export interface EventLine {
+  /** Arrival time of the line (epoch ms). */
   atMs: number;
   /** The matching text (escapes and control characters removed). */
   text: string;
@@ -236,14 +237,19 @@ export type BootState = "booting" | "up" | "lost";
 
 /** A test's events and the verdict they imply. */
 export interface TestWatchResult {
+  /** Test name given to `beginTest`. */
   name: string;
   /** Index of this test run (0-based, in beginTest order). */
   index: number;
+  /** When the test began (epoch ms), when given. */
   beganAtMs?: number;
+  /** When the test ended (epoch ms), when given. */
   endedAtMs?: number;
+  /** Events whose first line arrived during the test. */
   events: WatchEvent[];
   /** FAIL, MISS, or null when the events do not decide. */
   verdict: WatchVerdict | null;
+  /** Why, when a verdict was decided (the deciding event's reason). */
   reason?: string;
   /** The event that decided the verdict. */
   eventId?: number;
