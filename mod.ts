@@ -359,3 +359,23 @@ export type {
   WatchKind,
   WatchVerdict,
 } from "./runner/watch/watchers.ts";
+
+// NPU workloads (issue 9, in progress): vendor RKNN tool output, librknnrt and rknpu lines.
+export {
+  parseRknnOutput,
+  RKNN_MAX_INPUT_CHARS,
+  RKNN_MAX_ITEMS,
+  RKNN_MAX_LINE_CHARS,
+} from "./runner/workload/rknn_output.ts";
+export type {
+  RknnClass,
+  RknnDetection,
+  RknnError,
+  RknnErrorKind,
+  RknnErrorSource,
+  RknnOutput,
+  RknnRun,
+  RknnTopK,
+  RknnVersion,
+  RknpuProbe,
+} from "./runner/workload/rknn_output.ts";
