@@ -11,6 +11,12 @@ export type Verdict = "PASS" | "FAIL" | "ERROR" | "MISS" | "SKIP" | "DONE";
 
 /** Base class: a message for the user, a hint on what to do, and a verdict class. */
 export class RkhilError extends Error {
+  /**
+   * @param message what went wrong, in one line
+   * @param hint what the user should do about it
+   * @param verdict the result class a test gets from this error (default ERROR)
+   * @param options `cause`: the underlying error
+   */
   constructor(
     message: string,
     readonly hint: string,
@@ -24,6 +30,7 @@ export class RkhilError extends Error {
 
 /** Bad input the user can fix: a broken board file, an unknown kernel, a bad flag. */
 export class UserInputError extends RkhilError {
+  /** Bad input (verdict ERROR; the CLI exits 2): `message` says what, `hint` what to pass. */
   constructor(message: string, hint: string, options?: { cause?: unknown }) {
     super(message, hint, "ERROR", options);
   }
@@ -34,6 +41,7 @@ export class UserInputError extends RkhilError {
  * before the test body ran): the test did not run, so its verdict is MISS.
  */
 export class InfraError extends RkhilError {
+  /** An infrastructure failure (verdict MISS): `message` says what broke, `hint` what to do. */
   constructor(message: string, hint: string, options?: { cause?: unknown }) {
     super(message, hint, "MISS", options);
   }
@@ -41,6 +49,7 @@ export class InfraError extends RkhilError {
 
 /** A wait ran out. `owner` names who set the timeout, `ms` how long it was. */
 export class TimeoutError extends InfraError {
+  /** A wait by `owner` that ran out after `ms` milliseconds; the message says both. */
   constructor(
     readonly owner: string,
     readonly ms: number,

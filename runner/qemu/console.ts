@@ -72,7 +72,8 @@ export class ConsoleRecorder {
   #lineCbs = new Set<(line: RecordedLine) => void>();
   #off: (() => void)[] = [];
   #gate = new CloseGate();
-  readonly t0 = performance.timeOrigin + performance.now();
+  /** When the recorder was made (epoch ms, sub-millisecond); `elapsed` counts from it. */
+  readonly t0: number = performance.timeOrigin + performance.now();
   readonly #enc = new TextEncoder();
   readonly #dec = new TextDecoder();
 

@@ -10,6 +10,11 @@ import { InfraError, type RkhilError, UserInputError } from "../errors.ts";
 
 /** Host key refused: unknown (nothing pinned) or changed (pinned differs from presented). */
 export class HostKeyError extends UserInputError {
+  /**
+   * @param target the host (and port) whose key was refused
+   * @param pinned the pinned fingerprint, or null when none is pinned
+   * @param presented the fingerprint the host presented
+   */
   constructor(
     readonly target: string,
     readonly pinned: string | null,

@@ -59,6 +59,7 @@ export function detectKernelFault(
  * is FAIL, not MISS, even though the transport broke too.
  */
 export class KernelFaultError extends RkhilError {
+  /** `what` (the command or the boot) ended by `fault` (verdict FAIL). */
   constructor(readonly fault: KernelFault, what: string, options?: { cause?: unknown }) {
     super(
       `${what}: kernel ${fault.kind}: ${fault.reason}`,
