@@ -419,15 +419,19 @@ export function parseRknnOutput(text: string): RknnOutput {
     const stamp = findConsoleStamp(line);
     const kmsg = stamp ? stamp.rest : line;
     const k = kernelMessage(kmsg, lineNo, out.probe, lastTimeout);
-    if (k !== null) {
-      if (k !== "info") {
-        push(out.errors, k);
-        lastTimeout = k.kind === "job-timeout" ? k : undefined;
-      }
-      line = stamp ? line.slice(0, stamp.index) : "";
-    } else if (stamp) line = stamp.index > 0 ? line.slice(0, stamp.index) : stamp.rest;
+    const p = stamp?.prefix;
+    const kernelLine = k !== null ||
+      (p !== undefined && (p.timestampSec !== undefined || p.priority !== undefined ||
+        p.wallClock !== undefined || p.humanTime !== undefined || p.facility !== undefined));
+    if (k !== null && k !== "info") {
+      push(out.errors, k);
+      lastTimeout = k.kind === "job-timeout" ? k : undefined;
+    }
+    if (kernelLine) line = stamp ? line.slice(0, stamp.index) : "";
+    else if (stamp) line = stamp.rest; // only a serial terminal's host stamp: program output
     if (line.trim() === "") {
-      if (!stamp) top = null;
+      // A kernel line between a top-k header and its classes does not end the block.
+      if (!kernelLine) top = null;
       if (end >= text.length) break;
       continue;
     }
@@ -456,8 +460,14 @@ export function parseRknnOutput(text: string): RknnOutput {
       return;
     }
     if ((m = RE_TOP_HEADER.exec(line))) {
-      // The header says nothing about the style; the first class line sets it.
-      top = { style: "benchmark", headerK: num(m[1]), classes: [], line: n };
+      // `---- Top5 ----` rknn_benchmark, ` --- Top5 ---` the mobilenet demo, `-----TOP 5-----`
+      // the model zoo's Python script; the first class line confirms or corrects it.
+      const style: RknnTopK["style"] = /TOP /.test(line)
+        ? "model-zoo"
+        : /^\s*---- ?top/i.test(line)
+        ? "benchmark"
+        : "demo";
+      top = { style, headerK: num(m[1]), classes: [], line: n };
       push(out.topK, top);
       return;
     }

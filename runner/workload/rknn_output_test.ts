@@ -216,6 +216,29 @@ Deno.test("interleaved: printk-prefixed kernel lines, mid-line kernel text, CRLF
   assertEquals(o.errors.map((e) => e.line), [3, 4, 6]);
 });
 
+Deno.test("top-k: header style without classes; kernel lines inside a block; host-stamped output", () => {
+  assertEquals(parseRknnOutput(" --- Top5 ---\n").topK[0].style, "demo");
+  assertEquals(parseRknnOutput("---- Top5 ----\n").topK[0].style, "benchmark");
+  assertEquals(parseRknnOutput("-----TOP 5-----\n").topK[0].style, "model-zoo");
+  assertEquals(parseRknnOutput("---- Top5 ----\n").status, "nothing");
+  const o = parseRknnOutput(
+    [
+      "---- Top5 ----",
+      "0.947754 - 156",
+      "[  10.000000] usb 1-1: new high-speed USB device number 2",
+      "RKNPU: soft reset, num: 1",
+      "0.047180 - 155",
+      "[12:08:08.123] 0.000100 - 7",
+      "done",
+      "1: 2",
+    ].join("\n"),
+  );
+  assertEquals(o.topK.length, 1);
+  assertEquals(o.topK[0].classes.map((c) => c.classIndex), [156, 155, 7]);
+  assertEquals(kinds(o), ["kernel:soft-reset"]);
+  assertEquals(o.status, "result");
+});
+
 Deno.test("hostile input: empty, binary, truncated lines, long lines, unrelated text", () => {
   for (
     const t of [
