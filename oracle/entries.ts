@@ -128,6 +128,7 @@ export function invalidate(entry: number): number {
 export interface DecodedDte {
   /** Physical address of the page table. */
   address: number;
+  /** The DTE's valid bit. */
   valid: boolean;
 }
 
@@ -140,8 +141,11 @@ export function decodeDte(format: EntryFormat, entry: number): DecodedDte {
 export interface DecodedPte {
   /** Physical address of the 4 KiB page. */
   address: number;
+  /** The PTE's valid bit. */
   valid: boolean;
+  /** The PTE's read permission. */
   read: boolean;
+  /** The PTE's write permission. */
   write: boolean;
   /** `entry & 0x1fe`, what `log_iova` prints as `flags` (in v2 it includes address bits). */
   flags: number;

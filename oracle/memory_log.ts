@@ -45,6 +45,7 @@ export function renderNodeRanges(banks: readonly PhysRange[], node = 0): string[
 
 /** A zone line read from a log. */
 export interface ParsedZone {
+  /** Zone name as printed. */
   name: ZoneName | "Movable" | "Device";
   /** Half-open span, or null for `empty`. */
   span: PhysRange | null;

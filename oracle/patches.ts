@@ -41,6 +41,7 @@ export interface PatchSet {
 export interface ContraryReport {
   /** SoC ids and IOMMU unit the report is about. */
   socs: string[];
+  /** IOMMU unit address (`fde4b000`). */
   unit: string;
   /** Where it comes from. */
   source: string;

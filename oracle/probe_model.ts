@@ -19,10 +19,15 @@ export type ProbeWalkResult = "ok" | "BUS_ERROR" | "PAGE_FAULT" | "WRONG_PAGE";
 
 /** Parameters of a probe scenario. */
 export interface ProbeModelParams {
+  /** Page-table entry format of the ops under test. */
   format: EntryFormat;
+  /** Address bits of the DMA mask of the device that maps the tables. */
   maskBits: number;
+  /** GFP zone modifier of the table allocations. */
   gfp: GfpZone;
+  /** Address bits the walker can reach for the directory table (DTE_ADDR). */
   dtReach: number;
+  /** Address bits the walker can reach for page tables (from a DTE). */
   ptReach: number;
   /** Backing pages: `low` asks GFP_DMA32, `high` GFP_HIGHUSER_MOVABLE (no zone limit). */
   iovas: { iova: number; where: "low" | "high" }[];
@@ -36,12 +41,15 @@ export interface ProbeTablePrediction {
 
 /** The prediction of one probe run. */
 export interface ProbePrediction {
+  /** Where the directory table lands. */
   dt: ProbeTablePrediction;
   /** Every page table comes from the same flags, so they share one prediction. */
   pt: ProbeTablePrediction;
+  /** Per IOVA: the walk's predicted result and, for a failure, the level it fails at. */
   walks: { iova: number; result: ProbeWalkResult; level?: "dt" | "pt" | "dte" | "pte" }[];
   /** What the prediction depends on (small zones, unknown reach). */
   conditions: string[];
+  /** The rules and facts behind the prediction, in order. */
   explanation: Step[];
 }
 

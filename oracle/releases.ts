@@ -13,7 +13,9 @@ import { type EntryFormat, type Fact, fact, type GfpZone } from "./types.ts";
 
 /** A mainline release series, e.g. `{major: 6, minor: 12}`. */
 export interface Release {
+  /** Major version (`6`). */
   major: number;
+  /** Minor version (`12`). */
   minor: number;
 }
 
@@ -54,6 +56,7 @@ export function isKnownRelease(r: Release): boolean {
 export interface OpsSpec {
   /** Name of the ops instance (`iommu_data_ops_v1`, `iommu_data_ops_v2`, or a patch's). */
   name: string;
+  /** Page-table entry format the ops write (`v1`/`v2`). */
   format: EntryFormat;
   /** Address bits of `dma_bit_mask`, applied to the IOMMU device at probe. */
   dmaMaskBits: Fact<number>;

@@ -34,8 +34,11 @@ export interface WalkerReach {
 
 /** A catalogued SoC. */
 export interface Soc {
+  /** SoC id (`rk3568`). */
   id: string;
+  /** Human name (`Rockchip RK3568`). */
   name: string;
+  /** The SoC's IOMMU instances. */
   instances: IommuInstance[];
   /** CPU physical to DMA address offset (no `dma-ranges` offset on these SoCs). */
   dmaOffset: Fact<number>;
