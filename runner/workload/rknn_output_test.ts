@@ -145,6 +145,11 @@ Deno.test("librknnrt error lines: driver missing, device, submit, malloc", () =>
     runTaskCounter: 0,
     intStatus: 0,
   });
+  // The `[...]` of the samples is librknnrt's `[HH:MM:SS.mmm]` (research §1.5).
+  const stamped = parseRknnOutput(
+    "E RKNN: [10:23:45.123] failed to submit!, op id: 2, flags: 0x1\n",
+  );
+  assertEquals(stamped.errors[0].fields, { opId: 2, flags: 1 });
   const mal = parse("librknnrt_malloc_failed.txt");
   assertEquals(kinds(mal), ["librknnrt:npu-malloc-failed"]);
   assertEquals(mal.errors[0].fields, { flags: 2 }); // size elided in the sample: absent, not 0
