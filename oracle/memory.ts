@@ -115,6 +115,7 @@ export interface ZoneOptions {
 
 /** One zone. */
 export interface Zone {
+  /** Zone name (`DMA`, `DMA32`, `Normal`). */
   name: ZoneName;
   /** The span the kernel prints, half-open; `null` when the zone is empty. */
   span: PhysRange | null;
@@ -138,6 +139,7 @@ export interface ZoneLayout {
   maxPfnAddr: number;
   /** `memblock_phys_mem_size()`. */
   totalBytes: number;
+  /** The facts the zones rest on, each with its source. */
   facts: Fact<unknown>[];
 }
 
@@ -184,6 +186,7 @@ export interface MemLimitResult {
   banks: PhysRange[];
   /** The first address removed, or null when nothing was removed. */
   cutAt: number | null;
+  /** The facts the limit rests on, each with its source. */
   facts: Fact<unknown>[];
 }
 
@@ -375,14 +378,19 @@ export function side4G(ranges: readonly PhysRange[]): Side4G {
 
 /** A zone a page may come from. */
 export interface ZoneCandidate {
+  /** Zone name. */
   name: ZoneName;
+  /** The zone's memory (physical ranges, bytes). */
   present: PhysRange[];
+  /** Bytes of memory in the zone. */
   presentBytes: number;
+  /** Whether the zone lies below, above or across 4 GiB. */
   side: Side4G;
 }
 
 /** Result of {@link placeAllocation}. */
 export interface Placement {
+  /** The GFP zone modifier of the request. */
   gfpZone: GfpZone;
   /** `gfp_zone()`: the highest zone the request may use. */
   highestZone: ZoneName;
@@ -392,8 +400,11 @@ export interface Placement {
   fallbacks: ZoneCandidate[];
   /** Zones skipped because they are empty. */
   skippedEmpty: ZoneName[];
+  /** There is a candidate zone and every one (preferred and fallbacks) lies above 4 GiB. */
   certainlyAbove4G: boolean;
+  /** Some candidate zone lies above or across 4 GiB. */
   possiblyAbove4G: boolean;
+  /** There is a candidate zone and every one lies below 4 GiB. */
   certainlyBelow4G: boolean;
   /** When the answer depends on free memory, what it depends on. */
   condition: string;
@@ -403,6 +414,7 @@ export interface Placement {
    * exhausted by early boot and the first fallback is the likely source.
    */
   likely: { zone: ZoneName; side: Side4G; rule: string } | null;
+  /** The facts the placement rests on, each with its source. */
   facts: Fact<unknown>[];
 }
 

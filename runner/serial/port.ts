@@ -405,6 +405,7 @@ export class SerialConsole extends BaseConsole {
     });
   }
 
+  /** Write all of `data` to the device; an InfraError when the device refuses. */
   protected rawWrite(data: Uint8Array): Promise<void> {
     return new Promise((resolve, reject) => {
       this.#port.write(Buffer.from(data), (err) => {
@@ -421,6 +422,7 @@ export class SerialConsole extends BaseConsole {
     });
   }
 
+  /** Close the device and wait for its reader to end. */
   protected rawClose(): Promise<void> {
     return new Promise((resolve) => {
       if (!this.#port.isOpen) return resolve();
@@ -440,7 +442,9 @@ export function openSerialConsole(opts: SerialConsoleOptions): Promise<SerialCon
 
 /** Options of {@link openTcpConsole}. */
 export interface TcpConsoleOptions extends ConsoleOptions {
+  /** Host name or address of the console server. */
   host: string;
+  /** TCP port of the console server. */
   port: number;
   /** Bound for the TCP connect. Default 5000 ms. */
   connectTimeoutMs?: number;
@@ -461,6 +465,12 @@ export class TcpConsole extends BaseConsole {
     this.#pump = this.#run();
   }
 
+  /**
+   * Connect to `host:port` within `connectTimeoutMs`.
+   *
+   * @throws {TimeoutError} when the connect takes longer.
+   * @throws {InfraError} when the connection is refused or fails.
+   */
   static async open(opts: TcpConsoleOptions): Promise<TcpConsole> {
     const ms = opts.connectTimeoutMs ?? 5000;
     const label = `${opts.host}:${opts.port}`;
@@ -527,6 +537,7 @@ export class TcpConsole extends BaseConsole {
     }
   }
 
+  /** Write all of `data` to the device; an InfraError when the device refuses. */
   protected async rawWrite(data: Uint8Array): Promise<void> {
     let off = 0;
     try {
@@ -540,6 +551,7 @@ export class TcpConsole extends BaseConsole {
     }
   }
 
+  /** Close the device and wait for its reader to end. */
   protected async rawClose(): Promise<void> {
     if (!this.#closing) {
       this.#closing = true;
@@ -565,6 +577,7 @@ export class TtyConsole extends BaseConsole {
   #tty: TtyFd;
   #pump: Promise<void>;
 
+  /** A console on `tty`, named by its path; reading starts at once. */
   constructor(tty: TtyFd, opts: ConsoleOptions = {}) {
     super(tty.path, opts);
     this.#tty = tty;
@@ -597,6 +610,7 @@ export class TtyConsole extends BaseConsole {
     }
   }
 
+  /** Write all of `data` to the device; an InfraError when the device refuses. */
   protected async rawWrite(data: Uint8Array): Promise<void> {
     try {
       await this.#tty.write(data);
@@ -609,6 +623,7 @@ export class TtyConsole extends BaseConsole {
     }
   }
 
+  /** Close the device and wait for its reader to end. */
   protected async rawClose(): Promise<void> {
     await this.#tty.close();
     await this.#pump;
