@@ -118,6 +118,7 @@ export interface ParsedIomem {
    * zeros to such readers). The names are real but no range is.
    */
   addressesHidden: boolean;
+  /** What could not be read, per line, with why (empty when all was read). */
   problems: string[];
 }
 
@@ -213,17 +214,29 @@ export function iomemRamBanks(p: ParsedIomem): PhysRange[] {
 
 /** One zone of `/proc/zoneinfo` (counts in pages). */
 export interface ZoneInfo {
+  /** NUMA node number. */
   node: number;
+  /** Zone name as printed (`DMA`, `DMA32`, `Normal`, `Movable`). */
   zone: string;
+  /** `pages free`. */
   free?: number;
+  /** `boost` watermark. */
   boost?: number;
+  /** `min` watermark. */
   min?: number;
+  /** `low` watermark. */
   low?: number;
+  /** `high` watermark. */
   high?: number;
+  /** `promo` watermark (newer kernels). */
   promo?: number;
+  /** `spanned` pages. */
   spanned?: number;
+  /** `present` pages. */
   present?: number;
+  /** `managed` pages. */
   managed?: number;
+  /** `cma` pages. */
   cma?: number;
   /** `protection: (...)`: `lowmem_reserve[]`, one entry per zone of the node. */
   protection?: number[];
@@ -332,9 +345,11 @@ export function zoneinfoSpans(
 
 /** What {@link parseCmdline} read. */
 export interface ParsedCmdline {
+  /** The command line as read (trailing newline removed). */
   raw: string;
   /** `parseBootArgs(raw, {lenient: true})`: the kernel's own reading; warnings inside. */
   args: BootArgs | null;
+  /** What could not be read (empty when all was read). */
   problems: string[];
 }
 
@@ -376,9 +391,13 @@ export function parseUnameR(text: string): { release: KernelRelease | null; prob
 
 /** `uname -a`, split. */
 export interface UnameAll {
+  /** The `uname -a` output, trimmed. */
   raw: string;
+  /** Kernel name (`Linux`). */
   sysname: string;
+  /** Host name. */
   nodename: string;
+  /** Kernel release (`uname -r`). */
   release: string;
   /** The machine word (`aarch64`, `x86_64`, ...), when one was recognised. */
   machine: string | null;
@@ -560,10 +579,13 @@ export type ReservedMemLine =
 
 /** The `Memory: ...K/...K available (...)` line. */
 export interface MemoryLine {
+  /** Available memory in kB. */
   availableKb: number;
+  /** Total memory in kB. */
   totalKb: number;
   /** `kernel code`, `rwdata`, `rodata`, `init`, `bss`, `reserved`, `cma-reserved`, ... in kB. */
   parts: Record<string, number>;
+  /** The line as read. */
   line: string;
 }
 
@@ -571,6 +593,7 @@ export interface MemoryLine {
 export interface DmesgFacts {
   /** `Linux version` banner: release word and the whole banner. */
   linuxVersion: { release: string; banner: string } | null;
+  /** `Machine model:` as printed, or null. */
   machineModel: string | null;
   /** `Kernel command line:` as printed at boot. */
   bootCommandLine: string | null;
@@ -578,13 +601,17 @@ export interface DmesgFacts {
   memory: ParsedMemoryLog;
   /** The SWIOTLB line (oracle/memory_log.ts); null when none. */
   swiotlb: ParsedSwiotlbLine | null;
+  /** The `cma:` reservation lines, in order. */
   cma: CmaLine[];
+  /** The `Memory:` line, or null when absent. */
   memoryLine: MemoryLine | null;
+  /** The `Reserved memory:` lines, in order. */
   reservedMem: ReservedMemLine[];
   /** rk_iommu lines and grouped faults (oracle/klog.ts). */
   rkIommu: ParsedLog;
   /** Number of lines read. */
   lineCount: number;
+  /** What could not be read (empty when all was read). */
   problems: string[];
 }
 
