@@ -295,7 +295,7 @@ Deno.test("10 MB inputs parse in bounded time and bounded lists", () => {
   assert(performance.now() - t0 < 30_000);
 });
 
-Deno.test("property: never throws, lists bounded by the line count", () => {
+Deno.test("property: never throws, lists bounded by twice the line count", () => {
   const piece = fc.oneof(
     fc.string(),
     fc.constantFrom(
@@ -325,7 +325,8 @@ Deno.test("property: never throws, lists bounded by the line count", () => {
         const items = o.perfRuns.length + o.warmupRuns.length + o.detections.length +
           o.errors.length +
           o.topK.reduce((n, t) => n + Math.max(1, t.classes.length), 0);
-        assert(items <= lines, `${items} items from ${lines} lines`);
+        // A line holds at most one program item and one kernel line that starts mid-line.
+        assert(items <= 2 * lines, `${items} items from ${lines} lines`);
         assert(["result", "error", "both", "nothing"].includes(o.status));
         for (const r of o.perfRuns) {
           assert(
@@ -334,6 +335,6 @@ Deno.test("property: never throws, lists bounded by the line count", () => {
         }
       },
     ),
-    { numRuns: 500 },
+    { numRuns: 2000 },
   );
 });
