@@ -160,18 +160,27 @@ function spec(id: string): CommandSpec {
 
 /** A fact that could not be measured, and why. */
 export interface MissingFact {
+  /** Name of the fact (`release`, `iomem`, ...). */
   name: string;
+  /** Where it was to be read from (`uname -r`, `/proc/iomem`, ...). */
   source: string;
+  /** Why it could not be measured. */
   reason: string;
 }
 
 /** How one command went. */
 export interface CommandRecord {
+  /** Id of the command (`release`, `uname`, `cmdline`, ...). */
   id: string;
+  /** The shell command run on the target. */
   cmd: string;
+  /** `ok`: exit 0; `failed`: another exit status or a signal; `timeout`: no answer in time; `error`: the command channel failed. */
   outcome: "ok" | "failed" | "timeout" | "error";
+  /** Exit status, or null when none came back (timeout, error, signal). */
   exitStatus: number | null;
+  /** Wall time in milliseconds, rounded. */
   durationMs: number;
+  /** Length of the stdout text in characters (0 when none came). */
   stdoutBytes: number;
   /** For failures: why. */
   reason?: string;
@@ -209,11 +218,15 @@ export type BankSource = "fdt" | "iomem" | "dmesg";
 
 /** What the live device tree says. */
 export interface DeviceTreeSummary {
+  /** The blob's `totalsize` header, in bytes. */
   totalsize: number;
+  /** The root `model`, or null. */
   model: string | null;
+  /** The root `compatible` strings. */
   compatible: string[];
   /** How the blob crossed the command channel. */
   transfer: "gzip+base64" | "base64" | "od";
+  /** Structure warnings of the blob (`what at offset`). */
   warnings: string[];
 }
 
@@ -221,9 +234,13 @@ export interface DeviceTreeSummary {
 export interface KernelFacts {
   /** The target's name, the first word of every provenance source. */
   target: string;
+  /** `uname -r`, parsed. */
   release?: Fact<KernelRelease>;
+  /** `uname -a`, split. */
   uname?: Fact<UnameAll>;
+  /** The relevant kernel config options. */
   config?: Fact<ConfigSubset>;
+  /** `/proc/cmdline`, parsed as the kernel reads it. */
   cmdline?: Fact<ParsedCmdline>;
   /** DRAM banks: FDT `/memory` nodes, else `/proc/iomem` RAM, else dmesg's node ranges. */
   memoryBanks?: Fact<PhysRange[]>;
@@ -237,22 +254,31 @@ export interface KernelFacts {
   cma?: Fact<CmaLine[]>;
   /** `Memory: ...K/...K available` line. */
   memoryLine?: Fact<MemoryLine>;
+  /** `Machine model:` from the boot log. */
   machineModel?: Fact<string>;
+  /** The `Linux version` banner: release word and the whole banner. */
   linuxVersion?: Fact<{ release: string; banner: string }>;
+  /** `Reserved memory:` lines of the boot log. */
   reservedMem?: Fact<ReservedMemLine[]>;
   /** rk_iommu probe/fault lines (oracle/klog.ts), possibly none. */
   rkIommu?: Fact<DmesgFacts["rkIommu"]>;
+  /** `/proc/iomem`, as a tree. */
   iomem?: Fact<ParsedIomem>;
+  /** `/proc/zoneinfo`, one entry per zone (counts in pages). */
   zoneinfo?: Fact<ZoneInfo[]>;
+  /** `MemTotal`, `CmaTotal` and `CmaFree` of `/proc/meminfo`, in kB (null when absent). */
   meminfo?: Fact<
     { memTotalKb: number | null; cmaTotalKb: number | null; cmaFreeKb: number | null }
   >;
+  /** Summary of the live device tree blob. */
   deviceTree?: Fact<DeviceTreeSummary>;
   /** Rockchip IOMMU nodes of the live device tree (`runner/fdt` `iommuNodes`). */
   dtIommus?: Fact<DtIommuNode[]>;
+  /** Facts that could not be measured, and why. */
   missing: MissingFact[];
   /** Parse problems and notable conditions, each prefixed by its source. */
   problems: string[];
+  /** How each command went, in order. */
   commands: CommandRecord[];
 }
 
