@@ -89,6 +89,8 @@ export interface Scenario {
 /** Bad scenario input: carries the known values and what to do. Pure (no I/O). */
 export class OracleInputError extends Error {
   /**
+   * Bad input to the oracle.
+   *
    * @param message what is wrong with the input, in one line
    * @param hint what to pass instead
    * @param known the valid values, when there is a list (board ids, releases, patch names)

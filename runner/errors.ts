@@ -12,6 +12,8 @@ export type Verdict = "PASS" | "FAIL" | "ERROR" | "MISS" | "SKIP" | "DONE";
 /** Base class: a message for the user, a hint on what to do, and a verdict class. */
 export class RkhilError extends Error {
   /**
+   * An error with a hint and the verdict it gives.
+   *
    * @param message what went wrong, in one line
    * @param hint what the user should do about it
    * @param verdict the result class a test gets from this error (default ERROR)

@@ -686,6 +686,7 @@ export interface DriverComparison {
   release: string;
   /** Facts that agree, as `compatible: fact = value`. */
   agreed: string[];
+  /** Facts where the running driver and the knowledge base differ. */
   findings: DriverFinding[];
 }
 

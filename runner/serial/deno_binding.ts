@@ -711,10 +711,12 @@ const DEFAULTS = {
 
 /** An open port: serialport's `BindingPortInterface` over a {@link TtyFd}. */
 export class DenoBindingPort implements BindingPortInterface {
+  /** The options the port was opened with, defaults filled in. */
   readonly openOptions: Required<OpenOptions>;
   #tty: TtyFd;
   #writing = false;
 
+  /** A port over the already opened and configured `tty`. */
   constructor(tty: TtyFd, options: Required<OpenOptions>) {
     this.#tty = tty;
     this.openOptions = options;

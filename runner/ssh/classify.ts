@@ -11,6 +11,8 @@ import { InfraError, type RkhilError, UserInputError } from "../errors.ts";
 /** Host key refused: unknown (nothing pinned) or changed (pinned differs from presented). */
 export class HostKeyError extends UserInputError {
   /**
+   * A host key refused; the message says how to pin or re-pin it.
+   *
    * @param target the host (and port) whose key was refused
    * @param pinned the pinned fingerprint, or null when none is pinned
    * @param presented the fingerprint the host presented
