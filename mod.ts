@@ -379,3 +379,25 @@ export type {
   RknnVersion,
   RknpuProbe,
 } from "./runner/workload/rknn_output.ts";
+
+// --- Types those types name in turn ------------------------------------------------------------
+
+export type { DeviceEvent } from "./oracle/klog.ts";
+export type { ProbeTablePrediction, ProbeWalkResult } from "./oracle/probe_model.ts";
+export type { FetchedKernel } from "./runner/debian/kernel.ts";
+export type { Finding } from "./runner/facts/collect.ts";
+export type { ConfigValue, IomemResource } from "./runner/facts/parsers.ts";
+export type { GfpTable } from "./runner/introspect/gfp.ts";
+export type { DriverFinding, IntrospectedOps, MeasuredLayout } from "./runner/introspect/driver.ts";
+export type { ValidateRow } from "./runner/jobs/validate.ts";
+export type { ProbeParams } from "./runner/probe/run.ts";
+export type { Initramfs, InitramfsOptions } from "./runner/qemu/initramfs.ts";
+export type { QemuMachine } from "./runner/qemu/machine.ts";
+export type { TargetState, Transition } from "./runner/qemu/target.ts";
+export type { TtyFd } from "./runner/serial/deno_binding.ts";
+export type { BaseConsole, ConsoleOptions } from "./runner/serial/port.ts";
+export type { FramedShellOptions } from "./runner/shell/framed.ts";
+export type { SshEndpoint } from "./runner/ssh/client.ts";
+export type { Via } from "./runner/target/session.ts";
+export type { LineEnd, LineSplitterOptions } from "./runner/watch/console_lines.ts";
+export type { BootStage, NpuWhat } from "./runner/watch/watchers.ts";

@@ -34,7 +34,8 @@ export const RK_IOMMU_DRIVER = "rk_iommu";
 export type Access = "read" | "write";
 
 /** Fields common to every line printed with `dev_err(iommu->dev, ...)`. */
-interface DeviceEvent<K extends string> {
+export interface DeviceEvent<K extends string> {
+  /** Discriminant: the line's format. */
   kind: K;
   /** `dev_name()` of the IOMMU, e.g. `fde4b000.iommu`. */
   device: string;

@@ -35,7 +35,9 @@ export interface ProbeModelParams {
 
 /** A predicted table. */
 export interface ProbeTablePrediction {
+  /** The table lies at or above 4 GiB. */
   above4G: boolean;
+  /** The table is bounced through SWIOTLB. */
   bounced: boolean;
 }
 

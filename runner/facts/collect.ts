@@ -770,11 +770,15 @@ export async function collectKernelFacts(
 
 /** A measured fact that disagrees with the model. */
 export interface Finding {
+  /** The fact that disagrees (`zone ranges`, `swiotlb`, ...). */
   fact: string;
+  /** What the model predicted. */
   predicted: unknown;
+  /** What the target showed. */
   measured: unknown;
   /** Where the measured value came from, and what predicted the other. */
   source: string;
+  /** A caveat, when there is one. */
   note?: string;
 }
 

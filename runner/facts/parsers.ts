@@ -101,9 +101,11 @@ export function stripPrintkPrefix(line: string): KernelMessage {
 export interface IomemResource {
   /** Half-open range (the file prints an inclusive end). */
   range: PhysRange;
+  /** The resource's name (`System RAM`, a device name). */
   name: string;
   /** Nesting level: 0 for top-level resources. */
   depth: number;
+  /** Resources nested inside it, in file order. */
   children: IomemResource[];
 }
 

@@ -76,8 +76,11 @@ export interface MeasuredMember {
 
 /** A measured struct layout. */
 export interface MeasuredLayout {
+  /** Struct name (`rk_iommu_ops`). */
   name: string;
+  /** Struct size in bytes. */
   size: number;
+  /** Members with their offsets, in order. */
   members: MeasuredMember[];
 }
 
@@ -86,6 +89,7 @@ export type MeasuredGfpZone = GfpZone | "other" | "hard-coded";
 
 /** What one compatible's ops look like in the running kernel. */
 export interface IntrospectedOps {
+  /** The compatible string of the match-table entry. */
   compatible: string;
   /** Address of the ops struct (`0xffff…`): the entry's `data` pointer. */
   opsAddress: Fact<string>;
@@ -672,11 +676,17 @@ export async function introspectDriver(
 export interface DriverFinding {
   /** What differs (`dma_bit_mask`, `table gfp zone`, `compatible`…). */
   fact: string;
+  /** The compatible string concerned, when the fact is per compatible. */
   compatible?: string;
+  /** The value read from the running kernel. */
   measured: unknown;
+  /** The knowledge base's value. */
   kb: unknown;
+  /** Where the measured value was read (BTF, kallsyms, /proc/kcore). */
   measuredSource: string;
+  /** Where the knowledge base's value comes from. */
   kbSource: string;
+  /** A caveat, when there is one. */
   note?: string;
 }
 

@@ -102,9 +102,13 @@ export const SCENARIOS: readonly ValidateScenario[] = [
 
 /** One row of the validation. */
 export interface ValidateRow {
+  /** Scenario name. */
   scenario: string;
+  /** What the oracle predicted, in words. */
   predicted: string;
+  /** What the probe module saw, in words. */
   observed: string;
+  /** Whether the observation agrees with the prediction, or could not decide. */
   verdict: "AGREE" | "DISAGREE" | "INCONCLUSIVE";
   /** The first differing fact, or what was missing. */
   why?: string;

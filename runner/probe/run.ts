@@ -27,11 +27,13 @@ export interface ProbeParams {
   gfp: "none" | "dma32" | "dma";
   /** DMA mask bits of the IOMMU device. */
   maskBits: number;
+  /** Page-table entry format of the ops under test. */
   format: "v1" | "v2";
   /** Address bits the walker can read the DT at (default 32). */
   dtReach?: number;
   /** Address bits the walker can read page tables at (default 32). */
   ptReach?: number;
+  /** The IOVAs the module maps and then walks. */
   mappings: ProbeMapping[];
   /** IOMMU_READ (1) | IOMMU_WRITE (2); default 3. */
   perm?: number;

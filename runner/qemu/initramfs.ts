@@ -57,12 +57,17 @@ export interface ModulePlan {
 
 /** A built image and what the host needs to talk to the guest. */
 export interface Initramfs {
+  /** Path of the image file. */
   path: string;
+  /** SHA-256 of the image, lower-case hex. */
   sha256: string;
+  /** Size of the image in bytes. */
   size: number;
   /** Size of the uncompressed cpio. */
   cpioSize: number;
+  /** How the cpio is compressed. */
   compression: "gzip" | "none";
+  /** `uname -r` of the kernel whose modules it holds. */
   kernelRelease: string;
   /** Guest host key, to pin. */
   hostKey: { line: string; fingerprint: string };
@@ -70,8 +75,11 @@ export interface Initramfs {
   clientKey: { privateKeyPath: string; line: string; fingerprint: string };
   /** Modules loaded at boot, in order (paths inside the guest). */
   modulesLoaded: string[];
+  /** How each needed driver is provided (built in, module, absent). */
   modulePlan: ModulePlan[];
+  /** The Debian packages it was built from. */
   packages: { pkg: string; version: string; sha256: string }[];
+  /** When it was built (ISO 8601, UTC). */
   builtAt: string;
   /** True if this call built it (false: reused from the cache). */
   built?: boolean;

@@ -103,6 +103,7 @@ export function freePort(): number {
 export class QemuMachine {
   #exited = false;
   #exitCode: number | undefined;
+  /** Status of the watchdog process that runs QEMU; resolves when it exits. */
   readonly exitStatus: Promise<Deno.CommandStatus>;
 
   private constructor(
@@ -252,6 +253,7 @@ export class QemuMachine {
     return this.#exited;
   }
 
+  /** QEMU's exit code once it has exited, else undefined. */
   get exitCode(): number | undefined {
     return this.#exitCode;
   }

@@ -87,9 +87,13 @@ export interface BootTimes {
 
 /** A state transition, for the run record. */
 export interface Transition {
+  /** When (ISO 8601, UTC). */
   at: string;
+  /** State before. */
   from: TargetState;
+  /** State after. */
   to: TargetState;
+  /** Why, in words. */
   why: string;
 }
 

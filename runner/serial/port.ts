@@ -147,7 +147,7 @@ export class CaptureLog {
  * counted in `droppedAfterClose`), then closes the transport and waits for its pump, and only
  * then closes the capture log and calls the close listeners.
  */
-abstract class BaseConsole implements ConsoleStream {
+export abstract class BaseConsole implements ConsoleStream {
   #queue: Uint8Array[] = [];
   #queued = 0;
   #waiter: (() => void) | undefined;
@@ -162,6 +162,7 @@ abstract class BaseConsole implements ConsoleStream {
   bytesReceived = 0;
   bytesDropped = 0;
 
+  /** A console named `name` (in messages), capturing to `opts.logPath` when given. */
   protected constructor(readonly name: string, protected readonly opts: ConsoleOptions) {
     if (opts.logPath) this.#log = new CaptureLog(opts.logPath);
   }
@@ -291,7 +292,9 @@ abstract class BaseConsole implements ConsoleStream {
     if (!this.#ended) this.ended(undefined);
   }
 
+  /** Write all of `data` to the transport; an InfraError when it refuses. */
   protected abstract rawWrite(data: Uint8Array): Promise<void>;
+  /** Close the transport and wait for its reader to end. */
   protected abstract rawClose(): Promise<void>;
 }
 

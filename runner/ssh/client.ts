@@ -22,9 +22,11 @@ import { fingerprintOfKeyBlob, parseFingerprint } from "./fingerprint.ts";
 
 /** Where to connect and how to authenticate. */
 export interface SshEndpoint {
+  /** Host name or address. */
   host: string;
   /** Default 22. */
   port?: number;
+  /** User to log in as. */
   user: string;
   /**
    * Pinned host key as `SHA256:<base64>` (what `ssh-keygen -lf` prints). Without it every
