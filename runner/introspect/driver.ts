@@ -68,9 +68,13 @@ const FORMAT_FUNCTIONS: Record<string, Record<string, EntryFormat>> = {
 
 /** A member of a measured struct layout. */
 export interface MeasuredMember {
+  /** Member name. */
   name: string;
+  /** Offset in bytes from the start of the struct. */
   offset: number;
+  /** Size in bytes. */
   size: number;
+  /** Type name as BTF gives it. */
   type: string;
 }
 

@@ -51,7 +51,9 @@ export interface InitramfsOptions {
 
 /** How one wanted module is provided by a kernel. */
 export interface ModulePlan {
+  /** Module name, dashes written as underscores (`rockchip_iommu`). */
   name: string;
+  /** Built into the kernel, a loadable module, or not in this kernel. */
   how: "builtin" | "module" | "absent";
 }
 

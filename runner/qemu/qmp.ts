@@ -32,6 +32,7 @@ export class QmpClient {
   #nextId = 1;
   #listeners: ((e: QmpEvent) => void)[] = [];
   #eventWaiters = new Set<(err: Error) => void>();
+  /** Every event received, in order. */
   readonly events: QmpEvent[] = [];
   #gate = new CloseGate();
   #greeting: Promise<unknown>;
@@ -214,6 +215,7 @@ export class QmpClient {
     return await withTimeout(p, timeoutMs, `QMP ${command}`) as T;
   }
 
+  /** True once `close()` was called (or the connection ended). */
   get closed(): boolean {
     return this.#gate.closed;
   }

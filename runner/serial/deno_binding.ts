@@ -290,17 +290,25 @@ const IBSHIFT = 16;
 
 /** A decoded snapshot of a terminal's settings, read with `tcgetattr` and `TCGETS2`. */
 export interface TermiosInfo {
+  /** `c_iflag` (input modes). */
   iflag: number;
+  /** `c_oflag` (output modes). */
   oflag: number;
+  /** `c_cflag` (control modes). */
   cflag: number;
+  /** `c_lflag` (local modes). */
   lflag: number;
+  /** `c_cc[VMIN]`. */
   vmin: number;
+  /** `c_cc[VTIME]` (tenths of a second). */
   vtime: number;
   /** `cfgetispeed`/`cfgetospeed` translated from the `Bnnnn` code (undefined for BOTHER). */
   inputSpeed: number | undefined;
+  /** Output rate from `cfgetospeed` (undefined for BOTHER). */
   outputSpeed: number | undefined;
   /** The numeric rates the kernel reports through `TCGETS2` (any rate, BOTHER included). */
   kernelInputSpeed: number;
+  /** Output rate from `TCGETS2`. */
   kernelOutputSpeed: number;
 }
 
