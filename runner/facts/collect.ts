@@ -54,6 +54,7 @@ import {
 
 /** What a command channel returns. `SshSession.exec` and `FramedShell.run` both fit. */
 export interface RunResult {
+  /** The command's stdout, decoded as UTF-8. */
   stdout: string;
   /** Exit status; null when the command died of a signal. */
   exitStatus: number | null;

@@ -10,8 +10,11 @@ import { background, CloseGate } from "../close_gate.ts";
 
 /** A QMP event (`RESET`, `SHUTDOWN`, `STOP`, ...). */
 export interface QmpEvent {
+  /** Event name. */
   event: string;
+  /** The event's `data` object, when it has one. */
   data?: Record<string, unknown>;
+  /** When QEMU emitted it (host clock). */
   timestamp?: { seconds: number; microseconds: number };
 }
 

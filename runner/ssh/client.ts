@@ -138,10 +138,13 @@ export interface UploadOptions {
 
 /** What an upload did. */
 export interface UploadResult {
+  /** How the bytes went: over SFTP, or streamed into a remote command. */
   readonly method: "sftp" | "stream";
+  /** Bytes uploaded. */
   readonly bytes: number;
   /** Hex SHA-256, checked in the target after the transfer. */
   readonly sha256: string;
+  /** Wall time of the upload and check, in milliseconds. */
   readonly durationMs: number;
 }
 
