@@ -115,7 +115,10 @@ kill_inside() { # ends the processes whose root is our chroot (only those this s
     if [ "$r" = "$root" ]; then pids+=("${p#/proc/}"); fi
   done
   [ ${#pids[@]} -gt 0 ] || return 0
-  echo "fresh_machine: ending ${#pids[@]} process(es) left inside the root: ${pids[*]}" >&2
+  echo "fresh_machine: ending ${#pids[@]} process(es) left inside the root:" >&2
+  for p in "${pids[@]}"; do
+    echo "  $p: $(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | cut -c1-200)" >&2
+  done
   kill -TERM "${pids[@]}" 2>/dev/null || true
   sleep 2
   kill -KILL "${pids[@]}" 2>/dev/null || true
