@@ -312,6 +312,12 @@ export function cli(): Command {
     }) => {
       const loaded = await findBoard(o.board, o.boardsDir);
       const from = resolveRelease(o.from), to = resolveRelease(o.to);
+      if (compareRelease(from, to) > 0) {
+        throw new UserInputError(
+          `--from ${o.from} comes after --to ${o.to}`,
+          "give the older release as --from and the newer one as --to",
+        );
+      }
       const releases = RELEASES.filter((r) => {
         const x = parseRelease(r)!;
         return compareRelease(x, from) >= 0 && compareRelease(x, to) <= 0;

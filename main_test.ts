@@ -204,6 +204,10 @@ Deno.test("changes names the release that brought the NPU regression and the com
   const bad = await rkhil("changes", "--board", "rock-3b-8g", "--from", "9.9");
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /unknown kernel release "9\.9"/);
+  const reversed = await rkhil("changes", "--board", "rock-3b-8g", "--from", "7.3", "--to", "6.1");
+  assert.equal(reversed.code, 2);
+  assert.match(reversed.stderr, /--from 7\.3 comes after --to 6\.1/);
+  assert.equal(reversed.stdout, "");
 });
 
 Deno.test("predict --kernel debian:<suite>: that package's release and its own DTB", async () => {

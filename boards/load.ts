@@ -462,6 +462,9 @@ export function parseBoard(text: string, fileName: string): BoardSpec {
             ? "keep one board per file (remove the extra ---)"
             : "fix the YAML here (indentation, quoting, a missing ':' or closing bracket)",
         });
+        // After a syntax error the parser's later errors follow from it (one unclosed `[` gave
+        // hundreds): report the first; duplicate keys before it are independent and stay.
+        if (err.code !== "DUPLICATE_KEY" && err.code !== "MULTIPLE_DOCS") break;
       }
       throw new BoardFileError(issues);
     }

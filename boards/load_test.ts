@@ -311,6 +311,16 @@ Deno.test("several errors in one file are all reported, sorted by line", () => {
   assert.match(err.hint, /did you mean "rk3566" or "rk3588"\?/);
 });
 
+Deno.test("a YAML syntax error is reported once, not with every error that follows from it", () => {
+  const i = ROCK3B.indexOf("\nram:") + 1;
+  assert.ok(i > 0);
+  const text = ROCK3B.slice(0, i) + ROCK3B.slice(i).replace(/^ram:/, "ram: [");
+  const err = refuse(text);
+  assert.equal(err.issues.length, 1, err.message);
+  assert.match(err.message, /^[^\n]*:\d+:\d+: YAML syntax: /);
+  assert.equal(err.message.split("\n").length, 1);
+});
+
 // ---------------------------------------------------------------------------------------------
 // Hostile input: nothing but BoardFileError ever escapes.
 

@@ -246,7 +246,8 @@ export function explainLogText(text: string, prediction?: Prediction): LogExplan
     notes.push(`${u} is not in the oracle's catalogue: decoded, but not predicted`);
   }
   const out: LogExplanation = {
-    lineCount: lines.length,
+    // A final newline ends the last line; it does not start another.
+    lineCount: lines.length - (lines.at(-1) === "" ? 1 : 0),
     formats: formatsOf(lines),
     faults: faults.map((f) => ({ ...f, nearby: nearbyOf(f.lines.pageFault) })),
     npu,

@@ -44,6 +44,12 @@ Deno.test("real RK3288 (32-bit) and RK3399 logs decode to their directory tables
   assert.equal(b.faults[0].access, "write");
   assert.equal(b.faults[0].timestampSec, 42.2138);
   assert.deepEqual(b.faults[0].tables.directory, { address: 0x3da7c000, above4G: false });
+  // The file's 5 newline-ended lines are 5 lines, not 6.
+  const lf = (await Deno.readTextFile(`${LOGS}rk3399-vepu-mirrors12.log`)).split("\n").length - 1;
+  assert.equal(b.lineCount, lf);
+  assert.equal(explainLogText("one line\n").lineCount, 1);
+  assert.equal(explainLogText("no final newline").lineCount, 1);
+  assert.equal(explainLogText("a\r\nb\r\n").lineCount, 2);
 });
 
 Deno.test("the v1 reading of a v2 walk is inconsistent and says why", () => {

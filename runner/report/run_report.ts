@@ -166,7 +166,8 @@ export function renderRunReport(record: RunRecord): string {
  * `rkhil report RUN_DIR`: read `RUN_DIR/results.jsonl` (a torn last line is counted, never
  * fatal), write `RUN_DIR/report.md` and return its text.
  *
- * @throws {UserInputError} when `RUN_DIR` has no readable `results.jsonl`.
+ * @throws {UserInputError} when `RUN_DIR` has no readable `results.jsonl`, or one in which no
+ *   line is an rkhil result (another program's file).
  */
 export async function writeRunReport(runDir: string): Promise<string> {
   let text: string;
@@ -179,7 +180,16 @@ export async function writeRunReport(runDir: string): Promise<string> {
       "give the directory of a run (rkhil run prints it: runs/<time>-main-<id>)",
     );
   }
-  const report = renderRunReport(parseResults(text));
+  const record = parseResults(text);
+  if (record.results.length === 0 && record.damagedLines > 0) {
+    throw new UserInputError(
+      `${runDir}/results.jsonl holds no rkhil result (${record.damagedLines} line${
+        record.damagedLines === 1 ? "" : "s"
+      } of something else); report.md left as it was`,
+      "give the directory of a run (rkhil run prints it: runs/<time>-main-<id>)",
+    );
+  }
+  const report = renderRunReport(record);
   await Deno.writeTextFile(`${runDir}/report.md`, report + "\n");
   return report;
 }

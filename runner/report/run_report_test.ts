@@ -135,6 +135,14 @@ Deno.test("rkhil report: a directory without results is bad input, not a crash",
     );
     await Deno.mkdir(`${dir}/results.jsonl`);
     await assert.rejects(() => writeRunReport(dir), UserInputError);
+    // Another program's JSON lines are not a torn rkhil record: refused, report.md not written.
+    await Deno.mkdir(`${dir}/other`);
+    await Deno.writeTextFile(`${dir}/other/results.jsonl`, '{"a":1}\nnot json\n');
+    await assert.rejects(
+      () => writeRunReport(`${dir}/other`),
+      (e) => e instanceof UserInputError && /holds no rkhil result \(2 lines/.test(e.message),
+    );
+    await assert.rejects(() => Deno.stat(`${dir}/other/report.md`), Deno.errors.NotFound);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
