@@ -256,7 +256,8 @@ export {
   TcpConsole,
   TtyConsole,
 } from "./runner/serial/port.ts";
-export type { ByteDuplex, ConsoleStream } from "./runner/serial/port.ts";
+export type { ConsoleStream } from "./runner/serial/port.ts";
+export type { ByteDuplex } from "./runner/protocol/byte_duplex.ts";
 /** Marker-framed commands over any byte stream (serial console, SSH shell channel). */
 export { FramedShell } from "./runner/shell/framed.ts";
 /** Console watchers: panics, Oopses, BUG, WARNING, IOMMU and NPU faults, silent resets. */
@@ -408,5 +409,5 @@ export type { ModulePlan } from "./runner/qemu/initramfs.ts";
 export type { QmpClient, QmpEvent } from "./runner/qemu/qmp.ts";
 export { HANGUP } from "./runner/serial/deno_binding.ts";
 export type { TermiosInfo } from "./runner/serial/deno_binding.ts";
-export type { ByteDuplex as SshByteDuplex, UploadResult } from "./runner/ssh/client.ts";
+export type { UploadResult } from "./runner/ssh/client.ts";
 export type { RunResult as FactsRunResult } from "./runner/facts/collect.ts";

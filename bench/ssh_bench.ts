@@ -13,7 +13,7 @@
  */
 import { stats } from "./stats.ts";
 import { connect, type ConnectOptions, type SshSession } from "../runner/ssh/client.ts";
-import type { ByteDuplex } from "../runner/ssh/client.ts";
+import type { ByteDuplex } from "../runner/protocol/byte_duplex.ts";
 import {
   serverSkipReason,
   startDropbear,

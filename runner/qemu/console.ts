@@ -23,7 +23,7 @@
 import { InfraError, TimeoutError } from "../errors.ts";
 import { CloseGate } from "../close_gate.ts";
 import { type ConsoleStream, openSerialConsole } from "../serial/port.ts";
-import type { ByteDuplex } from "../shell/framed.ts";
+import type { ByteDuplex } from "../protocol/byte_duplex.ts";
 
 /** Baud rate set on the console (the ROCK 3B's debug UART; harmless on a pty). */
 export const CONSOLE_BAUD = 1_500_000;

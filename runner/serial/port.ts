@@ -23,19 +23,7 @@ import { SerialPortStream } from "@serialport/stream";
 import { InfraError, TimeoutError } from "../errors.ts";
 import { CloseGate } from "../close_gate.ts";
 import { DenoSerialBinding, HANGUP, type TtyFd } from "./deno_binding.ts";
-
-/**
- * A plain byte duplex, the shape the marker-framed shell sits on (the same shape as the
- * SSH shell channel's).
- */
-export interface ByteDuplex {
-  /** Next chunk of bytes, or null at end of stream. Throws a classified error on loss. */
-  read(): Promise<Uint8Array | null>;
-  /** Write all bytes (waits for flow control and pacing). */
-  write(data: Uint8Array): Promise<void>;
-  /** Close both directions. Idempotent. */
-  close(): Promise<void>;
-}
+import type { ByteDuplex } from "../protocol/byte_duplex.ts";
 
 /** A console: a byte duplex plus events for watchers and a capture log. */
 export interface ConsoleStream extends ByteDuplex {

@@ -49,16 +49,7 @@
 import { InfraError, TimeoutError, UserInputError } from "../errors.ts";
 import { CloseGate } from "../close_gate.ts";
 import { CONSOLE_PREFIX_SOURCE } from "../../oracle/kline.ts";
-
-/** The byte duplex the shell sits on (same shape as the SSH shell channel and consoles). */
-export interface ByteDuplex {
-  /** Next chunk of bytes, or null at end of stream. Throws a classified error on loss. */
-  read(): Promise<Uint8Array | null>;
-  /** Write all bytes. */
-  write(data: Uint8Array): Promise<void>;
-  /** Close both directions. Idempotent. */
-  close(): Promise<void>;
-}
+import type { ByteDuplex } from "../protocol/byte_duplex.ts";
 
 /** Letters of markers: A-Z without R, I, D. */
 export const MARKER_ALPHABET = "ABCEFGHJKLMNOPQSTUVWXYZ";

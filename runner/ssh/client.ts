@@ -19,6 +19,7 @@ import { InfraError, RkhilError, TimeoutError, UserInputError } from "../errors.
 import { CloseGate } from "../close_gate.ts";
 import { type Classified, classifyConnectError, HostKeyError, reasonOf } from "./classify.ts";
 import { fingerprintOfKeyBlob, parseFingerprint } from "./fingerprint.ts";
+import type { ByteDuplex } from "../protocol/byte_duplex.ts";
 
 /** Where to connect and how to authenticate. */
 export interface SshEndpoint {
@@ -104,16 +105,6 @@ export interface ExecResult {
   readonly signal: string | null;
   /** Wall time of the command in milliseconds. */
   readonly durationMs: number;
-}
-
-/** A plain byte duplex: what the marker-framed shell (runner/shell) sits on. */
-export interface ByteDuplex {
-  /** Next chunk of bytes, or null at end of stream. Throws a classified error on loss. */
-  read(): Promise<Uint8Array | null>;
-  /** Write all bytes (waits for flow control). */
-  write(data: Uint8Array): Promise<void>;
-  /** Close both directions. Idempotent. */
-  close(): Promise<void>;
 }
 
 /** Options of {@link SshSession.shellChannel}. */

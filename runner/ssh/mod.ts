@@ -7,7 +7,6 @@
  * @module
  */
 export {
-  type ByteDuplex,
   connect,
   type ConnectOptions,
   endpointLabel,
