@@ -296,7 +296,10 @@ const EXPECTED_WORDS: Readonly<Record<string, string>> = {
 
 const FORMAT_HINTS: Readonly<Record<string, string>> = {
   host_key_fingerprint:
-    "run `ssh-keyscan HOST | ssh-keygen -lf -` and copy the SHA256:... part of the key in use",
+    "run `ssh-keyscan -t ed25519 HOST | ssh-keygen -lf -` and copy the SHA256:... part",
+  password_env:
+    "name an environment variable that holds the password (password_env: ROCK3B_PASSWORD)",
+  firmware_dir: "write the directory on the board where its firmware/SDK files are",
   id: "use lower-case letters and digits separated by single dashes, as in the file name",
   label: "copy the label from the device tree (the name before the colon: rknpu_mmu)",
   cpu: "use a qemu-system-aarch64 -cpu model name, e.g. cortex-a53",
@@ -395,11 +398,15 @@ function fromZodIssue(
     }
     case "invalid_format": {
       const leaf = path.at(-1);
+      // A password written where its variable's name belongs is never echoed.
+      const got = leaf === "password_env"
+        ? "a value that is not a name; not shown, it may be a password"
+        : describeInput(issue.input);
       return [
         make(
           at.value(path),
           field,
-          `${issue.message} (got ${describeInput(issue.input)})`,
+          `${issue.message} (got ${got})`,
           (typeof leaf === "string" ? FORMAT_HINTS[leaf] : undefined) ??
             "see boards/rock-3b-8g.yaml for an example",
         ),

@@ -6,6 +6,7 @@ import {
   BUILTIN_BOARDS_DIR,
   closest,
   findBoard,
+  formatBoardIssue,
   formatFieldPath,
   listBoards,
   loadBoardFile,
@@ -197,7 +198,10 @@ Deno.test("unknown key: did-you-mean hint, at the key", () => {
 
 Deno.test("unknown key far from any known key lists the allowed keys", () => {
   const err = refuse(edit(ROCK3B, "  type: manual\n", "  type: manual\n  xyzzy: 1\n"));
-  assert.match(issueFor(err, "power.xyzzy").hint, /allowed here are: type, on, off, min_off_ms/);
+  assert.match(
+    issueFor(err, "power.xyzzy").hint,
+    /allowed here are: type, on, off, cycle, socket, min_off_ms/,
+  );
 });
 
 Deno.test("overlapping banks", () => {
@@ -509,4 +513,169 @@ Deno.test("a directory or FIFO named <id>.yaml is refused by name, and the FIFO 
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+// ---------------------------------------------------------------------------------------------
+// Reaching a board: ssh key file and pinned key, console protocols and login, power adapters,
+// firmware_dir, boot-config (issue 8)
+
+/** ROCK3B with its console/ssh/power blocks replaced by `blocks` (YAML text). */
+function reach(blocks: string, caps = ""): string {
+  const start = ROCK3B.indexOf("\nconsole:\n");
+  const end = ROCK3B.indexOf("\ncapabilities:\n");
+  assert.ok(start > 0 && end > start, "test setup: rock-3b-8g.yaml layout changed");
+  const text = ROCK3B.slice(0, start + 1) + blocks.trim() + "\n" + ROCK3B.slice(end);
+  return caps === "" ? text : text.replace("\ncapabilities:\n", `\ncapabilities:\n${caps}`);
+}
+
+const LAB_BLOCKS = `
+console:
+  type: tcp
+  host: 127.0.0.1
+  port: 3001
+  protocol: telnet
+  login: { user: root, password_env: LAB_PASSWORD }
+ssh:
+  host: 127.0.0.1
+  port: 10022
+  user: root
+  key_file: keys/lab
+  host_key_fingerprint: SHA256:0GUhLmdGjYYkBi6A3VZCgvQJe1Y1x8Yi2Ni3+2Xq0Uw
+power:
+  type: command
+  on: relay 3 on
+  off: relay 3 off
+  cycle: relay 3 cycle
+  min_off_ms: 1500
+firmware_dir: /opt/rknn
+`;
+
+Deno.test("a board file with key_file, pinned key, telnet console, login, command power and firmware_dir loads", () => {
+  const b = parseBoard(reach(LAB_BLOCKS), "rock-3b-8g.yaml");
+  assert.deepEqual(b.console, {
+    type: "tcp",
+    host: "127.0.0.1",
+    port: 3001,
+    protocol: "telnet",
+    login: { user: "root", password_env: "LAB_PASSWORD", prompt: "[#$] $" },
+  });
+  assert.equal(b.ssh?.key_file, "keys/lab");
+  assert.equal(b.ssh?.host_key_fingerprint, "SHA256:0GUhLmdGjYYkBi6A3VZCgvQJe1Y1x8Yi2Ni3+2Xq0Uw");
+  assert.deepEqual(b.power, {
+    type: "command",
+    on: "relay 3 on",
+    off: "relay 3 off",
+    cycle: "relay 3 cycle",
+    min_off_ms: 1500,
+  });
+  assert.equal(b.firmware_dir, "/opt/rknn");
+});
+
+Deno.test("power types qmp (with socket) and none load; qmp without socket is refused on a board", () => {
+  const qmp = parseBoard(
+    reach(LAB_BLOCKS.replace(
+      /power:[\s\S]*min_off_ms: 1500\n/,
+      "power:\n  type: qmp\n  socket: /run/lab/qmp.sock\n",
+    )),
+    "rock-3b-8g.yaml",
+  );
+  assert.deepEqual(qmp.power, { type: "qmp", socket: "/run/lab/qmp.sock" });
+  const none = parseBoard(
+    reach(LAB_BLOCKS.replace(
+      /power:[\s\S]*min_off_ms: 1500\n/,
+      "power:\n  type: none\n",
+    )),
+    "rock-3b-8g.yaml",
+  );
+  assert.equal(none.power?.type, "none");
+  const text = reach(
+    LAB_BLOCKS.replace(/power:[\s\S]*min_off_ms: 1500\n/, "power:\n  type: qmp\n"),
+  );
+  const err = refuse(text);
+  const issue = issueFor(err, "power.socket");
+  assert.match(issue.message, /required when power.type is qmp/);
+  assert.match(issue.hint, /QMP socket path/);
+  assert.equal(issue.line, lineOf(text, "  type: qmp"));
+});
+
+Deno.test("boot-config in a board file is refused with a hint; file:line:field", () => {
+  const text = reach(LAB_BLOCKS, "  - boot-config\n");
+  const err = refuse(text);
+  const issue = issueFor(err, "capabilities[0]");
+  assert.match(issue.message, /cannot claim boot-config/);
+  assert.match(issue.hint, /QEMU targets/);
+  assert.equal(issue.line, lineOf(text, "- boot-config"));
+  assert.match(formatBoardIssue(issue), /rock-3b-8g\.yaml:\d+:\d+: capabilities\[0\]: /);
+});
+
+Deno.test("tcp console: protocol is required and must be raw or telnet", () => {
+  const missing = refuse(reach(LAB_BLOCKS.replace("  protocol: telnet\n", "")));
+  assert.match(issueFor(missing, "console.protocol").hint, /raw or telnet/);
+  const text = reach(LAB_BLOCKS.replace("protocol: telnet", "protocol: rfc2217"));
+  const bad = issueFor(refuse(text), "console.protocol");
+  assert.match(bad.message, /expected one of raw, telnet \(got "rfc2217"\)/);
+  assert.equal(bad.line, lineOf(text, "protocol: rfc2217"));
+  // protocol does not apply to a serial console
+  const serial = refuse(reach(LAB_BLOCKS.replace(
+    "  type: tcp\n  host: 127.0.0.1\n  port: 3001\n",
+    "  type: serial\n  device: /dev/ttyUSB0\n  baud: 1500000\n",
+  )));
+  assert.match(
+    issueFor(serial, "console.protocol").message,
+    /does not apply to console.type serial/,
+  );
+});
+
+Deno.test("login: password_env is an env var NAME (a password is refused, and not echoed), prompt must compile", () => {
+  const text = reach(
+    LAB_BLOCKS.replace("password_env: LAB_PASSWORD", 'password_env: "hunter2 secret!"'),
+  );
+  const err = refuse(text);
+  const issue = issueFor(err, "console.login.password_env");
+  assert.match(issue.message, /NAME of an environment variable/);
+  assert.match(issue.hint, /environment variable/);
+  assert.ok(!err.message.includes("hunter2"), err.message);
+  const badPrompt = refuse(reach(LAB_BLOCKS.replace(
+    "password_env: LAB_PASSWORD",
+    'password_env: LAB_PASSWORD, prompt: "[#$"',
+  )));
+  assert.match(
+    issueFor(badPrompt, "console.login.prompt").message,
+    /not a valid regular expression/,
+  );
+  const unknown = refuse(reach(LAB_BLOCKS.replace("password_env: LAB_PASSWORD", "passwrd_env: X")));
+  assert.match(issueFor(unknown, "console.login.passwrd_env").hint, /did you mean "password_env"/);
+});
+
+Deno.test("fingerprint, power fields per type, min_off_ms bound and firmware_dir are checked", () => {
+  const fp = issueFor(
+    refuse(reach(LAB_BLOCKS.replace(/SHA256:\S+/, "MD5:aa:bb"))),
+    "ssh.host_key_fingerprint",
+  );
+  assert.match(fp.hint, /ssh-keyscan -t ed25519 HOST \| ssh-keygen -lf -/);
+  const cycleOnQmp = refuse(reach(LAB_BLOCKS.replace(
+    /power:[\s\S]*min_off_ms: 1500\n/,
+    "power:\n  type: qmp\n  socket: /q.sock\n  cycle: x\n",
+  )));
+  assert.match(issueFor(cycleOnQmp, "power.cycle").message, /does not apply to power.type qmp/);
+  const socketOnCommand = refuse(
+    reach(LAB_BLOCKS.replace("  min_off_ms: 1500\n", "  socket: /q\n")),
+  );
+  assert.match(issueFor(socketOnCommand, "power.socket").hint, /set power.type to qmp/);
+  const minOff = refuse(reach(LAB_BLOCKS.replace("min_off_ms: 1500", "min_off_ms: -1")));
+  issueFor(minOff, "power.min_off_ms");
+  const fw = refuse(reach(LAB_BLOCKS.replace("firmware_dir: /opt/rknn", "firmware_dir: opt/rknn")));
+  assert.match(issueFor(fw, "firmware_dir").message, /absolute path on the board/);
+  const onNone = refuse(reach(LAB_BLOCKS.replace("  type: command\n", "  type: none\n")));
+  assert.match(issueFor(onNone, "power.on").message, /does not apply to power.type none/);
+});
+
+Deno.test("login on the embedded target's qemu-pty console is refused", () => {
+  const text = edit(
+    edit(ROCK3B, "soc: rk3568", "soc: qemu-virt"),
+    "  type: serial\n  device: /dev/ttyUSB0 # example: the USB UART on the lab host\n  baud: 1500000\n",
+    "  type: qemu-pty\n  login: { user: root }\n",
+  );
+  const err = refuse(text);
+  assert.match(issueFor(err, "console.login").message, /does not apply to console.type qemu-pty/);
 });

@@ -30,7 +30,12 @@ export const CONFIDENCES = ["verified", "reported", "derived", "unknown", "input
 /** How sure a board fact is. */
 export type BoardConfidence = typeof CONFIDENCES[number];
 
-/** Capabilities a suite may ask for (DESIGN.md, boundary 4). */
+/**
+ * Capabilities a suite may ask for (DESIGN.md, boundary 4). `boot-config`: rkhil chooses the
+ * kernel, command line and RAM of each boot; only QEMU targets have it (rkhil adds it to the
+ * embedded target) until kernel deployment comes with the farm issue, so a board file must not
+ * claim it.
+ */
 export const CAPABILITIES = [
   "rk-iommu",
   "npu",
@@ -39,14 +44,19 @@ export const CAPABILITIES = [
   "kernel-introspection",
   "probe-module",
   "cpu-workload",
+  "boot-config",
 ] as const;
 /** A capability a suite may ask for. */
 export type Capability = typeof CAPABILITIES[number];
 
 /** Console transports. */
 export const CONSOLE_TYPES = ["serial", "tcp", "qemu-pty"] as const;
+/** Protocols of a TCP console (`console.protocol`), as ser2net 4 serves a port. */
+export const TCP_CONSOLE_PROTOCOLS = ["raw", "telnet"] as const;
 /** Power adapters. */
-export const POWER_TYPES = ["command", "qmp", "manual"] as const;
+export const POWER_TYPES = ["command", "qmp", "manual", "none"] as const;
+/** Shell prompt regex a serial login waits for when `console.login.prompt` is not given. */
+export const DEFAULT_SHELL_PROMPT = "[#$] $";
 
 /** Granule every RAM bank boundary must be aligned to (the arm64 4 KiB page). */
 export const RAM_BANK_ALIGN = 0x1000;
@@ -339,23 +349,65 @@ export const DeviceTreeSchema = z.strictObject({
   });
 });
 
+/** A name of an environment variable (`RKHIL_ROCK3B_PASSWORD`). */
+const EnvName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, {
+  error: "expected the NAME of an environment variable (letters, digits, _), never a password",
+});
+
+/** A regular expression written as text, checked to compile. */
+const RegexText = z.string().min(1).superRefine((text, ctx) => {
+  try {
+    new RegExp(text);
+  } catch (err) {
+    fail(
+      ctx,
+      text,
+      `not a valid regular expression: ${(err as Error).message.split("\n")[0]}`,
+      "write a JavaScript regular expression, e.g. '[#$] $'",
+    );
+  }
+});
+
+/**
+ * Login on the serial console when it asks (`login:` then `Password:`). Secrets never go into
+ * a board file: `password_env` names an environment variable that holds the password.
+ */
+export const ConsoleLoginSchema = z.strictObject({
+  /** User typed at `login:`. */
+  user: NonEmpty,
+  /** Name of the environment variable holding the password (typed at `Password:`). */
+  password_env: EnvName.optional(),
+  /** Regex of the shell prompt at the end of the console output (default `[#$] $`). */
+  prompt: RegexText.default(DEFAULT_SHELL_PROMPT),
+});
+
 /** How to reach the console (from power-on, DESIGN.md boundary 5). */
 export const ConsoleSchema = z.strictObject({
+  /**
+   * `serial` (a USB UART: `device` + `baud`), `tcp` (a console server such as ser2net:
+   * `host` + `port` + `protocol`), or `qemu-pty` (the embedded QEMU target; rkhil opens the pty
+   * of the QEMU it runs).
+   */
   type: z.enum(CONSOLE_TYPES),
-  /** Serial device (`/dev/ttyUSB0`); an example the lab's farm file may override. */
+  /** Serial device (`/dev/ttyUSB0`, `/dev/serial/by-id/...`, or a QEMU pty's `/dev/pts/N`). */
   device: NonEmpty.optional(),
   /** Serial speed; the RK3568 debug UART runs at 1500000. */
   baud: z.number().int().positive().optional(),
   /** ser2net-style TCP console host. */
   host: NonEmpty.optional(),
+  /** TCP console port. */
   port: Port.optional(),
+  /** TCP console protocol: ser2net's `raw` accepter, or `telnet` (RFC 854 IAC handled). */
+  protocol: z.enum(TCP_CONSOLE_PROTOCOLS).optional(),
+  /** Login when the console asks for one (serial and tcp consoles). */
+  login: ConsoleLoginSchema.optional(),
 }).superRefine((c, ctx) => {
-  const need = (key: "device" | "baud" | "host" | "port", hint: string) => {
+  const need = (key: "device" | "baud" | "host" | "port" | "protocol", hint: string) => {
     if (c[key] === undefined) {
       fail(ctx, undefined, `required when console.type is ${c.type}`, hint, [key]);
     }
   };
-  const forbid = (key: "device" | "baud" | "host" | "port") => {
+  const forbid = (key: "device" | "baud" | "host" | "port" | "protocol" | "login") => {
     if (c[key] !== undefined) {
       fail(
         ctx,
@@ -371,14 +423,18 @@ export const ConsoleSchema = z.strictObject({
     need("baud", "add baud: 1500000 (Rockchip debug UART)");
     forbid("host");
     forbid("port");
+    forbid("protocol");
   } else if (c.type === "tcp") {
     need("host", "add host: the ser2net host");
     need("port", "add port: the ser2net TCP port");
+    need("protocol", "add protocol: raw or telnet (the ser2net accepter: tcp,PORT or telnet,PORT)");
     forbid("device");
   } else {
     forbid("device");
     forbid("host");
     forbid("port");
+    forbid("protocol");
+    forbid("login");
   }
 });
 
@@ -395,26 +451,68 @@ export const SshJumpSchema = z.strictObject({
   host_key_fingerprint: Fingerprint.optional(),
 });
 
-/** How to reach a shell over SSH. Secrets never go into a board file. */
+/**
+ * How to reach a shell over SSH. Secrets never go into a board file: `key_file` names the
+ * private key's file, whose text never reaches a log or an error.
+ */
 export const SshSchema = z.strictObject({
   host: NonEmpty,
   port: Port.default(22),
   user: NonEmpty,
-  /** Pinned host key; without it the runner pins on first use and says so. */
+  /**
+   * Path of the OpenSSH private key to log in with; a relative path resolves against the
+   * board file's directory.
+   */
+  key_file: NonEmpty.optional(),
+  /**
+   * Pinned host key (`SHA256:...`). Required for a board target to run (no trust on first
+   * use in a lab): `ssh-keyscan -t ed25519 HOST | ssh-keygen -lf -` prints it.
+   */
   host_key_fingerprint: Fingerprint.optional(),
   jump: SshJumpSchema.optional(),
 });
 
-/** How to switch the board on and off. */
+/**
+ * How to switch the board on and off: `command` (shell command lines run with `sh -c` on the
+ * rkhil host, as labs drive PDUs, relays and USB hubs; a non-zero status is a MISS with the
+ * command's first stderr line), `qmp` (a QEMU guest's QMP socket: on = `cont`, off = `stop` +
+ * `system_reset`), `manual` (rkhil asks on the terminal and waits for Enter; refused when not
+ * interactive) or `none` (always on; reboots only from its own shell).
+ */
 export const PowerSchema = z.strictObject({
   type: z.enum(POWER_TYPES),
   /** Shell command that switches power on (type command). */
   on: NonEmpty.optional(),
   /** Shell command that switches power off (type command). */
   off: NonEmpty.optional(),
-  /** Minimum time the board stays off before it is switched on again. */
-  min_off_ms: z.number().int().min(0).optional(),
+  /** Shell command that power-cycles in one go (type command; default: off, wait, on). */
+  cycle: NonEmpty.optional(),
+  /**
+   * QMP socket path (type qmp) of a QEMU guest a lab runs; the embedded QEMU target (console
+   * qemu-pty) has its own and names none.
+   */
+  socket: NonEmpty.optional(),
+  /** Minimum time in milliseconds the board stays off before it is switched on again. */
+  min_off_ms: z.number().int().min(0).max(3_600_000).optional(),
 }).superRefine((p, ctx) => {
+  if (p.type !== "command" && p.cycle !== undefined) {
+    fail(
+      ctx,
+      p.cycle,
+      `does not apply to power.type ${p.type}`,
+      "remove cycle, or set power.type to command",
+      ["cycle"],
+    );
+  }
+  if (p.type !== "qmp" && p.socket !== undefined) {
+    fail(
+      ctx,
+      p.socket,
+      `does not apply to power.type ${p.type}`,
+      "remove socket, or set power.type to qmp",
+      ["socket"],
+    );
+  }
   for (const key of ["on", "off"] as const) {
     if (p.type === "command" && p[key] === undefined) {
       fail(
@@ -473,9 +571,37 @@ export const BoardSchema = z.strictObject({
   console: ConsoleSchema,
   ssh: SshSchema.optional(),
   power: PowerSchema.optional(),
+  /**
+   * Where the board keeps its firmware and SDK files (e.g. the RKNN runtime), a directory on
+   * the board (absolute path).
+   */
+  firmware_dir: z.string().regex(/^\/[^\0]*$/, {
+    error: "expected an absolute path on the board, e.g. /opt/rknn",
+  }).optional(),
   capabilities: Capabilities,
   qemu: QemuSchema.optional(),
 }).superRefine((b, ctx) => {
+  const bootConfig = b.capabilities.indexOf("boot-config");
+  if (bootConfig >= 0) {
+    fail(
+      ctx,
+      "boot-config",
+      "a board file cannot claim boot-config",
+      "remove boot-config: rkhil gives it to the QEMU targets it boots itself (it chooses " +
+        "their kernel, command line and RAM); boards get it with kernel deployment",
+      ["capabilities", bootConfig],
+    );
+  }
+  if (b.power?.type === "qmp" && b.power.socket === undefined && b.console.type !== "qemu-pty") {
+    fail(
+      ctx,
+      undefined,
+      "required when power.type is qmp on a board reached through its board file",
+      "add socket: the QMP socket path of the QEMU guest (only the embedded QEMU target, " +
+        "console.type qemu-pty, has its own)",
+      ["power", "socket"],
+    );
+  }
   if (b.soc === "qemu-virt") {
     if (b.qemu === undefined) {
       fail(
@@ -555,6 +681,8 @@ export type SshSpec = z.output<typeof SshSchema>;
 export type PowerSpec = z.output<typeof PowerSchema>;
 /** QEMU parameters. */
 export type QemuSpec = z.output<typeof QemuSchema>;
+/** Serial login on the console. */
+export type ConsoleLoginSpec = z.output<typeof ConsoleLoginSchema>;
 
 /**
  * The keys each mapping of a board file may hold, by path pattern (`""` is the top level,
@@ -567,6 +695,7 @@ export const KNOWN_KEYS: Readonly<Record<string, readonly string[]>> = {
   "devicetree": Object.keys(DeviceTreeSchema.shape),
   "devicetree.iommus[]": Object.keys(IommuNodeSchema.shape),
   "console": Object.keys(ConsoleSchema.shape),
+  "console.login": Object.keys(ConsoleLoginSchema.shape),
   "ssh": Object.keys(SshSchema.shape),
   "ssh.jump": Object.keys(SshJumpSchema.shape),
   "power": Object.keys(PowerSchema.shape),
