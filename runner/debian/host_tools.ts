@@ -96,6 +96,8 @@ export const HOST_TOOLS: Readonly<Record<string, string>> = {
   git: "git",
   umount: "mount",
   mmdebstrap: "mmdebstrap",
+  // The board lab (runner/lab): TCP consoles served the way a lab serves a board's UART.
+  ser2net: "ser2net",
 };
 
 /**
