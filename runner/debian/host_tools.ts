@@ -41,6 +41,9 @@ export const HOST_TOOLS: Readonly<Record<string, string>> = {
   // The probe module's cross build.
   make: "make",
   patchelf: "patchelf",
+  // The workload program (target/workload): its cross build and its runs under user-mode QEMU.
+  "aarch64-linux-gnu-gcc": "gcc-aarch64-linux-gnu",
+  "qemu-aarch64": "qemu-user",
   // Shells, and what the tests run through them on the host (the facts and kcore commands
   // a target runs are run on this host by their tests).
   sh: "dash",
