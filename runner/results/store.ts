@@ -22,10 +22,17 @@ export interface Measurement {
 export interface TestResult {
   /** Test id, e.g. `boot`, `facts`, `oracle/memory`. */
   test: string;
+  /** The suite (`tests/<suite>.ts`) the test belongs to; absent in records of older runs. */
+  suite?: string;
   /** Target the test ran on (board id, or QEMU guest name). */
   target: string;
-  /** Kernel under test (spec and release). */
+  /**
+   * Kernel under test: the spec for the embedded target (`debian:trixie`), the running release
+   * for a board target.
+   */
   kernel: string;
+  /** The running kernel's release (`uname -r`), once known; absent in older records. */
+  release?: string;
   /** PASS, FAIL, ERROR, MISS, SKIP or DONE (DESIGN.md boundary 3). */
   verdict: Verdict;
   /** Why, for anything but PASS and DONE: the first line a human should read. */
@@ -115,6 +122,8 @@ function isResult(r: unknown): r is TestResult {
   return typeof x.test === "string" && typeof x.kernel === "string" &&
     typeof x.target === "string" && typeof x.verdict === "string" && VERDICTS.has(x.verdict) &&
     optional(x.reason, (v) => typeof v === "string") &&
+    optional(x.suite, (v) => typeof v === "string") &&
+    optional(x.release, (v) => typeof v === "string") &&
     optional(x.details, (v) => !!v && typeof v === "object" && !Array.isArray(v)) &&
     optional(
       x.measurements,

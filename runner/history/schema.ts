@@ -1,0 +1,161 @@
+/**
+ * The results history database: one `node:sqlite` file (default `runs/history.sqlite`) holding
+ * every run, every result (each {@linkcode TestResult} field), its measurements (latency
+ * samples) and the predictions/observations its `details` carry (the JSON kept as it was).
+ *
+ * The schema is versioned: `schema_version` holds one row, and {@linkcode MIGRATIONS} take a
+ * database from any older version to {@linkcode SCHEMA_VERSION} in one transaction. A database
+ * written by a newer rkhil is refused with {@linkcode HistorySchemaError} (never downgraded).
+ *
+ * Every column is a plain SQL type (TEXT, INTEGER, REAL; JSON kept as TEXT) and every table has
+ * a primary key, so the same schema maps 1:1 onto PostgreSQL (TEXT, BIGINT, DOUBLE PRECISION,
+ * JSONB) for the farm's shared history.
+ *
+ * @module
+ */
+import { DatabaseSync } from "node:sqlite";
+import { dirname } from "node:path";
+import { UserInputError } from "../errors.ts";
+
+/** The schema version this rkhil writes and reads. */
+export const SCHEMA_VERSION = 2;
+
+/**
+ * Migration `i` takes a database from version `i` to `i + 1` (version 0 is an empty file).
+ * Version 1 is the first history (runs, results, measurements); version 2 adds the suite and
+ * the running kernel release to results (issue 8's result record) and the observations table.
+ */
+export const MIGRATIONS: readonly string[] = [
+  // 0 → 1
+  `CREATE TABLE schema_version (version INTEGER NOT NULL);
+   INSERT INTO schema_version (version) VALUES (0);
+   CREATE TABLE runs (
+     id TEXT PRIMARY KEY,
+     dir TEXT,
+     name TEXT NOT NULL,
+     started_at TEXT NOT NULL,
+     source TEXT NOT NULL,
+     recorded_at TEXT NOT NULL
+   );
+   CREATE TABLE results (
+     run_id TEXT NOT NULL REFERENCES runs (id),
+     seq INTEGER NOT NULL,
+     test TEXT NOT NULL,
+     target TEXT NOT NULL,
+     kernel TEXT NOT NULL,
+     verdict TEXT NOT NULL,
+     reason TEXT,
+     details TEXT,
+     started_at TEXT NOT NULL,
+     duration_ms REAL NOT NULL,
+     PRIMARY KEY (run_id, seq)
+   );
+   CREATE TABLE measurements (
+     run_id TEXT NOT NULL,
+     seq INTEGER NOT NULL,
+     idx INTEGER NOT NULL,
+     name TEXT NOT NULL,
+     value REAL NOT NULL,
+     unit TEXT NOT NULL,
+     PRIMARY KEY (run_id, seq, idx),
+     FOREIGN KEY (run_id, seq) REFERENCES results (run_id, seq)
+   );`,
+  // 1 → 2
+  `ALTER TABLE results ADD COLUMN suite TEXT;
+   ALTER TABLE results ADD COLUMN release TEXT;
+   ALTER TABLE results ADD COLUMN release_order INTEGER;
+   CREATE TABLE observations (
+     run_id TEXT NOT NULL,
+     seq INTEGER NOT NULL,
+     kind TEXT NOT NULL,
+     key TEXT NOT NULL,
+     predicted TEXT,
+     observed TEXT,
+     verdict TEXT,
+     PRIMARY KEY (run_id, seq, kind, key),
+     FOREIGN KEY (run_id, seq) REFERENCES results (run_id, seq)
+   );
+   CREATE INDEX results_by_release ON results (release_order, target, test);
+   CREATE INDEX results_by_time ON results (started_at);`,
+];
+
+/** The database was written by a newer rkhil, or is not a history database. */
+export class HistorySchemaError extends UserInputError {}
+
+/**
+ * Open (creating when missing) the history at `path` (`:memory:` for a scratch one) and migrate
+ * it to {@linkcode SCHEMA_VERSION}.
+ *
+ * @throws {HistorySchemaError} when the file holds a newer schema version than this rkhil knows,
+ *   or is an SQLite database that is not an rkhil history, or not an SQLite database at all.
+ */
+export function openHistory(path: string): DatabaseSync {
+  if (path !== ":memory:") Deno.mkdirSync(dirname(path), { recursive: true });
+  let db: DatabaseSync;
+  try {
+    db = new DatabaseSync(path);
+    db.exec("PRAGMA foreign_keys = ON");
+  } catch (err) {
+    throw new HistorySchemaError(
+      `${path}: cannot open as an SQLite database: ${(err as Error).message}`,
+      "give the path of an rkhil history (default runs/history.sqlite) or a new file",
+    );
+  }
+  try {
+    migrate(db, path);
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+  db.exec("PRAGMA journal_mode = WAL");
+  return db;
+}
+
+/** The schema version of `db` (0 for an empty database). */
+export function schemaVersion(db: DatabaseSync, path = "the database"): number {
+  let tables: { name: string }[];
+  try {
+    tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as {
+      name: string;
+    }[];
+  } catch (err) {
+    throw new HistorySchemaError(
+      `${path} is not an SQLite database (${(err as Error).message})`,
+      "give the path of an rkhil history (default runs/history.sqlite) or a new file",
+    );
+  }
+  if (tables.length === 0) return 0;
+  if (!tables.some((t) => t.name === "schema_version")) {
+    throw new HistorySchemaError(
+      `${path} is an SQLite database but not an rkhil history (no schema_version table)`,
+      "give the path of an rkhil history (default runs/history.sqlite) or a new file",
+    );
+  }
+  const row = db.prepare("SELECT version FROM schema_version").get() as
+    | { version: number }
+    | undefined;
+  return row ? Number(row.version) : 0;
+}
+
+/** Apply the migrations from the database's version up to `target` in one transaction. */
+export function migrate(db: DatabaseSync, path = "the database", target = SCHEMA_VERSION): void {
+  const from = schemaVersion(db, path);
+  if (from > SCHEMA_VERSION) {
+    throw new HistorySchemaError(
+      `${path} has history schema version ${from}, newer than this rkhil knows (${SCHEMA_VERSION})`,
+      "use the rkhil that wrote it (or a newer one), or give another --db",
+    );
+  }
+  if (from >= target) return;
+  db.exec("BEGIN IMMEDIATE");
+  try {
+    for (let v = from; v < target; v++) {
+      db.exec(MIGRATIONS[v]);
+      db.prepare("UPDATE schema_version SET version = ?").run(v + 1);
+    }
+    db.exec("COMMIT");
+  } catch (err) {
+    db.exec("ROLLBACK");
+    throw err;
+  }
+}
