@@ -65,6 +65,7 @@ export const HOST_TOOLS: Readonly<Record<string, string>> = {
   sha256sum: "coreutils",
   grep: "grep",
   strings: "binutils",
+  readelf: "binutils",
   dmesg: "util-linux",
   setsid: "util-linux",
   su: "util-linux",
