@@ -25,6 +25,7 @@ import {
   type Workload,
 } from "./oracle/scenario.ts";
 import { describeError, UserInputError } from "./runner/errors.ts";
+import { addHistoryCommand, addReportCommand } from "./runner/history/cli.ts";
 import { renderPrediction } from "./runner/report/prediction_text.ts";
 import { renderReleaseReport } from "./runner/report/release_report.ts";
 import { dtbIommuNodes } from "./runner/dtb.ts";
@@ -465,16 +466,9 @@ export function cli(): Command {
       if (code !== 0) throw new CliExit(code);
     });
 
-  program.command("report")
-    .description(
-      "Rewrite RUN_DIR/report.md from RUN_DIR/results.jsonl and print it (also after a kill: " +
-        "a torn last line is skipped and reported)",
-    )
-    .argument("<run-dir>", "a run directory (rkhil run prints it)", opt.inputDir)
-    .action(async (runDir: string) => {
-      const { writeRunReport } = await import("./runner/report/run_report.ts");
-      console.log(await writeRunReport(runDir));
-    });
+  // `rkhil report` (one run, or --history) and `rkhil history import` (runner/history/cli.ts).
+  addReportCommand(program);
+  addHistoryCommand(program);
 
   program.command("explain-log")
     .description(

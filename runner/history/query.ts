@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { DatabaseSync, SQLInputValue } from "node:sqlite";
+import type { Database, SQLValue } from "./sqlite.ts";
 import type { Verdict } from "../errors.ts";
 import { releaseOrder } from "./extract.ts";
 
@@ -96,9 +96,9 @@ export interface OutcomeRow {
   outcome: string;
 }
 
-function where(f: HistoryFilter, alias = "r"): { sql: string; args: SQLInputValue[] } {
+function where(f: HistoryFilter, alias = "r"): { sql: string; args: SQLValue[] } {
   const parts: string[] = [];
-  const args: SQLInputValue[] = [];
+  const args: SQLValue[] = [];
   const anyOf = (col: string, values: string[] | undefined) => {
     if (!values?.length) return;
     parts.push(`${alias}.${col} IN (${values.map(() => "?").join(", ")})`);
@@ -130,13 +130,13 @@ function where(f: HistoryFilter, alias = "r"): { sql: string; args: SQLInputValu
 }
 
 /** Results matching `f`, oldest release first, then by run and position. */
-export function queryResults(db: DatabaseSync, f: HistoryFilter = {}): HistoryRow[] {
+export function queryResults(db: Database, f: HistoryFilter = {}): HistoryRow[] {
   const w = where(f);
   const rows = db.prepare(
     `SELECT run_id, seq, test, suite, target, kernel, release, release_order, verdict, reason,
        started_at, duration_ms FROM results r ${w.sql}
      ORDER BY release_order, run_id, seq`,
-  ).all(...w.args) as Record<string, SQLInputValue>[];
+  ).all(...w.args) as Record<string, SQLValue>[];
   return rows.map((x) => ({
     runId: String(x.run_id),
     seq: Number(x.seq),
@@ -154,13 +154,13 @@ export function queryResults(db: DatabaseSync, f: HistoryFilter = {}): HistoryRo
 }
 
 /** Measurements of the results matching `f`. */
-export function queryMeasurements(db: DatabaseSync, f: HistoryFilter = {}): MeasurementRow[] {
+export function queryMeasurements(db: Database, f: HistoryFilter = {}): MeasurementRow[] {
   const w = where(f);
   const rows = db.prepare(
     `SELECT r.run_id, r.target, r.suite, r.test, r.release, r.release_order, m.name, m.value,
        m.unit FROM measurements m JOIN results r ON r.run_id = m.run_id AND r.seq = m.seq
      ${w.sql} ORDER BY r.release_order, r.run_id, r.seq, m.idx`,
-  ).all(...w.args) as Record<string, SQLInputValue>[];
+  ).all(...w.args) as Record<string, SQLValue>[];
   return rows.map((x) => ({
     runId: String(x.run_id),
     target: String(x.target),
@@ -175,7 +175,7 @@ export function queryMeasurements(db: DatabaseSync, f: HistoryFilter = {}): Meas
 }
 
 /** Predicted IOMMU outcomes recorded by the results matching `f`. */
-export function queryOutcomes(db: DatabaseSync, f: HistoryFilter = {}): OutcomeRow[] {
+export function queryOutcomes(db: Database, f: HistoryFilter = {}): OutcomeRow[] {
   const w = where(f);
   const rows = db.prepare(
     `SELECT r.run_id, r.target, r.test, r.release, r.release_order, o.kind, o.key, o.verdict
@@ -183,7 +183,7 @@ export function queryOutcomes(db: DatabaseSync, f: HistoryFilter = {}): OutcomeR
      ${w.sql ? `${w.sql} AND` : "WHERE"} o.kind IN ('outcome', 'outcome-dtb')
        AND o.verdict IS NOT NULL
      ORDER BY r.release_order, r.run_id, r.seq`,
-  ).all(...w.args) as Record<string, SQLInputValue>[];
+  ).all(...w.args) as Record<string, SQLValue>[];
   return rows.map((x) => ({
     runId: String(x.run_id),
     target: String(x.target),
@@ -197,20 +197,20 @@ export function queryOutcomes(db: DatabaseSync, f: HistoryFilter = {}): OutcomeR
 }
 
 /** The oracle's verdicts (`AGREE`, `DISAGREE`, ...) per result, keyed `runId\0seq`. */
-export function queryOracleVerdicts(db: DatabaseSync, f: HistoryFilter = {}): Map<string, string> {
+export function queryOracleVerdicts(db: Database, f: HistoryFilter = {}): Map<string, string> {
   const w = where(f);
   const rows = db.prepare(
     `SELECT o.run_id, o.seq, o.verdict FROM observations o
      JOIN results r ON r.run_id = o.run_id AND r.seq = o.seq
      ${w.sql ? `${w.sql} AND` : "WHERE"} o.kind IN ('scenario', 'oracle')
        AND o.verdict IS NOT NULL`,
-  ).all(...w.args) as Record<string, SQLInputValue>[];
+  ).all(...w.args) as Record<string, SQLValue>[];
   return new Map(rows.map((x) => [`${x.run_id}\0${x.seq}`, String(x.verdict)]));
 }
 
 /** The details JSON of one result, parsed (undefined when it has none). */
 export function resultDetails(
-  db: DatabaseSync,
+  db: Database,
   runId: string,
   seq: number,
 ): Record<string, unknown> | undefined {
@@ -234,9 +234,9 @@ export interface RunRow {
 }
 
 /** Every run in the history, oldest first. */
-export function listRuns(db: DatabaseSync): RunRow[] {
+export function listRuns(db: Database): RunRow[] {
   return (db.prepare("SELECT id, dir, name, started_at FROM runs ORDER BY started_at, id")
-    .all() as Record<string, SQLInputValue>[]).map((x) => ({
+    .all() as Record<string, SQLValue>[]).map((x) => ({
       id: String(x.id),
       dir: x.dir === null ? null : String(x.dir),
       name: String(x.name),

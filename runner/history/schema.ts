@@ -13,7 +13,7 @@
  *
  * @module
  */
-import { DatabaseSync } from "node:sqlite";
+import { type Database, openDatabase } from "./sqlite.ts";
 import { dirname } from "node:path";
 import { UserInputError } from "../errors.ts";
 
@@ -89,11 +89,11 @@ export class HistorySchemaError extends UserInputError {}
  * @throws {HistorySchemaError} when the file holds a newer schema version than this rkhil knows,
  *   or is an SQLite database that is not an rkhil history, or not an SQLite database at all.
  */
-export function openHistory(path: string): DatabaseSync {
+export function openHistory(path: string): Database {
   if (path !== ":memory:") Deno.mkdirSync(dirname(path), { recursive: true });
-  let db: DatabaseSync;
+  let db: Database;
   try {
-    db = new DatabaseSync(path);
+    db = openDatabase(path);
     db.exec("PRAGMA foreign_keys = ON");
   } catch (err) {
     throw new HistorySchemaError(
@@ -112,7 +112,7 @@ export function openHistory(path: string): DatabaseSync {
 }
 
 /** The schema version of `db` (0 for an empty database). */
-export function schemaVersion(db: DatabaseSync, path = "the database"): number {
+export function schemaVersion(db: Database, path = "the database"): number {
   let tables: { name: string }[];
   try {
     tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as {
@@ -138,7 +138,7 @@ export function schemaVersion(db: DatabaseSync, path = "the database"): number {
 }
 
 /** Apply the migrations from the database's version up to `target` in one transaction. */
-export function migrate(db: DatabaseSync, path = "the database", target = SCHEMA_VERSION): void {
+export function migrate(db: Database, path = "the database", target = SCHEMA_VERSION): void {
   const from = schemaVersion(db, path);
   if (from > SCHEMA_VERSION) {
     throw new HistorySchemaError(

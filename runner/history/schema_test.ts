@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { DatabaseSync } from "node:sqlite";
+import { openDatabase } from "./sqlite.ts";
 import {
   HistorySchemaError,
   migrate,
@@ -28,7 +28,7 @@ Deno.test("a version-1 history with results migrates to the current version, kee
   const dir = Deno.makeTempDirSync();
   try {
     const path = `${dir}/h.sqlite`;
-    const old = new DatabaseSync(path);
+    const old = openDatabase(path);
     migrate(old, path, 1);
     assert.equal(schemaVersion(old), 1);
     old.exec(
@@ -64,7 +64,7 @@ Deno.test("a history from a newer rkhil is refused with a clear error, and left 
       assert.match(e.message, new RegExp(`version ${SCHEMA_VERSION + 1}, newer than this rkhil`));
       return true;
     });
-    const again = new DatabaseSync(path);
+    const again = openDatabase(path);
     assert.equal(schemaVersion(again), SCHEMA_VERSION + 1);
     again.close();
   } finally {
@@ -75,7 +75,7 @@ Deno.test("a history from a newer rkhil is refused with a clear error, and left 
 Deno.test("a file that is not a history is refused: other SQLite, not SQLite at all", () => {
   const dir = Deno.makeTempDirSync();
   try {
-    const other = new DatabaseSync(`${dir}/other.sqlite`);
+    const other = openDatabase(`${dir}/other.sqlite`);
     other.exec("CREATE TABLE t (x INTEGER)");
     other.close();
     assert.throws(() => openHistory(`${dir}/other.sqlite`), /not an rkhil history/);
@@ -87,7 +87,7 @@ Deno.test("a file that is not a history is refused: other SQLite, not SQLite at 
 });
 
 Deno.test("a failing migration rolls back whole: the database stays at its version", () => {
-  const db = new DatabaseSync(":memory:");
+  const db = openDatabase(":memory:");
   migrate(db, "mem", 1);
   db.exec("CREATE TABLE observations (x INTEGER)"); // collides with migration 1 → 2
   assert.throws(() => migrate(db), /observations/);

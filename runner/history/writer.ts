@@ -8,7 +8,7 @@
  *
  * @module
  */
-import type { DatabaseSync, StatementSync } from "node:sqlite";
+import type { Database, Statement } from "./sqlite.ts";
 import { basename, resolve } from "node:path";
 import { UserInputError } from "../errors.ts";
 import { parseResults, type TestResult } from "../results/store.ts";
@@ -38,14 +38,14 @@ export function parseRunDirName(name: string): { startedAt: string; name: string
 
 /** Prepared statements shared by the writer and the importer. */
 class Statements {
-  readonly run: StatementSync;
-  readonly result: StatementSync;
-  readonly measurement: StatementSync;
-  readonly observation: StatementSync;
-  readonly knownRelease: StatementSync;
-  readonly count: StatementSync;
+  readonly run: Statement;
+  readonly result: Statement;
+  readonly measurement: Statement;
+  readonly observation: Statement;
+  readonly knownRelease: Statement;
+  readonly count: Statement;
 
-  constructor(readonly db: DatabaseSync) {
+  constructor(readonly db: Database) {
     this.run = db.prepare(
       `INSERT INTO runs (id, dir, name, started_at, source, recorded_at) VALUES (?, ?, ?, ?, ?, ?)
        ON CONFLICT (id) DO NOTHING`,
@@ -136,7 +136,7 @@ export class HistoryWriter {
   private readonly releases = new Map<string, string>();
 
   private constructor(
-    private readonly db: DatabaseSync,
+    private readonly db: Database,
     private readonly stmts: Statements,
     /** The run this writer records. */
     readonly run: RunInfo,
@@ -163,7 +163,7 @@ export class HistoryWriter {
 
   /** A writer on an open database (it stays open after `close`). */
   static on(
-    db: DatabaseSync,
+    db: Database,
     runDir: string,
     source: RunInfo["source"] = "live",
     ownsDb = false,
@@ -232,7 +232,7 @@ export interface ImportReport {
  * @throws {UserInputError} when `runDir` has no readable results.jsonl, or one without a
  *   single rkhil result.
  */
-export function importRunDir(db: DatabaseSync, runDir: string): ImportReport {
+export function importRunDir(db: Database, runDir: string): ImportReport {
   let text: string;
   try {
     text = Deno.readTextFileSync(`${runDir}/results.jsonl`);

@@ -1,0 +1,88 @@
+/**
+ * JUnit XML for CI systems, one document per run: a `<testsuite>` per target × kernel, one
+ * `<testcase>` per step (classname = suite), FAIL as `<failure>`, ERROR and MISS as `<error>`
+ * (type says which), SKIP as `<skipped>`; a failure's body carries its reason and the first
+ * relevant console lines of that kernel's capture.
+ *
+ * @module
+ */
+import type { HistoryRow } from "../history/query.ts";
+import { consoleExcerpt } from "./console_excerpt.ts";
+
+/** Escape text for XML content and attribute values (control characters dropped). */
+export function xmlEscape(s: string): string {
+  return s
+    // deno-lint-ignore no-control-regex
+    .replace(/[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]/g, "")
+    .replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;")
+    .replace(/"/g, "&quot;").replace(/'/g, "&apos;");
+}
+
+/**
+ * The JUnit XML of one run's results (`rows` of that run, in order). `runDir` is where the
+ * console captures are (null: failures carry their reason only).
+ */
+export function renderJUnit(
+  runId: string,
+  runDir: string | null,
+  rows: readonly HistoryRow[],
+): string {
+  const groups = new Map<string, HistoryRow[]>();
+  for (const r of rows) {
+    const k = `${r.target} ${r.release ?? r.kernel}`;
+    let g = groups.get(k);
+    if (!g) groups.set(k, g = []);
+    g.push(r);
+  }
+  const count = (rs: readonly HistoryRow[], ...v: string[]) =>
+    rs.filter((r) => v.includes(r.verdict)).length;
+  const secs = (rs: readonly HistoryRow[]) =>
+    (rs.reduce((s, r) => s + r.durationMs, 0) / 1000).toFixed(3);
+  const out = [
+    '<?xml version="1.0" encoding="UTF-8"?>',
+    `<testsuites name="${xmlEscape(`rkhil ${runId}`)}" tests="${rows.length}" failures="${
+      count(rows, "FAIL")
+    }" errors="${count(rows, "ERROR", "MISS")}" skipped="${count(rows, "SKIP")}" time="${
+      secs(rows)
+    }">`,
+  ];
+  for (const [name, rs] of groups) {
+    out.push(
+      `  <testsuite name="${xmlEscape(name)}" tests="${rs.length}" failures="${
+        count(rs, "FAIL")
+      }" errors="${count(rs, "ERROR", "MISS")}" skipped="${count(rs, "SKIP")}" time="${
+        secs(rs)
+      }" timestamp="${xmlEscape(rs[0].startedAt)}">`,
+    );
+    out.push(
+      `    <properties><property name="target" value="${xmlEscape(rs[0].target)}"/>` +
+        `<property name="kernel" value="${xmlEscape(rs[0].kernel)}"/>` +
+        `<property name="release" value="${xmlEscape(rs[0].release ?? "")}"/></properties>`,
+    );
+    for (const r of rs) {
+      const head = `    <testcase classname="${xmlEscape(r.suite)}" name="${
+        xmlEscape(r.test)
+      }" time="${(r.durationMs / 1000).toFixed(3)}"`;
+      const reason = r.reason ?? "";
+      const first = reason.split("\n")[0];
+      if (r.verdict === "PASS" || r.verdict === "DONE") {
+        out.push(`${head}/>`);
+      } else if (r.verdict === "SKIP") {
+        out.push(`${head}><skipped message="${xmlEscape(first)}"/></testcase>`);
+      } else {
+        const tag = r.verdict === "FAIL" ? "failure" : "error";
+        const ex = consoleExcerpt(runDir, r.kernel, r.reason);
+        const body = [reason, ...(ex ? [`console ${ex.file}:${ex.line}:`, ...ex.lines] : [])]
+          .join("\n");
+        out.push(
+          `${head}><${tag} type="${r.verdict}" message="${xmlEscape(first)}">${
+            xmlEscape(body)
+          }</${tag}></testcase>`,
+        );
+      }
+    }
+    out.push("  </testsuite>");
+  }
+  out.push("</testsuites>");
+  return out.join("\n") + "\n";
+}
