@@ -257,7 +257,6 @@ export {
   TtyConsole,
 } from "./runner/serial/port.ts";
 export type { ConsoleStream } from "./runner/serial/port.ts";
-export type { ByteDuplex } from "./runner/protocol/byte_duplex.ts";
 /** Marker-framed commands over any byte stream (serial console, SSH shell channel). */
 export { FramedShell } from "./runner/shell/framed.ts";
 /** Console watchers: panics, Oopses, BUG, WARNING, IOMMU and NPU faults, silent resets. */
@@ -277,13 +276,46 @@ export type { InterruptSignal } from "./runner/jobs/interrupt.ts";
 /** A run's `report.md`, rendered from its `results.jsonl` alone (`rkhil report`). */
 export { renderRunReport, writeRunReport } from "./runner/report/run_report.ts";
 export type { RunRecord } from "./runner/report/run_report.ts";
-/** A target session: commands over serial, SSH exec or SSH framed shell; uploads; reboots. */
+/**
+ * Targets: the Target interface and its protocols (Console, Command, FileTransfer, Power,
+ * Boot), the one implementation over a kind-specific driver (`DriverTarget`: the strategy to a
+ * ready shell, commands over serial, SSH exec or a framed SSH shell, file transfer, fault
+ * watching), the embedded QEMU target and its driver, reuse of booted QEMU guests.
+ */
 export {
-  acquireQemuSession,
+  acquireQemuTarget,
+  DriverTarget,
+  isInfraFailure,
   KernelFaultError,
-  releaseQemuSessions,
-  TargetSession,
+  releaseQemuTargets,
+  VIAS,
 } from "./runner/target/mod.ts";
+export { QEMU_HOST_TOOLS, qemuBoardId, QemuTarget } from "./runner/qemu/target.ts";
+export { QemuDriver, QmpPower } from "./runner/qemu/driver.ts";
+export type {
+  BootProtocol,
+  BootStage,
+  BootTimes,
+  BootWaitOptions,
+  ByteDuplex,
+  CommandOptions,
+  CommandProtocol,
+  CommandResult,
+  ConsoleProtocol,
+  FileTransferProtocol,
+  PowerKind,
+  PowerProtocol,
+  ReadyOptions,
+  Target,
+  TargetState,
+  TransferOptions,
+  TransferResult,
+  Transition,
+  Via,
+} from "./runner/protocol/mod.ts";
+export type { DriverBounds, OpenConsole, TargetDriver } from "./runner/target/driver.ts";
+export type { DriverTargetOptions } from "./runner/target/target.ts";
+export type { QemuDriverOptions } from "./runner/qemu/driver.ts";
 /** The running driver read through BTF, kallsyms and /proc/kcore, held against the knowledge base. */
 export { compareDriverWithKb, introspectDriver } from "./runner/introspect/driver.ts";
 /** `rkhil validate`: the probe module against the oracle on a real kernel. */
@@ -328,7 +360,7 @@ export type {
 export type { MainJobOptions, MainJobResult } from "./runner/jobs/main_job.ts";
 export type { ValidateOptions, ValidateRun, ValidateScenario } from "./runner/jobs/validate.ts";
 export type { ConsoleRecorder, RecordedLine } from "./runner/qemu/console.ts";
-export type { BootTimes, QemuTarget, QemuTargetOptions } from "./runner/qemu/target.ts";
+export type { QemuTargetOptions } from "./runner/qemu/target.ts";
 export type { DenoBindingPort, DenoPortInfo } from "./runner/serial/deno_binding.ts";
 export type { SerialConsoleOptions, TcpConsoleOptions } from "./runner/serial/port.ts";
 export type { RunOptions, RunResult } from "./runner/shell/framed.ts";
@@ -341,11 +373,6 @@ export type {
   WaitOptions,
 } from "./runner/ssh/client.ts";
 export type { KernelFault } from "./runner/target/faults.ts";
-export type {
-  TargetRunOptions,
-  TargetRunResult,
-  TargetSessionOptions,
-} from "./runner/target/session.ts";
 export type { ConsoleLine } from "./runner/watch/console_lines.ts";
 export type {
   AttachOptions,
@@ -394,14 +421,12 @@ export type { ValidateRow } from "./runner/jobs/validate.ts";
 export type { ProbeParams } from "./runner/probe/run.ts";
 export type { Initramfs, InitramfsOptions } from "./runner/qemu/initramfs.ts";
 export type { QemuMachine } from "./runner/qemu/machine.ts";
-export type { TargetState, Transition } from "./runner/qemu/target.ts";
 export type { TtyFd } from "./runner/serial/deno_binding.ts";
 export type { BaseConsole, ConsoleOptions } from "./runner/serial/port.ts";
 export type { FramedShellOptions } from "./runner/shell/framed.ts";
 export type { SshEndpoint } from "./runner/ssh/client.ts";
-export type { Via } from "./runner/target/session.ts";
 export type { LineEnd, LineSplitterOptions } from "./runner/watch/console_lines.ts";
-export type { BootStage, NpuWhat } from "./runner/watch/watchers.ts";
+export type { BootBannerStage, NpuWhat } from "./runner/watch/watchers.ts";
 export type { ResolvedKernel } from "./runner/debian/kernel.ts";
 export type { MeasuredGfpZone, MeasuredMember } from "./runner/introspect/driver.ts";
 export type { ProbeMapping } from "./runner/probe/run.ts";

@@ -1,7 +1,7 @@
 /**
  * Boot-to-shell benchmark of QEMU targets (TCG, `-M virt -cpu cortex-a53 -smp 2 -m 8G`):
  * for each Debian kernel, power on N times and record seconds from QMP `cont` to the first
- * console byte, to init, to the shell prompt and to the SSH banner; with the kernel's full
+ * console byte, to the kernel's first line, to the shell prompt and to SSH; with the kernel's full
  * console output and with `quiet`. Writes `bench/results/qemu_boot.json`.
  *
  * Run: deno run -A bench/qemu_boot.ts [runs=3] [kernel specs...]
@@ -21,7 +21,7 @@ const runRoot = await Deno.makeTempDir({ prefix: "rkhil-bench-" });
 const results = [];
 for (const spec of specs) {
   for (const v of variants) {
-    const samples: { firstByte?: number; init?: number; shell?: number; ssh?: number }[] = [];
+    const samples: { firstByte?: number; kernel?: number; shell?: number; ssh?: number }[] = [];
     let info = {};
     for (let i = 0; i < runs; i++) {
       const t = await QemuTarget.prepare({
@@ -39,10 +39,10 @@ for (const spec of specs) {
         initramfsBytes: t.image.size,
       };
       try {
-        const times = await t.powerOn();
+        const times = await t.ready();
         samples.push(times);
       } finally {
-        await t.powerOff();
+        await t.close();
       }
     }
     const r = {
@@ -52,7 +52,7 @@ for (const spec of specs) {
       runs,
       shell: stats(samples.map((s) => s.shell!)),
       ssh: stats(samples.map((s) => s.ssh!)),
-      init: stats(samples.map((s) => s.init!)),
+      kernel: stats(samples.map((s) => s.kernel!)),
       firstByte: stats(samples.map((s) => s.firstByte!)),
     };
     console.log(

@@ -1,5 +1,5 @@
 /**
- * Target session benchmark on a QEMU TCG guest (`-M virt -cpu cortex-a53 -smp 2 -m 8G`,
+ * Target benchmark on a QEMU TCG guest (`-M virt -cpu cortex-a53 -smp 2 -m 8G`,
  * Debian trixie 6.12 by default), written to `bench/results/target.json`:
  *
  * 1. Command round trip over one reused SSH connection: a new exec channel per command vs the
@@ -14,7 +14,7 @@
  * (A script rather than Deno.bench: it needs one booted guest for all cases.)
  */
 import { stats } from "./stats.ts";
-import { TargetSession } from "../runner/target/session.ts";
+import { QemuTarget } from "../runner/qemu/target.ts";
 import { frameCommand, makeMarker } from "../runner/shell/framed.ts";
 
 /** Printable bytes only, so the tty's output processing (off anyway) cannot touch them. */
@@ -25,10 +25,11 @@ const spec = Deno.args[0] ?? "debian:trixie";
 const rounds = Number(Deno.args[1] ?? 100);
 const runDir = await Deno.makeTempDir({ prefix: "rkhil-target-bench-" });
 
-const s = await TargetSession.boot({ kernel: spec, runDir });
+const s = await QemuTarget.prepare({ kernel: spec, runDir });
+await s.ready();
 const out: Record<string, unknown> = {
   date: new Date().toISOString(),
-  kernel: s.target.kernel.release,
+  kernel: s.kernel.release,
   spec,
   host: { cpus: navigator.hardwareConcurrency, loadavg: Deno.loadavg() },
   guest: "qemu-system-aarch64 -M virt -cpu cortex-a53 -smp 2 -m 8G (TCG)",
@@ -36,7 +37,7 @@ const out: Record<string, unknown> = {
 };
 try {
   // --- 2a. raw echo on the console, before anything normalised the console shell --------
-  const rec = s.recorder;
+  const rec = s.console!.recorder;
   await rec.write("\n");
   await rec.waitFor("rkhil-qemu# ", { timeoutMs: 10_000, owner: "prompt", from: 0 });
   await new Promise((r) => setTimeout(r, 500));
@@ -54,20 +55,22 @@ try {
   }
 
   // --- 2b. framed shell on the console -----------------------------------------------------
-  await s.run("true", { via: "serial" });
+  await s.command.run("true", { via: "serial" });
   const serial: number[] = [];
-  for (let i = 0; i < rounds; i++) serial.push((await s.run("true", { via: "serial" })).durationMs);
+  for (let i = 0; i < rounds; i++) {
+    serial.push((await s.command.run("true", { via: "serial" })).durationMs);
+  }
   // The same without the subshell (isolate: false): no fork per command in the guest.
   const serialGroup: number[] = [];
   for (let i = 0; i < rounds; i++) {
-    serialGroup.push((await s.run("true", { via: "serial", isolate: false })).durationMs);
+    serialGroup.push((await s.command.run("true", { via: "serial", isolate: false })).durationMs);
   }
 
   // --- 2c. kernel tty echo of a line as long as a framed command (the transport's floor) ----
   // The framed shell turned echo off; the line discipline echoes at receive time when it is
   // on, whoever reads. The line is killed (Ctrl-U) afterwards, never entered.
   const lineLen = frameCommand("true", makeMarker(Math.random), Math.random).length;
-  await s.run("stty -F /dev/ttyAMA0 echo", { via: "ssh-exec" });
+  await s.command.run("stty -F /dev/ttyAMA0 echo", { via: "ssh-exec" });
   const lineEcho: number[] = [];
   const charEcho: number[] = [];
   for (let i = 0; i < rounds; i++) {
@@ -81,7 +84,7 @@ try {
       await new Promise((r) => setTimeout(r, 30));
     }
   }
-  await s.run("stty -F /dev/ttyAMA0 -echo", { via: "ssh-exec" });
+  await s.command.run("stty -F /dev/ttyAMA0 -echo", { via: "ssh-exec" });
   const e = stats(echo);
   const f = stats(serial);
   const fg = stats(serialGroup);
@@ -103,13 +106,13 @@ try {
   );
 
   // --- 1. SSH: exec channel vs persistent framed shell ------------------------------------
-  await s.run("true", { via: "ssh-exec" });
-  await s.run("true", { via: "ssh-shell" });
+  await s.command.run("true", { via: "ssh-exec" });
+  await s.command.run("true", { via: "ssh-shell" });
   const exec: number[] = [];
   const shell: number[] = [];
   for (let i = 0; i < rounds; i++) {
-    exec.push((await s.run("true", { via: "ssh-exec" })).durationMs);
-    shell.push((await s.run("true", { via: "ssh-shell" })).durationMs);
+    exec.push((await s.command.run("true", { via: "ssh-exec" })).durationMs);
+    shell.push((await s.command.run("true", { via: "ssh-shell" })).durationMs);
   }
   out.ssh = {
     execChannelMs: stats(exec),
@@ -131,9 +134,9 @@ try {
     const bytes = new TextEncoder().encode(text);
     const local = `${runDir}/pattern-${mode}.txt`;
     await Deno.writeFile(local, bytes);
-    await s.upload(local, "/tmp/pattern.txt", { timeoutMs: 300_000 });
-    const capture = s.target.machine!.consoleCapturePath;
-    const con = s.console;
+    await s.files!.upload(local, "/tmp/pattern.txt", { timeoutMs: 300_000 });
+    const capture = s.machine!.consoleCapturePath;
+    const con = s.console!.stream;
     const before = con.bytesReceived;
     const write = mode === "full-speed"
       ? "cat /tmp/pattern.txt > /dev/ttyAMA0"
@@ -142,7 +145,7 @@ try {
         `while [ $i -lt $n ]; do dd if=/tmp/pattern.txt bs=15000 skip=$i count=1 ` +
         `2>/dev/null; usleep 100000; i=$((i+1)); done > /dev/ttyAMA0`;
     const t0 = performance.now();
-    const r = await s.run(
+    const r = await s.command.run(
       `stty -F /dev/ttyAMA0 -opost; dmesg -n 1; ${write}`,
       { via: "ssh-exec", timeoutMs: 300_000 },
     );
@@ -182,7 +185,7 @@ try {
   }
   out.consoleCapture = captures;
 } finally {
-  await s.powerOff();
+  await s.close();
 }
 
 await Deno.mkdir(new URL("./results/", import.meta.url), { recursive: true });

@@ -1,16 +1,15 @@
 /**
  * Boot a QEMU guest on a Debian kernel and open an SSH session to it with the host key the
- * image was built with pinned, checking that the guest runs the kernel asked for: the first
- * steps of every job that needs a running kernel (`rkhil run`, `validate`, `facts`).
+ * image was built with pinned, checking that the guest runs the kernel asked for. A thin shape
+ * over {@linkcode QemuTarget} kept for the old main job and `validate` until the suite runner
+ * replaces them (issue 8); new code uses the Target (runner/protocol/target.ts) directly.
  *
  * @module
  */
-import { InfraError } from "../errors.ts";
 import type { RunCommand } from "../facts/collect.ts";
 import { QemuTarget } from "../qemu/target.ts";
-import { type SshSession, waitForSsh } from "../ssh/mod.ts";
+import type { SshSession } from "../ssh/mod.ts";
 import type { KernelFault } from "../target/faults.ts";
-import { TargetSession } from "../target/session.ts";
 
 /** A running guest and its SSH session. */
 export interface Guest {
@@ -62,71 +61,25 @@ export async function bootGuest(opts: GuestOptions): Promise<Guest> {
     memory: opts.memory,
     extraAppend: opts.append,
   });
-  let ssh: SshSession | undefined;
-  let watch: TargetSession | undefined;
   try {
     log(`booting ${target.kernel.release}`);
-    const times = await target.powerOn({ ssh: true });
-    // The console watchers, so a kernel crash during a job is a kernel FAIL, not a lost target.
-    watch = await TargetSession.open(target, { connectSsh: false });
-    const watching = watch;
-    ssh = await waitForSsh({
-      host: "127.0.0.1",
-      port: target.sshPort,
-      user: "root",
-      hostKeyFingerprint: target.image.hostKey.fingerprint,
-      privateKey: await Deno.readTextFile(target.image.clientKey.privateKeyPath),
-    }, { totalMs: 60_000 });
-    const release = (await ssh.exec("uname -r", { timeoutMs: 20_000 })).stdout.trim();
-    if (release !== target.kernel.release) {
-      throw new InfraError(
-        `guest runs ${release}, expected ${target.kernel.release}`,
-        `see the console log in ${opts.runDir}`,
-      );
-    }
-    const session = ssh;
+    // The strategy: console watchers from the first byte, so a kernel crash during a job is a
+    // kernel FAIL, not a lost target; SSH with the image's host key pinned; `uname -r` checked.
+    const times = await target.ready();
+    const ssh = target.sshSession!;
     return {
       target,
       ssh,
-      release,
-      run: (cmd, o) => session.exec(cmd, { timeoutMs: o.timeoutMs }),
+      release: target.release!,
+      run: (cmd, o) => ssh.exec(cmd, { timeoutMs: o.timeoutMs }),
       bootSeconds: { shell: times.shell, ssh: times.ssh },
-      faults: watching.faults,
-      lost() {
-        const m = target.machine;
-        if (!m || m.exited) {
-          return `QEMU exited${m?.exitCode !== undefined ? ` (status ${m.exitCode})` : ""}`;
-        }
-        if (m.console.ended) return "the console is gone";
-        if (!session.connected) return "SSH connection lost";
-        return undefined;
-      },
-      whileUp<T>(work: Promise<T>): Promise<T> {
-        work.catch(() => {});
-        let off = () => {};
-        const down = new Promise<never>((_, reject) => {
-          const fail = (why: string) =>
-            reject(
-              new InfraError(`the target failed while the step ran: ${why}`, "see the console log"),
-            );
-          off = watching.onFault((f) => fail(`kernel ${f.kind}: ${f.reason}`));
-          const m = target.machine;
-          if (!m || m.exited) fail("QEMU is not running");
-          else m.exitStatus.then(() => fail("QEMU exited"));
-        });
-        down.catch(() => {});
-        return Promise.race([work, down]).finally(() => off());
-      },
-      async close() {
-        await session.close().catch(() => {});
-        await watching.close().catch(() => {});
-        await target.powerOff().catch(() => {});
-      },
+      faults: target.faults,
+      lost: () => target.lost() ?? (target.state === "off" ? "the target is off" : undefined),
+      whileUp: (work) => target.whileUp(work),
+      close: () => target.close(),
     };
   } catch (err) {
-    await ssh?.close().catch(() => {});
-    await watch?.close().catch(() => {});
-    await target.powerOff().catch(() => {});
+    await target.close();
     throw err;
   }
 }

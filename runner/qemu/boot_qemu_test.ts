@@ -1,6 +1,6 @@
 /**
  * Real QEMU tests: fetch Debian arm64 kernels through the private apt, build the initramfs,
- * boot to the console shell, run a console command, read the SSH banner, reset over QMP, and
+ * boot to the console shell, run a console command, connect SSH, power-cycle over QMP, and
  * prove that QEMU never outlives a runner killed with SIGKILL. Needs the machine's Debian
  * mirror; missing host tools are installed (ensureHostTools), not skipped.
  */
@@ -65,21 +65,25 @@ for (const spec of KERNELS) {
     const runDir = `${runRoot}/${spec.replace(":", "_")}`;
     const t = await QemuTarget.prepare({ kernel: spec, runDir });
     try {
-      const times = await t.powerOn();
+      const times = await t.ready();
       console.log(
         `${spec} (${k.release}): shell ${times.shell?.toFixed(2)} s, ssh ${
           times.ssh?.toFixed(2)
         } s, attempts ${times.attempts}`,
       );
       assert.equal(t.state, "ready");
-      assert.match(t.sshBanner ?? "", /^SSH-2\.0-dropbear/);
-      const r = await t.consoleRun(
+      assert.equal(t.name, "qemu-virt-8g");
+      assert.ok(t.capabilities.has("boot-config") && t.capabilities.has("probe-module"));
+      assert.equal(t.release, k.release);
+      assert.match(t.sshSession?.target ?? "", /^root@127\.0\.0\.1:\d+$/);
+      const r = await t.command.run(
         "uname -r; test -r /sys/firmware/fdt && test -r /proc/kcore && test -r /sys/kernel/btf/vmlinux && echo introspection-ok",
+        { via: "serial" },
       );
       assert.equal(r.exitStatus, 0);
       assert.equal(r.stdout.split("\n")[0], k.release);
       assert.match(r.stdout, /introspection-ok/);
-      const fail = await t.consoleRun("false");
+      const fail = await t.command.run("false", { via: "serial" });
       assert.equal(fail.exitStatus, 1);
       const log = await Deno.readTextFile(`${runDir}/console.log`);
       assert.match(log, /^\[\+ +\d+\.\d{6}\] /m, "timestamped console log");
@@ -89,33 +93,41 @@ for (const spec of KERNELS) {
       const idx = (await Deno.readTextFile(`${runDir}/console.raw.idx.jsonl`)).split("\n");
       assert.equal(JSON.parse(idx[0]).off, 0);
     } finally {
-      await t.powerOff();
+      await t.close();
     }
     assert.equal(t.state, "off");
   });
 }
 
-Deno.test("QMP reset: a second boot reaches the shell", opts, async () => {
-  const runDir = `${runRoot}/reset`;
-  const t = await QemuTarget.prepare({ kernel: "debian:trixie", runDir });
-  try {
-    await t.powerOn({ ssh: false });
-    const again = await t.reset();
-    console.log(`after reset: shell ${again.shell?.toFixed(2)} s, ssh ${again.ssh?.toFixed(2)} s`);
-    assert.equal(t.state, "ready");
-    const boots = t.machine!.console.text.match(/rkhil-init: start/g) ?? [];
-    assert.equal(boots.length, 2);
-    assert.deepEqual(t.transitions.map((x) => x.to), [
-      "booting",
-      "shell",
-      "booting",
-      "shell",
-      "ready",
-    ]);
-  } finally {
-    await t.powerOff();
-  }
-});
+Deno.test(
+  "QMP power cycle: a second boot reaches the shell on the same console",
+  opts,
+  async () => {
+    const runDir = `${runRoot}/reset`;
+    const t = await QemuTarget.prepare({ kernel: "debian:trixie", runDir });
+    try {
+      await t.ready({ consoleOnly: true });
+      const m = t.machine!;
+      const again = await t.reboot();
+      console.log(
+        `after reset: shell ${again.shell?.toFixed(2)} s, ssh ${again.ssh?.toFixed(2)} s`,
+      );
+      assert.equal(t.state, "ready");
+      assert.equal(t.machine, m, "system_reset: the same QEMU and console");
+      const boots = t.machine!.console.text.match(/rkhil-init: start/g) ?? [];
+      assert.equal(boots.length, 2);
+      assert.deepEqual(t.transitions.map((x) => x.to), [
+        "booting",
+        "shell",
+        "booting",
+        "shell",
+        "ready",
+      ]);
+    } finally {
+      await t.close();
+    }
+  },
+);
 
 Deno.test("kill -9 of the runner leaves no QEMU (bound: 5 s)", opts, async () => {
   const runDir = `${runRoot}/kill9`;
@@ -156,11 +168,11 @@ Deno.test("kill -9 of the runner leaves no QEMU (bound: 5 s)", opts, async () =>
 Deno.test("kill -9 of the watchdog also takes QEMU down (pdeathsig)", opts, async () => {
   const runDir = `${runRoot}/kill9-watchdog`;
   const t = await QemuTarget.prepare({ kernel: "debian:trixie", runDir });
-  await t.powerOn({ ssh: false });
+  await t.ready({ consoleOnly: true });
   const pid = t.machine!.qemuPid;
   const t0 = performance.now();
   Deno.kill(t.machine!.watchdog.pid, "SIGKILL");
   while (alive(pid) && performance.now() - t0 < 5_000) await new Promise((r) => setTimeout(r, 20));
   assert.ok(!alive(pid), "QEMU outlived its watchdog");
-  await t.powerOff();
+  await t.close();
 });

@@ -38,8 +38,11 @@ Deno.test(
     });
     try {
       assert.equal(t.image.built, true);
-      await t.powerOn();
-      assert.equal((await t.consoleRun("echo console-ok")).stdout, "console-ok\n");
+      await t.ready();
+      assert.equal(
+        (await t.command.run("echo console-ok", { via: "serial" })).stdout,
+        "console-ok\n",
+      );
       const ssh = await connect({
         host: "127.0.0.1",
         port: t.sshPort!,
@@ -53,7 +56,7 @@ Deno.test(
         await ssh.close();
       }
     } finally {
-      await t.powerOff();
+      await t.close();
     }
 
     const audits: Record<string, TreeAudit> = {

@@ -12,8 +12,9 @@
 import { fileURLToPath } from "node:url";
 import { describeError, InfraError, RkhilError } from "../errors.ts";
 import { shellQuote } from "../ssh/mod.ts";
+import type { Via } from "../protocol/command.ts";
+import { QemuTarget } from "../qemu/target.ts";
 import { KernelFaultError } from "./faults.ts";
-import { TargetSession, type Via } from "./session.ts";
 
 /** Thrown by a subcommand to end the CLI with `code` (its message is already printed). */
 export class CliExit extends Error {
@@ -78,16 +79,17 @@ export async function qemuExec(
   const runDir = o.runDir ?? defaultRunDir(o.kernel);
   const cmd = commandText(words);
   const log = o.verbose ? (l: string) => console.error(`rkhil: ${l}`) : undefined;
-  let s: TargetSession | undefined;
+  let s: QemuTarget | undefined;
   try {
-    s = await TargetSession.boot({
+    s = await QemuTarget.prepare({
       kernel: o.kernel,
       runDir,
       memory: o.mem,
       cpus: o.cpus,
       extraAppend: o.append,
-    }, { connectSsh: via !== "serial", log });
-    const r = await s.run(cmd, { via, timeoutMs: (o.timeout ?? 300) * 1000 });
+    }, { log });
+    await s.ready({ consoleOnly: via === "serial" });
+    const r = await s.command.run(cmd, { via, timeoutMs: (o.timeout ?? 300) * 1000 });
     await writeAll(Deno.stdout, r.stdoutBytes);
     log?.(`exit status ${r.exitStatus} after ${r.durationMs.toFixed(0)} ms (${via})`);
     return r.exitStatus;
@@ -95,7 +97,7 @@ export async function qemuExec(
     if (err instanceof RkhilError && err.verdict === "ERROR" && !s) throw err; // user input
     throw failure(err, runDir);
   } finally {
-    await s?.powerOff().catch(() => {});
+    await s?.close();
   }
 }
 
@@ -117,20 +119,21 @@ export async function qemuShell(
 ): Promise<number> {
   const runDir = o.runDir ?? defaultRunDir(o.kernel);
   const tty = Deno.stdin.isTerminal();
-  let s: TargetSession | undefined;
+  let s: QemuTarget | undefined;
   const enc = new TextEncoder();
   try {
     console.error(`rkhil: booting ${o.kernel} (run directory ${runDir}) ...`);
-    s = await TargetSession.boot({
+    s = await QemuTarget.prepare({
       kernel: o.kernel,
       runDir,
       memory: o.mem,
       cpus: o.cpus,
       extraAppend: o.append,
-    }, { connectSsh: false });
-    const con = s.console;
+    });
+    await s.ready({ consoleOnly: true });
+    const con = s.console!.stream;
     console.error(
-      `rkhil: ${s.target.kernel.release} console ${con.name}` +
+      `rkhil: ${s.kernel.release} console ${con.name}` +
         (tty ? "; Ctrl-] quits" : "; reading commands from stdin"),
     );
     let lastRx = performance.now();
@@ -146,7 +149,7 @@ export async function qemuShell(
         resolve();
       });
     });
-    const m = s.target.machine!;
+    const m = s.machine!;
     const exited = m.exitStatus.then(() => {
       lost ??= new InfraError(`QEMU exited (status ${m.exitCode})`, "see qemu.log");
     });
@@ -191,7 +194,7 @@ export async function qemuShell(
     if (err instanceof RkhilError && err.verdict === "ERROR" && !s) throw err;
     throw failure(err, runDir);
   } finally {
-    await s?.powerOff().catch(() => {});
+    await s?.close();
     if (tty) console.error("\nrkhil: console closed, guest powered off");
   }
 }

@@ -12,6 +12,7 @@ import type { Capability } from "../../boards/schema.ts";
 import type { PowerProtocol } from "../protocol/power.ts";
 import type { ConsoleRecorder } from "../qemu/console.ts";
 import type { ConsoleStream } from "../serial/port.ts";
+import type { FramedShellOptions } from "../shell/framed.ts";
 import type { ConnectOptions } from "../ssh/client.ts";
 
 /** An open console: the stream and its recorder (capturing from the first byte). */
@@ -48,6 +49,11 @@ export interface TargetDriver {
   readonly runDir: string;
   /** Strategy bounds. */
   readonly bounds: DriverBounds;
+  /**
+   * Options of the marker-framed shell on the console (`user`, `password` and prompts for a
+   * console that asks for a login; `consoleLogLevel`), merged over the defaults. Optional.
+   */
+  readonly consoleShellOptions?: FramedShellOptions;
   /**
    * Open the console if it is not open (QEMU: launch QEMU paused, which opens its pty; a
    * board: open the serial device or TCP console). Called before every power on, so the

@@ -1,8 +1,9 @@
 /**
  * Minimal kernel fault detection on console lines, and the error a kernel fault turns a
- * command into. The target session uses this detector only when it runs without the console
+ * command into. A target (runner/target/target.ts) uses this detector while it boots (a panic
+ * then is a FAIL, never retried) and, for commands, only when it runs without the console
  * watchers of runner/watch/ (`watcher: false`); by default the watchers decide and report
- * their fatal events through `TargetSession.reportFatal`.
+ * their fatal events through `DriverTarget.reportFatal`.
  *
  * Only kernel console lines count: a `[ seconds.micros]` printk prefix (possibly in the middle
  * of a line of other output) and a CRLF line end (the kernel console writes `\r\n`; the

@@ -1,15 +1,16 @@
 /**
  * Reuse of booted QEMU guests within one runner process: the same kernel, memory, CPUs and
- * kernel arguments give the same guest (and session) instead of a new boot. A guest whose
- * QEMU died is replaced by a fresh boot. {@linkcode releaseQemuSessions} powers them all off.
+ * kernel arguments give the same ready {@linkcode QemuTarget} instead of a new boot. A guest
+ * whose QEMU died (or that was closed) is replaced by a fresh boot.
+ * {@linkcode releaseQemuTargets} closes them all.
  *
  * @module
  */
 
-import type { QemuTargetOptions } from "../qemu/target.ts";
-import { TargetSession, type TargetSessionOptions } from "./session.ts";
+import { QemuTarget, type QemuTargetOptions } from "../qemu/target.ts";
+import type { DriverTargetOptions } from "./target.ts";
 
-const pool = new Map<string, Promise<TargetSession>>();
+const pool = new Map<string, Promise<QemuTarget>>();
 
 /** The reuse key of a guest: what makes two guests the same. */
 export function qemuGuestKey(o: QemuTargetOptions): string {
@@ -17,22 +18,33 @@ export function qemuGuestKey(o: QemuTargetOptions): string {
 }
 
 /**
- * A session on a booted guest for `targetOpts`: the running one with the same key, or a new
- * boot (whose run directory is `targetOpts.runDir`). `sessionOpts` apply to a new boot only.
+ * A ready QEMU target for `opts`: the running one with the same key, or a new boot (whose run
+ * directory is `opts.runDir`). `targetOpts` apply to a new boot only.
+ *
+ * @throws what {@linkcode QemuTarget.prepare} and `ready()` throw, for a new boot.
  */
-export async function acquireQemuSession(
-  targetOpts: QemuTargetOptions,
-  sessionOpts: TargetSessionOptions = {},
-): Promise<TargetSession> {
-  const key = qemuGuestKey(targetOpts);
+export async function acquireQemuTarget(
+  opts: QemuTargetOptions,
+  targetOpts: DriverTargetOptions = {},
+): Promise<QemuTarget> {
+  const key = qemuGuestKey(opts);
   const cur = pool.get(key);
   if (cur) {
-    const s = await cur.catch(() => undefined);
-    if (s?.usable) return s;
+    const t = await cur.catch(() => undefined);
+    if (t?.usable) return t;
     if (pool.get(key) === cur) pool.delete(key);
-    await s?.powerOff().catch(() => {});
+    await t?.close();
   }
-  const booting = TargetSession.boot(targetOpts, sessionOpts);
+  const booting = (async () => {
+    const t = await QemuTarget.prepare(opts, targetOpts);
+    try {
+      await t.ready();
+      return t;
+    } catch (err) {
+      await t.close();
+      throw err;
+    }
+  })();
   pool.set(key, booting);
   booting.catch(() => {
     if (pool.get(key) === booting) pool.delete(key);
@@ -40,9 +52,9 @@ export async function acquireQemuSession(
   return await booting;
 }
 
-/** Power off every pooled guest. */
-export async function releaseQemuSessions(): Promise<void> {
+/** Close (power off) every pooled guest. Never throws. */
+export async function releaseQemuTargets(): Promise<void> {
   const all = [...pool.values()];
   pool.clear();
-  await Promise.all(all.map((p) => p.then((s) => s.powerOff(), () => {})));
+  await Promise.all(all.map((p) => p.then((t) => t.close(), () => {})));
 }

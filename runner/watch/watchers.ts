@@ -130,7 +130,7 @@ export interface EventLine {
 }
 
 /** Boot stages a banner belongs to. */
-export type BootStage = "ddr" | "tpl" | "spl" | "tf-a" | "u-boot" | "linux";
+export type BootBannerStage = "ddr" | "tpl" | "spl" | "tf-a" | "u-boot" | "linux";
 
 /** NPU event subjects. */
 export type NpuWhat =
@@ -199,8 +199,8 @@ export type EventDetail =
     device?: string;
     fields: Record<string, string | number>;
   }
-  | { kind: "boot_banner"; stage: BootStage }
-  | { kind: "unexpected_boot"; stage: BootStage; causedBy?: number }
+  | { kind: "boot_banner"; stage: BootBannerStage }
+  | { kind: "unexpected_boot"; stage: BootBannerStage; causedBy?: number }
   | { kind: "console_lost"; message: string; causedBy?: number };
 
 /** A recognised event. */
@@ -365,7 +365,7 @@ const RE_RKNN_RUN_FAIL = /^rknn_run fail! ret=(-?\d+)/;
 // Banners
 // ---------------------------------------------------------------------------------------------
 
-const BOOTLOADER_BANNERS: readonly { stage: BootStage; re: RegExp }[] = [
+const BOOTLOADER_BANNERS: readonly { stage: BootBannerStage; re: RegExp }[] = [
   { stage: "ddr", re: /(?:^|[^A-Za-z0-9])DDR (?:Version )?V\d+\.\d+/ },
   { stage: "tpl", re: /U-Boot TPL (?:board init|\d{4}\.\d{2})/ },
   { stage: "spl", re: /U-Boot SPL (?:board init|\d{4}\.\d{2})/ },
@@ -664,7 +664,7 @@ export class ConsoleWatcher {
     if (crash.ev.lines.length >= this.options.maxBlockLines) this.#close(crash);
   }
 
-  #banner(ctx: Ctx, stage: BootStage): void {
+  #banner(ctx: Ctx, stage: BootBannerStage): void {
     const text = ctx.kt.msg.trim() || ctx.line.text.trim();
     // Whatever was being collected ended with the boot.
     this.flush();

@@ -7,6 +7,6 @@ import { QemuTarget } from "../target.ts";
 
 const [spec, runDir] = Deno.args;
 const t = await QemuTarget.prepare({ kernel: spec, runDir });
-await t.powerOn({ ssh: false });
+await t.ready({ consoleOnly: true });
 console.log(JSON.stringify({ qemuPid: t.machine!.qemuPid, watchdogPid: t.machine!.watchdog.pid }));
 setInterval(() => {}, 1 << 30);
