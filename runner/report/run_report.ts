@@ -1,9 +1,11 @@
 /**
  * The report of a run (`report.md`), rendered from its results alone (`results.jsonl`), so that
  * the end of `rkhil run`, an interrupted run and `rkhil report RUN_DIR` after a kill all give
- * the same report from the same record. One row per kernel (in the order the run met them),
- * one column per step; per predicted board, what each release's driver does; every result
- * that did not pass; the interrupt and any damaged lines; the verdict counts.
+ * the same report from the same record. Grouped by target: per target a table with one row per
+ * kernel (in the order the run met them) and a column per suite (the driver suite's steps each
+ * get theirs); per predicted board, what each release's driver does; the suites a target
+ * SKIPped and why; every result that did not pass; the interrupt and any damaged lines; the
+ * verdict counts. Records of older runs (no `suite` field) are read too.
  *
  * @module
  */
@@ -19,11 +21,29 @@ export interface RunRecord {
   damagedLines: number;
 }
 
-const COLUMNS: { title: string; test: string }[] = [
+/** Columns showing one step's summary. */
+const STEP_COLUMNS: { title: string; test: string }[] = [
   { title: "kernel facts", test: "facts" },
   { title: "running driver vs knowledge base", test: "oracle/driver" },
   { title: "oracle memory model", test: "oracle/memory" },
+  { title: "IOMMU log vs oracle", test: "iommu/log" },
 ];
+
+/** Columns counting a suite's steps that agreed. */
+const SUITE_COLUMNS: { title: string; suite: string }[] = [
+  { title: "kernel and console", suite: "boot" },
+  { title: "probe", suite: "probe" },
+  { title: "probe (own boots)", suite: "probe-boot" },
+];
+
+/** The suite of a result: its field, or (older records) from its test name. */
+export function suiteOf(r: TestResult): string {
+  if (r.suite) return r.suite;
+  if (r.test === "validate" || r.test.startsWith("validate/")) return "probe";
+  if (r.test.startsWith("oracle/predict")) return "iommu";
+  if (r.test === "boot") return "boot";
+  return "driver";
+}
 
 /**
  * The text a step's cell shows: its summary (`details.summary`), or its verdict when it has none
@@ -44,68 +64,91 @@ function memoryText(mem: string): string {
   return m ? `${m[1]} ${m[2].toUpperCase()}iB` : mem;
 }
 
-/** The probe validation cell: `8/8 agree`, with what did not agree counted by verdict. */
-function validateCell(rs: readonly TestResult[]): string {
+/**
+ * A suite's cell: `SKIP` for a suite skipped as a whole, else `5/5 agree`, with what did not
+ * agree counted by verdict (the boot step itself is not counted in `boot`).
+ */
+function suiteCell(rs: readonly TestResult[]): string {
   if (!rs.length) return "-";
+  if (rs.length === 1 && rs[0].verdict === "SKIP" && rs[0].test === rs[0].suite) return "SKIP";
   const pass = rs.filter((r) => r.verdict === "PASS").length;
   const others = tally(rs.filter((r) => r.verdict !== "PASS"));
   const extra = Object.entries(others).filter(([, n]) => n > 0).map(([v, n]) => `${n} ${v}`);
   return `${pass}/${rs.length} agree${extra.length ? ` (${extra.join(", ")})` : ""}`;
 }
 
+/** Escape a value for a Markdown table cell. */
+function md(s: string): string {
+  return s.replaceAll("|", "\\|").replaceAll("\n", " ");
+}
+
 /** Render `report.md` from a run's results (see the module documentation). */
 export function renderRunReport(record: RunRecord): string {
   const { results } = record;
-  const kernels = [...new Set(results.map((r) => r.kernel))];
-  const of = (k: string, test: string) => results.find((r) => r.kernel === k && r.test === test);
+  const targets = [...new Set(results.map((r) => r.target))];
   const memories = [
     ...new Set(
       results.map((r) => r.details?.memory).filter((m): m is string => typeof m === "string"),
     ),
   ];
   const out: string[] = [
-    `# rkhil run: QEMU aarch64${
+    `# rkhil run: ${targets.length ? targets.map(md).join(", ") : "no target"}${
       memories.length ? ` (${memories.map(memoryText).join(", ")})` : ""
-    } on Debian kernels`,
+    }`,
     "",
   ];
   const interrupted = results.find((r) => r.reason?.startsWith("interrupted"));
   if (interrupted) {
     out.push(
-      `**${
-        interrupted.reason?.split("\n")[0]
-      }** during ${interrupted.kernel} \`${interrupted.test}\`: ` +
-        "this report covers what ran before.",
+      `**${interrupted.reason?.split("\n")[0]}** during ${md(interrupted.target)} ${
+        md(interrupted.kernel)
+      } \`${interrupted.test}\`: this report covers what ran before.`,
       "",
     );
   }
-  out.push(
-    `| kernel | release | boot to ssh | ${COLUMNS.map((c) => c.title).join(" | ")} | ` +
-      "probe validation |",
-  );
-  out.push(`|---|---|---|${COLUMNS.map(() => "---").join("|")}|---|`);
-  const release = (k: string) => {
-    const rel = of(k, "boot")?.details?.release;
+  const releaseOf = (rs: readonly TestResult[]) => {
+    const rel = rs.find((r) => r.test === "boot")?.details?.release ??
+      rs.find((r) => typeof r.release === "string")?.release;
     return typeof rel === "string" ? rel : undefined;
   };
-  for (const k of kernels) {
-    const boot = of(k, "boot");
-    const toSsh = boot?.measurements?.find((m) => m.name === "boot to ssh")?.value ??
-      boot?.measurements?.find((m) => m.name === "boot to shell")?.value;
-    const bootCell = !boot
-      ? "-"
-      : boot.verdict === "PASS" && toSsh !== undefined && Number.isFinite(toSsh)
-      ? `${toSsh.toFixed(2)} s`
-      : boot.verdict;
-    const validation = results.filter((r) =>
-      r.kernel === k && (r.test === "validate" || r.test.startsWith("validate/"))
-    );
-    out.push(
-      `| ${k} | ${release(k) ?? "-"} | ${bootCell} | ${
-        COLUMNS.map((c) => cell(of(k, c.test))).join(" | ")
-      } | ${validateCell(validation)} |`,
-    );
+  /** (target, kernel) pairs in order, with their results. */
+  const groups: { target: string; kernel: string; rs: TestResult[] }[] = [];
+  for (const r of results) {
+    let g = groups.find((x) => x.target === r.target && x.kernel === r.kernel);
+    if (!g) groups.push(g = { target: r.target, kernel: r.kernel, rs: [] });
+    g.rs.push(r);
   }
+  for (const target of targets) {
+    out.push(`## ${md(target)}`, "");
+    out.push(
+      `| kernel | release | boot to ssh | ${SUITE_COLUMNS[0].title} | ${
+        STEP_COLUMNS.map((c) => c.title).join(" | ")
+      } | ${SUITE_COLUMNS.slice(1).map((c) => c.title).join(" | ")} |`,
+    );
+    out.push(`|${Array(3 + SUITE_COLUMNS.length + STEP_COLUMNS.length).fill("---").join("|")}|`);
+    for (const g of groups.filter((x) => x.target === target)) {
+      const of = (test: string) => g.rs.find((r) => r.test === test);
+      const boot = of("boot");
+      const toSsh = boot?.measurements?.find((m) => m.name === "boot to ssh")?.value ??
+        boot?.measurements?.find((m) => m.name === "boot to shell")?.value;
+      const bootCell = !boot
+        ? "-"
+        : boot.verdict === "PASS" && toSsh !== undefined && Number.isFinite(toSsh)
+        ? `${toSsh.toFixed(2)} s`
+        : boot.verdict;
+      const suiteRs = (suite: string) =>
+        g.rs.filter((r) => suiteOf(r) === suite && r.test !== "boot");
+      out.push(
+        `| ${md(g.kernel)} | ${md(releaseOf(g.rs) ?? "-")} | ${bootCell} | ${
+          suiteCell(suiteRs("boot"))
+        } | ${STEP_COLUMNS.map((c) => md(cell(of(c.test)))).join(" | ")} | ${
+          SUITE_COLUMNS.slice(1).map((c) => suiteCell(suiteRs(c.suite))).join(" | ")
+        } |`,
+      );
+    }
+    out.push("");
+  }
+  if (out[out.length - 1] === "") out.pop();
   const boards = [
     ...new Set(
       results.filter((r) => r.test.startsWith("oracle/predict ")).map((r) =>
@@ -113,9 +156,11 @@ export function renderRunReport(record: RunRecord): string {
       ),
     ),
   ];
-  const outcomesOf = (k: string, board: string, key: "outcomes" | "dtbOutcomes") => {
-    const o = of(k, `oracle/predict ${board}`)?.details?.[key];
-    return o && typeof o === "object" ? o as Record<string, Outcome> : undefined;
+  const outcomesOf = (rs: readonly TestResult[], board: string, key: string) => {
+    const o = rs.find((r) => r.test === `oracle/predict ${board}`)?.details?.[key];
+    return o && typeof o === "object" && !Array.isArray(o)
+      ? o as Record<string, Outcome>
+      : undefined;
   };
   for (const board of boards) {
     for (
@@ -125,23 +170,40 @@ export function renderRunReport(record: RunRecord): string {
       ] as const
     ) {
       const units = [
-        ...new Set(kernels.flatMap((k) => Object.keys(outcomesOf(k, board, key) ?? {}))),
-      ]
-        .sort();
+        ...new Set(groups.flatMap((g) => Object.keys(outcomesOf(g.rs, board, key) ?? {}))),
+      ].sort();
       if (!units.length) continue;
       out.push("", title, "");
       out.push(`| release | ${units.join(" | ")} |`, `|---|${units.map(() => "---").join("|")}|`);
-      for (const k of kernels) {
-        const o = outcomesOf(k, board, key);
-        if (o) out.push(`| ${release(k) ?? k} | ${units.map((u) => o[u] ?? "-").join(" | ")} |`);
+      const seen = new Set<string>();
+      for (const g of groups) {
+        const o = outcomesOf(g.rs, board, key);
+        const rel = releaseOf(g.rs) ?? g.kernel;
+        // The same release on several targets predicts the same: one row.
+        if (!o || seen.has(rel)) continue;
+        seen.add(rel);
+        out.push(`| ${md(rel)} | ${units.map((u) => md(String(o[u] ?? "-"))).join(" | ")} |`);
       }
+    }
+  }
+  const skipped = results.filter((r) => r.verdict === "SKIP" && r.test === r.suite);
+  if (skipped.length) {
+    out.push("", "## Suites skipped", "");
+    for (const r of skipped) {
+      out.push(
+        `- SKIP ${md(r.target)} ${md(r.kernel)} ${r.test}: ${(r.reason ?? "").split("\n")[0]}`,
+      );
     }
   }
   const bad = results.filter((r) => ["FAIL", "ERROR", "MISS"].includes(r.verdict));
   if (bad.length) {
     out.push("", "## Not passed", "");
     for (const r of bad) {
-      out.push(`- ${r.verdict} ${r.kernel} ${r.test}: ${(r.reason ?? "").split("\n")[0]}`);
+      out.push(
+        `- ${r.verdict} ${md(r.target)} ${md(r.kernel)} ${r.test}: ${
+          (r.reason ?? "").split("\n")[0]
+        }`,
+      );
     }
   }
   if (record.damagedLines) {

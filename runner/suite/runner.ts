@@ -1,0 +1,303 @@
+/**
+ * The suite runner: suites × targets (each target on its kernel), every step through the one
+ * {@linkcode runStep} into the run's one store. Per target and kernel:
+ *
+ * 1. `boot` (suite `boot`, run whatever suites were chosen: every suite needs a booted target):
+ *    the plan opens the target and the one strategy (`target.ready()`) brings it to ready;
+ *    measurements boot to shell, boot to ssh, attempts. A boot that does not PASS ends this
+ *    target and kernel there (nothing else is recorded for it; a panic is a FAIL with its line).
+ * 2. Each chosen suite in order: a target without one of its capabilities gets ONE result, the
+ *    suite's name as test, SKIP `needs capability X (this target has: ...)`, with the oracle's
+ *    `details.prediction` when the suite has `predict`; otherwise its steps, in order. A step
+ *    with a `variant` runs on a target the plan boots with that memory and command line (one
+ *    per distinct variant of the suite, closed when the suite ends).
+ * 3. The target is closed (powered off when rkhil powered it on).
+ *
+ * A kernel fault or a lost target in any step makes every later step of that target and kernel
+ * MISS `not run: ...` (variants included); an interrupt records the running step MISS
+ * `interrupted (...)` and ends the run (the caller powers off and writes the report).
+ *
+ * @module
+ */
+import { collectKernelFacts, type KernelFacts } from "../facts/collect.ts";
+import { InfraError } from "../errors.ts";
+import type { Interrupt } from "../jobs/interrupt.ts";
+import type { Target } from "../protocol/target.ts";
+import type { RunStore, TestResult } from "../results/store.ts";
+import { runStep, type RunStepContext, type StopState } from "./run_step.ts";
+import { commandOf } from "./target_io.ts";
+import type { StepContext, Suite, Variant } from "./types.ts";
+
+/** How to get one target on one kernel: what the runner opens and boots. */
+export interface TargetPlan {
+  /** Target name in results (`qemu-virt-8g`, a board id). */
+  readonly name: string;
+  /**
+   * The kernel spec rkhil boots (`debian:trixie`) for the embedded target; `undefined` for a
+   * board target, which runs its own kernel (results name it by its running release).
+   */
+  readonly kernel?: string;
+  /** Extra details of the `boot` result (`memory`, `append`). */
+  readonly bootDetails?: Record<string, unknown>;
+  /**
+   * Create the target (not yet powered on) with its files under `dir`; with `variant`, booted
+   * with that memory and command line (only for plans whose targets have `boot-config`).
+   *
+   * @throws {RkhilError} classified as the `boot` step's (or the variant step's) verdict, e.g.
+   *   a kernel the mirror does not have (ERROR, listing the suites it has).
+   */
+  open(dir: string, variant?: Variant): Promise<Target>;
+}
+
+/** Options of {@linkcode runSuites}. */
+export interface SuiteRunOptions {
+  /** The run's one store. */
+  store: RunStore;
+  /** The run directory (targets' files go to `<dir>/<target>/<kernel>/`). */
+  dir: string;
+  /** Suites to run, in order. */
+  suites: readonly Suite[];
+  /** Targets and kernels, in order. */
+  plans: readonly TargetPlan[];
+  /** Boards for the `iommu` suite's `oracle/predict <board>` steps. */
+  predictBoards: readonly string[];
+  /** SIGINT/SIGTERM of the run. */
+  interrupt?: Interrupt;
+  /** Progress lines. */
+  log: (line: string) => void;
+}
+
+/** A name safe as one path component (`debian:trixie` → `debian_trixie`). */
+export function dirName(s: string): string {
+  return s.replace(/[^a-z0-9.+-]/gi, "_");
+}
+
+/** `needs capability X (this target has: ...)`, or undefined when `target` has them all. */
+export function missingCapability(
+  suite: Pick<Suite, "requires">,
+  target: Pick<Target, "capabilities">,
+): string | undefined {
+  const missing = suite.requires.filter((c) => !target.capabilities.has(c));
+  if (!missing.length) return undefined;
+  const has = [...target.capabilities].sort();
+  return `needs capability ${missing.join(", ")} (this target has: ${
+    has.length ? has.join(", ") : "none"
+  })`;
+}
+
+/** The targets every run opened and has not closed yet (closed on an interrupt). */
+const open = new Set<Target>();
+
+/** Close every target the runner opened and has not closed (for an interrupted run). */
+export async function closeOpenTargets(): Promise<void> {
+  await Promise.all([...open].map((t) => t.close()));
+  open.clear();
+}
+
+/**
+ * Run `opts.suites` on every plan's target, recording every step (see the module
+ * documentation). Returns when all ran.
+ *
+ * @throws {InterruptedError} after the interrupted step was recorded.
+ */
+export async function runSuites(opts: SuiteRunOptions): Promise<void> {
+  const onceMap = new Map<string, Promise<unknown>>();
+  const once = <T>(key: string, make: () => Promise<T>): Promise<T> => {
+    let p = onceMap.get(key) as Promise<T> | undefined;
+    if (!p) {
+      p = make();
+      p.catch(() => {});
+      onceMap.set(key, p);
+    }
+    return p;
+  };
+  for (const plan of opts.plans) await runOnTarget(plan, opts, once);
+}
+
+/** A target brought up for steps, with the context its steps see. */
+interface Up {
+  target: Target;
+  step: StepContext;
+}
+
+function stepContext(
+  target: Target,
+  kernel: string,
+  dir: string,
+  variant: Variant,
+  opts: SuiteRunOptions,
+  once: StepContext["once"],
+): StepContext {
+  const release = target.release;
+  if (!release) {
+    throw new InfraError(
+      `${target.name} is ready but its release is unknown`,
+      "see the console log",
+    );
+  }
+  let facts: Promise<KernelFacts> | undefined;
+  return {
+    target,
+    kernel,
+    release,
+    dir,
+    variant,
+    predictBoards: opts.predictBoards,
+    facts() {
+      facts ??= collectKernelFacts(commandOf(target), { target: `${target.name} ${release}` });
+      return facts;
+    },
+    once,
+    log: opts.log,
+  };
+}
+
+async function runOnTarget(
+  plan: TargetPlan,
+  opts: SuiteRunOptions,
+  once: StepContext["once"],
+): Promise<void> {
+  const kernelDir = `${opts.dir}/${dirName(plan.name)}/${dirName(plan.kernel ?? "board-kernel")}`;
+  opts.log(`\n${plan.name}${plan.kernel ? ` ${plan.kernel}` : ""}`);
+  const state: StopState = {};
+  const base: RunStepContext = {
+    store: opts.store,
+    suite: "boot",
+    targetName: plan.name,
+    kernel: plan.kernel ?? "(not booted)",
+    state,
+    interrupt: opts.interrupt,
+    log: opts.log,
+  };
+  let opening: Promise<Target> | undefined;
+  let main: Up | undefined;
+  try {
+    const boot = await runStep(base, "boot", async () => {
+      opening = plan.open(kernelDir);
+      const target = await opening;
+      open.add(target);
+      base.target = target;
+      const times = await target.ready();
+      base.release = target.release;
+      if (!plan.kernel && target.release) base.kernel = target.release;
+      return {
+        verdict: "PASS",
+        measurements: [
+          { name: "boot to shell", value: times.shell ?? NaN, unit: "s" },
+          { name: "boot to ssh", value: times.ssh ?? NaN, unit: "s" },
+          { name: "boot attempts", value: times.attempts, unit: "" },
+        ],
+        details: { release: target.release, ...plan.bootDetails },
+      };
+    });
+    if (boot.verdict !== "PASS" || !base.target) return;
+    main = {
+      target: base.target,
+      step: stepContext(base.target, base.kernel, kernelDir, {}, opts, once),
+    };
+    for (const suite of opts.suites) await runSuite(suite, plan, main, base, kernelDir, opts, once);
+  } finally {
+    if (base.target) {
+      await base.target.close();
+      open.delete(base.target);
+    } else {
+      // A target whose opening the interrupt overtook is closed when (if) it comes.
+      opening?.then((t) => t.close(), () => {});
+    }
+  }
+}
+
+async function runSuite(
+  suite: Suite,
+  plan: TargetPlan,
+  main: Up,
+  base: RunStepContext,
+  kernelDir: string,
+  opts: SuiteRunOptions,
+  once: StepContext["once"],
+): Promise<TestResult[]> {
+  const ctx: RunStepContext = { ...base, suite: suite.name, state: base.state };
+  const results: TestResult[] = [];
+  const missing = missingCapability(suite, main.target);
+  if (missing) {
+    results.push(
+      await runStep(ctx, suite.name, async () => {
+        let prediction: Record<string, unknown> | undefined;
+        let predictionError: string | undefined;
+        try {
+          prediction = await suite.predict?.({
+            target: main.target,
+            release: main.step.release,
+            kernel: main.step.kernel,
+          });
+        } catch (err) {
+          predictionError = (err as Error).message;
+        }
+        return {
+          verdict: "SKIP",
+          reason: missing,
+          details: {
+            requires: [...suite.requires],
+            ...(prediction ? { prediction } : {}),
+            ...(predictionError ? { predictionError } : {}),
+          },
+        };
+      }),
+    );
+    return results;
+  }
+  /** Variant targets of this suite, by their boot. */
+  const variants = new Map<string, { ctx: RunStepContext; up?: Promise<Up> }>();
+  try {
+    for (const step of suite.steps(main.step)) {
+      if (!step.variant) {
+        results.push(await runStep(ctx, step.name, () => step.run(main.step)));
+        continue;
+      }
+      const variant = step.variant;
+      const key = JSON.stringify([variant.memory ?? "", variant.append ?? ""]);
+      let v = variants.get(key);
+      if (!v) {
+        v = { ctx: { ...ctx, target: undefined, state: base.state } };
+        variants.set(key, v);
+      }
+      const slot = v;
+      results.push(
+        await runStep(slot.ctx, step.name, async () => {
+          slot.up ??= (async () => {
+            const dir = `${kernelDir}/${
+              dirName([variant.memory, variant.append].filter(Boolean).join("-"))
+            }`;
+            const target = await plan.open(dir, variant);
+            open.add(target);
+            slot.ctx.target = target;
+            await target.ready();
+            if (target.release !== main.step.release) {
+              throw new InfraError(
+                `the ${
+                  JSON.stringify(variant)
+                } boot runs ${target.release}, not ${main.step.release}`,
+                "see the console log of that boot",
+              );
+            }
+            return {
+              target,
+              step: stepContext(target, main.step.kernel, dir, variant, opts, once),
+            };
+          })();
+          const up = await slot.up;
+          slot.ctx.target = up.target;
+          return await up.target.whileUp(step.run(up.step));
+        }),
+      );
+    }
+  } finally {
+    for (const v of variants.values()) {
+      if (v.ctx.target) {
+        await v.ctx.target.close();
+        open.delete(v.ctx.target);
+      }
+    }
+  }
+  return results;
+}
