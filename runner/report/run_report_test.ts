@@ -84,7 +84,7 @@ Deno.test("run report: grouped by target, a column per suite, skipped suites wit
   assert.match(text, /^# rkhil run: qemu-virt-8g, lab-1 \(8 GiB\)$/m);
   assert.match(
     text,
-    /^\| kernel \| release \| boot to ssh \| console \| kernel facts \| running driver vs knowledge base \| oracle memory model \| IOMMU log vs oracle \| probe \| probe \(own boots\) \|$/m,
+    /^\| kernel \| release \| boot to ssh \| kernel and console \| kernel facts \| running driver vs knowledge base \| oracle memory model \| IOMMU log vs oracle \| probe \| probe \(own boots\) \|$/m,
   );
   const qemu = text.slice(text.indexOf("## qemu-virt-8g"), text.indexOf("## lab-1"));
   assert.match(
