@@ -148,16 +148,27 @@ async function listFiles(dir: string, rel = ""): Promise<{ path: string; size: n
   return out.sort((a, b) => a.path.localeCompare(b.path));
 }
 
+const memo = new Map<boolean, Promise<WorkloadBundle>>();
+
 /**
- * Build (or reuse) the workload bundle.
+ * Build (or reuse) the workload bundle. Within one process the bundle is resolved once (the
+ * later calls return it as `cached`).
  *
  * @throws {InfraError} the packages cannot be fetched, the compiler fails, or a needed library
  * is in no fetched package.
  */
-export async function buildWorkload(opts: BuildOptions = {}): Promise<WorkloadBundle> {
-  const t0 = performance.now();
+export function buildWorkload(opts: BuildOptions = {}): Promise<WorkloadBundle> {
   const teflon = opts.teflon ?? true;
-  const say = opts.progress ?? (() => {});
+  const hit = memo.get(teflon);
+  if (hit) return hit.then((b) => ({ ...b, cached: true }));
+  const p = build(teflon, opts.progress ?? (() => {}));
+  memo.set(teflon, p);
+  p.catch(() => memo.delete(teflon));
+  return p;
+}
+
+async function build(teflon: boolean, say: (line: string) => void): Promise<WorkloadBundle> {
+  const t0 = performance.now();
   const { apt } = await sharedApt();
   const wanted = [...WORKLOAD_PACKAGES, ...(teflon ? [TEFLON_PACKAGE] : [])];
   const closure = await apt.resolveInstall(wanted, WORKLOAD_SUITE);
