@@ -100,6 +100,8 @@ export const HOST_TOOLS: Readonly<Record<string, string>> = {
   git: "git",
   umount: "mount",
   mmdebstrap: "mmdebstrap",
+  // The history report's browser check (runner/report/history_html_browser_test.ts).
+  chromium: "chromium",
   // The board lab (runner/lab): TCP consoles served the way a lab serves a board's UART.
   ser2net: "ser2net",
 };

@@ -183,6 +183,11 @@ export class HistoryWriter {
     return new HistoryWriter(db, stmts, run, ownsDb);
   }
 
+  /** How many results the run has in the history. */
+  get recorded(): number {
+    return this.seq;
+  }
+
   /** Record the run's next result (its measurements and observations with it). */
   record(r: TestResult): void {
     const key = r.kernel;

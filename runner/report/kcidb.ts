@@ -32,6 +32,7 @@ const idPart = (s: string) => s.replace(/\s+/g, "_");
 /** `validate/v2-6.6` in suite `validate` → `validate.v2-6_6`; `oracle/predict rock-3b-8g` → `oracle.predict_rock-3b-8g`. */
 export function kcidbPath(suite: string, test: string): string {
   const part = (s: string) => s.replace(/[^a-zA-Z0-9_-]+/g, "_").replace(/^_+|_+$/g, "") || "_";
+  if (test === suite) return part(suite);
   const rest = test.startsWith(`${suite}/`) ? test.slice(suite.length + 1) : test;
   return [part(suite), ...rest.split("/").map(part)].join(".");
 }
