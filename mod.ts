@@ -435,4 +435,3 @@ export type { QmpClient, QmpEvent } from "./runner/qemu/qmp.ts";
 export { HANGUP } from "./runner/serial/deno_binding.ts";
 export type { TermiosInfo } from "./runner/serial/deno_binding.ts";
 export type { UploadResult } from "./runner/ssh/client.ts";
-export type { RunResult as FactsRunResult } from "./runner/facts/collect.ts";

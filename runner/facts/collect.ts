@@ -25,6 +25,7 @@ import { mainlineFacts, releaseKey } from "../../oracle/releases.ts";
 import { type DtIommuNode, OracleInputError } from "../../oracle/scenario.ts";
 import { type Fact, fact, type PhysRange } from "../../oracle/types.ts";
 import { iommuNodes, memoryBanks, parseFdt } from "../fdt/mod.ts";
+import type { CommandResult } from "../protocol/command.ts";
 import {
   type CmaLine,
   configEnabled,
@@ -52,21 +53,16 @@ import {
 // ---------------------------------------------------------------------------------------------
 // The command channel
 
-/** What a command channel returns. `SshSession.exec` and `FramedShell.run` both fit. */
-export interface RunResult {
-  /** The command's stdout, decoded as UTF-8. */
-  stdout: string;
-  /** Exit status; null when the command died of a signal. */
-  exitStatus: number | null;
-  /** Separate stderr, when the channel keeps it apart (SSH exec). Unused by the parsers. */
-  stderr?: string;
-}
-
 /**
- * Runs one shell command on the target. Must honour `timeoutMs` itself if it can; the
- * collector also stops waiting after `timeoutMs` plus a grace period.
+ * Runs one shell command on the target and returns the part of the Command protocol's result
+ * (runner/protocol/command.ts) the collectors read: `stdout` (stderr merged) and `exitStatus`.
+ * `target.command.run` is one as it is; `FramedShell.run` fits too. Must honour `timeoutMs`
+ * itself if it can; the collector also stops waiting after `timeoutMs` plus a grace period.
  */
-export type RunCommand = (cmd: string, opts: { timeoutMs: number }) => Promise<RunResult>;
+export type RunCommand = (
+  cmd: string,
+  opts: { timeoutMs: number },
+) => Promise<Pick<CommandResult, "stdout" | "exitStatus">>;
 
 /** One command the collector runs. */
 export interface CommandSpec {

@@ -8,7 +8,8 @@ import { mainlineFacts, parseRelease } from "../../oracle/releases.ts";
 import { parseBtf, structLayout, typeName, typeSize } from "./btf.ts";
 import { compareDriverWithKb, fetchTargetFile, introspectDriver } from "./driver.ts";
 import type { FactsResult } from "./facts_cmd.ts";
-import { withGuest } from "../jobs/guest.ts";
+import { withQemuTarget } from "../qemu/target.ts";
+import { commandOf } from "../suite/target_io.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -68,9 +69,9 @@ for (const c of CASES) {
     async () => {
       const runDir = await Deno.makeTempDir({ prefix: "rkhil-introspect-" });
       try {
-        await withGuest({ kernel: c.spec, runDir }, async (g) => {
-          assert.match(g.release, c.release);
-          const d = await introspectDriver(g.run);
+        await withQemuTarget({ kernel: c.spec, runDir }, async (g) => {
+          assert.match(g.release!, c.release);
+          const d = await introspectDriver(commandOf(g));
           assert.equal(d.release, g.release);
           assert.deepEqual(d.problems, []);
           assert.equal(d.table.value.foundBy, c.foundBy);
@@ -113,12 +114,12 @@ for (const c of CASES) {
             assert.equal(v2.opsSymbol?.value, "iommu_data_ops_v2");
           }
 
-          const cmp = compareDriverWithKb(d, mainlineFacts(parseRelease(g.release)!));
+          const cmp = compareDriverWithKb(d, mainlineFacts(parseRelease(g.release!)!));
           assert.deepEqual(cmp.findings, [], JSON.stringify(cmp.findings, null, 2));
           assert.ok(cmp.agreed.length >= 9);
 
           if (c.crossCheckScan) {
-            const s = await introspectDriver(g.run, { tableBy: "scan" });
+            const s = await introspectDriver(commandOf(g), { tableBy: "scan" });
             assert.equal(s.table.value.foundBy, "kcore-scan");
             assert.equal(s.table.value.address, d.table.value.address);
             assert.deepEqual(
@@ -128,7 +129,7 @@ for (const c of CASES) {
           }
 
           // The guest's real arm64 BTF, whole: every type names and sizes or refuses cleanly.
-          const btf = parseBtf(await fetchTargetFile(g.run, "/sys/kernel/btf/vmlinux"));
+          const btf = parseBtf(await fetchTargetFile(commandOf(g), "/sys/kernel/btf/vmlinux"));
           assert.ok(btf.types.length > 100_000, `${btf.types.length} types`);
           for (const t of btf.types) {
             if (!t) continue;

@@ -15,8 +15,8 @@ import {
   type DriverIntrospection,
   introspectDriver,
 } from "./driver.ts";
-import { bootGuest, type Guest } from "../jobs/guest.ts";
 import { type Interrupt, INTERRUPT_EXIT, InterruptedError } from "../jobs/interrupt.ts";
+import type { RunCommand } from "../facts/collect.ts";
 import { QemuTarget } from "../qemu/target.ts";
 
 /** Options of {@link runFacts}. */
@@ -71,28 +71,34 @@ export async function runFacts(opts: FactsOptions): Promise<FactsResult> {
     return out;
   };
   it?.check();
-  const booting = bootGuest({ kernel: opts.kernel, runDir, memory: opts.memory, log: opts.log });
-  let g: Guest | undefined;
+  opts.log?.(`preparing ${opts.kernel}`);
+  let guest: QemuTarget | undefined;
+  let booting: Promise<unknown> | undefined;
   try {
-    g = await race(booting);
-    const guest = g;
+    guest = await race(QemuTarget.prepare({ kernel: opts.kernel, runDir, memory: opts.memory }));
+    const target = guest;
+    opts.log?.(`booting ${target.kernel.release}`);
+    booting = target.ready();
+    await race(booting);
+    const release = target.release!;
+    const run: RunCommand = (cmd, o) => target.command.run(cmd, { timeoutMs: o.timeoutMs });
     /** A fault or a lost target since `faultsBefore`: recorded in `out`, true if so. */
     const stopped = (out: FactsResult, faultsBefore: number) => {
-      const f = guest.faults[faultsBefore];
+      const f = target.faults[faultsBefore];
       if (f) out.crash = `kernel ${f.kind}: ${f.reason}`;
-      else out.lost = guest.lost();
+      else out.lost = target.lost() ?? (target.state === "off" ? "the target is off" : undefined);
       return !!(out.crash || out.lost);
     };
     opts.log?.("collecting kernel facts");
-    let faults = guest.faults.length;
-    const facts = await race(collectKernelFacts(guest.run, { target: `qemu ${guest.release}` }));
-    const out: FactsResult = { kernel: opts.kernel, release: guest.release, runDir, facts };
+    let faults = target.faults.length;
+    const facts = await race(collectKernelFacts(run, { target: `qemu ${release}` }));
+    const out: FactsResult = { kernel: opts.kernel, release, runDir, facts };
     if (stopped(out, faults)) return await save(out);
     opts.log?.("introspecting the rockchip-iommu driver");
-    faults = guest.faults.length;
+    faults = target.faults.length;
     try {
       out.driver = await race(
-        guest.whileUp(introspectDriver(guest.run, { log: (l) => opts.log?.(`  ${l}`) })),
+        target.whileUp(introspectDriver(run, { log: (l) => opts.log?.(`  ${l}`) })),
       );
     } catch (e) {
       if (e instanceof InterruptedError) throw e;
@@ -102,10 +108,9 @@ export async function runFacts(opts: FactsOptions): Promise<FactsResult> {
       return await save(out);
     }
     if (stopped(out, faults)) return await save(out);
-    const rel = parseRelease(guest.release);
+    const rel = parseRelease(release);
     if (!rel || !isKnownRelease(rel)) {
-      out.comparisonSkipped =
-        `release ${guest.release} is not in the knowledge base (${RELEASES[0]}` +
+      out.comparisonSkipped = `release ${release} is not in the knowledge base (${RELEASES[0]}` +
         `…${RELEASES[RELEASES.length - 1]})`;
     } else {
       out.comparison = compareDriverWithKb(out.driver, mainlineFacts(rel));
@@ -115,8 +120,9 @@ export async function runFacts(opts: FactsOptions): Promise<FactsResult> {
     if (err instanceof InterruptedError) await QemuTarget.powerOffAll();
     throw err;
   } finally {
-    if (g) await g.close();
-    else booting.then((x) => x.close(), () => {});
+    // Also when an interrupt overtook the boot: closing quits QEMU, which ends the boot.
+    await guest?.close();
+    booting?.catch(() => {});
   }
 }
 

@@ -71,7 +71,7 @@ export async function bootGuest(opts: GuestOptions): Promise<Guest> {
       target,
       ssh,
       release: target.release!,
-      run: (cmd, o) => ssh.exec(cmd, { timeoutMs: o.timeoutMs }),
+      run: (cmd, o) => target.command.run(cmd, { via: "ssh-exec", timeoutMs: o.timeoutMs }),
       bootSeconds: { shell: times.shell, ssh: times.ssh },
       faults: target.faults,
       lost: () => target.lost() ?? (target.state === "off" ? "the target is off" : undefined),

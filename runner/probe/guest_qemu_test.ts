@@ -6,10 +6,11 @@
  */
 import assert from "node:assert/strict";
 import { mkDte, mkPte, ptAddress } from "../../oracle/entries.ts";
-import { withGuest } from "../jobs/guest.ts";
+import { withQemuTarget } from "../qemu/target.ts";
+import { probeShellOf } from "../suite/target_io.ts";
 import { buildProbeModule } from "./build.ts";
 import { directoryTable, pageTableOf, type ProbeReport, walkOf } from "./report.ts";
-import { type ProbeParams, runProbe, type Shell, sshShell } from "./run.ts";
+import { type ProbeParams, runProbe, type Shell } from "./run.ts";
 import { testRunRoot } from "../test_dirs.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -81,13 +82,13 @@ async function withProbeGuest(
   const runDir = `${runRoot}/${spec.replace(":", "_")}${
     append ? "-" + append.replace(/\W/g, "_") : ""
   }`;
-  await withGuest({ kernel: spec, runDir, memory: "8G", append }, async (g) => {
+  await withQemuTarget({ kernel: spec, runDir, memory: "8G", extraAppend: append }, async (g) => {
     assert.equal(g.release, mod.release, "the guest runs the kernel the module is for");
-    const shell = sshShell(g.ssh);
+    const shell = probeShellOf(g);
     const u = await shell.exec("dmesg | grep 'software IO TLB: mapped'");
     console.log(
       `${spec}${append ? ` (${append})` : ""}: ${mod.release}, ssh after ${
-        g.bootSeconds.ssh?.toFixed(1)
+        g.lastBoot?.ssh?.toFixed(1)
       } s; ${u.stdout.replace(/^\[[^\]]*\] /, "").trim()}`,
     );
     await body(shell, ko, mod.release);

@@ -82,7 +82,11 @@ export function insmodArgs(params: ProbeParams): string[] {
   ];
 }
 
-/** A command transport: run a shell command, get its output and status. */
+/**
+ * A command transport: run a shell command, get its output and status. On a Target use
+ * `probeShellOf` (runner/suite/target_io.ts): its Command protocol merges stderr into `stdout`
+ * (`stderr` is then empty; error messages fall back to `stdout`).
+ */
 export interface Shell {
   exec(cmd: string): Promise<{ stdout: string; stderr: string; status: number | null }>;
   upload(data: Uint8Array, remotePath: string): Promise<void>;
@@ -123,14 +127,18 @@ export async function runProbe(
       return { report: parseProbeReport(since), raw: since, command };
     }
     throw new InfraError(
-      `\`${command}\` failed (status ${ins.status}): ${ins.stderr.trim()}\n${since.trim()}`,
+      `\`${command}\` failed (status ${ins.status}): ${(ins.stderr || ins.stdout).trim()}\n` +
+        since.trim(),
       "check that the module was built for this kernel (uname -r) and see the kernel log",
     );
   }
   const proc = await shell.exec("cat /proc/rkprobe");
   const rm = await shell.exec("rmmod rkprobe && dmesg | tail -n 200");
   if (rm.status !== 0) {
-    throw new InfraError(`rmmod rkprobe failed: ${rm.stderr.trim()}`, "see the kernel log");
+    throw new InfraError(
+      `rmmod rkprobe failed: ${(rm.stderr || rm.stdout).trim().slice(0, 300)}`,
+      "see the kernel log",
+    );
   }
   const after = rm.stdout.slice(Math.max(0, rm.stdout.lastIndexOf(mark)));
   const unload = after.split("\n").filter((l) => /rkprobe: (leak|unloaded)/.test(l)).join("\n");

@@ -168,3 +168,23 @@ export class QemuTarget extends DriverTarget<QemuDriver> {
     return times;
   }
 }
+
+/**
+ * Prepare a QEMU target, bring it to `ready`, run `fn` with it, and always close it (QEMU
+ * quits). For tests and one-shot tools; jobs run suites through the suite runner.
+ *
+ * @throws what {@linkcode QemuTarget.prepare}, `ready()` and `fn` throw.
+ */
+export async function withQemuTarget<T>(
+  opts: QemuTargetOptions,
+  fn: (target: QemuTarget) => Promise<T>,
+  targetOpts: DriverTargetOptions = {},
+): Promise<T> {
+  const t = await QemuTarget.prepare(opts, targetOpts);
+  try {
+    await t.ready();
+    return await fn(t);
+  } finally {
+    await t.close();
+  }
+}

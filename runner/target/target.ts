@@ -309,8 +309,8 @@ export class DriverTarget<D extends TargetDriver = TargetDriver> implements Targ
     const g = this.driver.gone();
     if (g) return g;
     if (this.#state !== "off" && this.#con?.stream.closed) {
-      return `the console ${this.#con.stream.name} closed` +
-        (this.#con.stream.closeReason ? `: ${this.#con.stream.closeReason.message}` : "");
+      return `the console is gone (${this.#con.stream.name} closed` +
+        (this.#con.stream.closeReason ? `: ${this.#con.stream.closeReason.message})` : ")");
     }
     return undefined;
   }
@@ -320,7 +320,7 @@ export class DriverTarget<D extends TargetDriver = TargetDriver> implements Targ
     const closed = con
       ? new Promise<string>((resolve) => {
         const why = (err?: Error) =>
-          `the console ${con.stream.name} closed${err ? `: ${err.message}` : ""}`;
+          `the console is gone (${con.stream.name} closed${err ? `: ${err.message}` : ""})`;
         // The driver's reason (QEMU exited) explains a console end better: give it a moment.
         const later = (reason: string) =>
           setTimeout(() => resolve(this.driver.gone() ?? reason), 300);
