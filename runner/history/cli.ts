@@ -8,7 +8,7 @@
  */
 import { type Command, InvalidArgumentError, Option } from "commander";
 import { fileURLToPath } from "node:url";
-import { parseRelease } from "../../oracle/releases.ts";
+import { compareRelease, parseRelease, releaseKey, RELEASES } from "../../oracle/releases.ts";
 import * as opt from "../cli/options.ts";
 import { UserInputError } from "../errors.ts";
 import { escapeControls, shown } from "../safe_text.ts";
@@ -234,7 +234,8 @@ async function renderFormat(
 /** Add `rkhil history import` to the CLI. */
 export function addHistoryCommand(program: Command): void {
   const history = program.command("history").description(
-    "The results history (runs/history.sqlite): import run directories",
+    "The results history (runs/history.sqlite): import run directories, record the knowledge " +
+      "base's predictions",
   );
   history.command("import")
     .description(
@@ -273,6 +274,43 @@ export function addHistoryCommand(program: Command): void {
             ),
           );
         }
+      } finally {
+        db.close();
+      }
+    });
+  history.command("predict")
+    .description(
+      "Record the knowledge base's prediction for a board on every release from --from to --to " +
+        "(target knowledge-base), so the report places each release between real runs; " +
+        "recording the same range again adds nothing",
+    )
+    .requiredOption("--board <id>", "board id (see `rkhil boards`)", opt.builtinBoardId)
+    .option("--from <release>", "first release", opt.knownRelease, "6.1")
+    .option("--to <release>", "last release", opt.knownRelease, RELEASES[RELEASES.length - 1])
+    .option("--db <path>", "the history database (default: runs/history.sqlite)", dbOption)
+    .action(async (o: { board: string; from: string; to: string; db?: string }) => {
+      const a = parseRelease(o.from)!, b = parseRelease(o.to)!;
+      if (compareRelease(a, b) > 0) {
+        throw new UserInputError(
+          `--from ${o.from} comes after --to ${o.to}`,
+          "give the older release as --from and the newer one as --to",
+        );
+      }
+      const releases = RELEASES.filter((r) => {
+        const x = parseRelease(r)!;
+        return compareRelease(x, a) >= 0 && compareRelease(x, b) <= 0;
+      });
+      const { openHistory } = await import("./schema.ts");
+      const { recordPredictions } = await import("./predictions.ts");
+      const db = openHistory(o.db ?? DEFAULT_DB);
+      try {
+        const run = `kb-${o.board}-${releaseKey(a)}-${releaseKey(b)}`;
+        const n = await recordPredictions(db, run, o.board, releases);
+        console.log(
+          `${o.board}: ${n} release${n === 1 ? "" : "s"} recorded (${releases[0]} … ${
+            releases[releases.length - 1]
+          })${n ? "" : ", already in the history"}`,
+        );
       } finally {
         db.close();
       }

@@ -22,7 +22,7 @@ export const KB_TARGET = "knowledge-base";
 export async function predictionResults(
   boardId: string,
   releases: readonly string[],
-  startedAt = "2026-11-30T00:00:00.000Z",
+  startedAt = new Date().toISOString(),
 ): Promise<TestResult[]> {
   const loaded = await findBoard(boardId);
   const board = boardFacts(loaded.board, loaded.path);
