@@ -26,6 +26,7 @@ import {
 } from "./oracle/scenario.ts";
 import { describeError, UserInputError } from "./runner/errors.ts";
 import { addHistoryCommand, addReportCommand } from "./runner/history/cli.ts";
+import { addLabCommand } from "./runner/board/cli.ts";
 import { renderPrediction } from "./runner/report/prediction_text.ts";
 import { renderReleaseReport } from "./runner/report/release_report.ts";
 import { dtbIommuNodes } from "./runner/dtb.ts";
@@ -430,21 +431,47 @@ export function cli(): Command {
     });
 
   program.command("boards")
-    .description("List the board definitions")
+    .description(
+      "List the board definitions; with --check ID, reach that board through its board file " +
+        "and report each protocol's health (exit 0 healthy, 1 not)",
+    )
     .option(
       "--boards-dir <dir>",
-      "a directory of board files to list instead of the built-in ones",
+      "a directory of board files to list instead of the built-in ones (with --check: " +
+        "searched before them)",
       opt.inputDir,
     )
-    .action(async (o: { boardsDir?: string }) => {
-      const boards = await listBoards(o.boardsDir);
-      for (const { board } of boards) {
-        // Board files are user input: their text reaches the terminal escaped.
-        console.log(
-          escapeControls(`${board.id.padEnd(14)} ${board.soc.padEnd(10)} ${board.name}`),
-        );
-      }
-    });
+    .option(
+      "--check <id>",
+      "reach this board and report console, power, ssh, command, files",
+      opt.boardId,
+    )
+    .option("--power-cycle", "with --check: power-cycle the board through its adapter")
+    .option("--runs-dir <dir>", RUNS_DIR_HELP, opt.outputDir)
+    .action(
+      async (o: { boardsDir?: string; check?: string; powerCycle?: boolean; runsDir?: string }) => {
+        if (o.check !== undefined) {
+          const { boardsCheck } = await import("./runner/board/cli.ts");
+          const code = await boardsCheck(o.check, {
+            boardsDirs: o.boardsDir ? [o.boardsDir] : [],
+            powerCycle: o.powerCycle,
+            runsDir: runsRoot(o.runsDir),
+          });
+          if (code !== 0) throw new CliExit(code);
+          return;
+        }
+        if (o.powerCycle) {
+          throw new UserInputError("--power-cycle applies to --check only", "add --check ID");
+        }
+        const boards = await listBoards(o.boardsDir);
+        for (const { board } of boards) {
+          // Board files are user input: their text reaches the terminal escaped.
+          console.log(
+            escapeControls(`${board.id.padEnd(14)} ${board.soc.padEnd(10)} ${board.name}`),
+          );
+        }
+      },
+    );
 
   program.command("facts")
     .description(
@@ -469,6 +496,7 @@ export function cli(): Command {
   // `rkhil report` (one run, or --history) and `rkhil history import` (runner/history/cli.ts).
   addReportCommand(program);
   addHistoryCommand(program);
+  addLabCommand(program);
 
   program.command("explain-log")
     .description(
