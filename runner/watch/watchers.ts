@@ -81,6 +81,12 @@ import type { ConsoleStream } from "../serial/port.ts";
 import { CloseGate } from "../close_gate.ts";
 import { findConsoleStamp } from "../../oracle/kline.ts";
 import {
+  parseNpuDriverInit,
+  parseRknnApiFail,
+  parseRknnLog,
+  parseRknpuMessage,
+} from "./npu_lines.ts";
+import {
   type FaultReport,
   isFaultLike,
   type ParsedLine,
@@ -341,25 +347,8 @@ const RE_OOM_KILLED_STRICT =
 // NPU rules
 // ---------------------------------------------------------------------------------------------
 
-const RE_RKNPU = /^(?:RKNPU (\S+?): )?RKNPU: (.*)$/;
-const RE_RKNPU_TIMEOUT = /^job timeout, flags: (0x[0-9a-fA-F]+|0)(.*)$/;
-const RE_RKNPU_CORE =
-  /^\s*core (\d+) irq status: (\S+?), raw status: (\S+?), require mask: (\S+?), task counter: (\S+?), elapsed time: (-?\d+)us/;
-const RE_RKNPU_OLD_TIMEOUT_FIELDS =
-  /irq status: (\S+?), raw status: (\S+?), require mask: (\S+?), task counter: (\S+?), elapsed time: (-?\d+)us/;
-const RE_RKNPU_WAIT =
-  /^failed to wait job, task counter: (-?\d+), flags: (\S+?), ret = (-?\d+), elapsed time: (-?\d+)us/;
-const RE_RKNPU_JOB =
-  /^job: (\S+?), iommu domain id: (-?\d+), wait_count: (-?\d+), continue wait: (-?\d+), commit elapse time: (-?\d+)us, wait time: (-?\d+)us, timeout: (\d+)us/;
-const RE_RKNPU_ABORT = /^job abort, flags: (\S+?), ret: (-?\d+), elapsed time: (-?\d+)us/;
-const RE_RKNPU_RESET = /^soft reset(?:, num: (\d+))?/;
-const RE_DRM_INIT =
-  /^\[drm\] Initialized (rknpu|rocket) (\S+)(?: (\d{8}))? for (\S+) on minor (\d+)/;
-const RE_RKNPU_HEAP_INIT = /^Initialized RKNPU driver: v(\S+) for (\S+)/;
 const RE_ROCKET = /^rocket (\S+?): (.*)$/;
 const RE_ROCKET_CORE = /^Rockchip NPU core (\d+) version: (\d+)/;
-const RE_RKNN_E = /^E RKNN: (?:\[[0-9:.]+\] )?(.*)$/;
-const RE_RKNN_RUN_FAIL = /^rknn_run fail! ret=(-?\d+)/;
 
 // ---------------------------------------------------------------------------------------------
 // Banners
@@ -705,9 +694,9 @@ export class ConsoleWatcher {
 
   #rknnRuntime(ctx: Ctx): boolean {
     const text = ctx.line.text;
-    let m = RE_RKNN_E.exec(text);
-    if (m) {
-      const body = m[1];
+    const log = parseRknnLog(text);
+    if (log?.level === "E") {
+      const body = log.message;
       const what: NpuWhat = /failed to submit/.test(body) ? "submit_failed" : "runtime_error";
       const fields: Record<string, string | number> = { message: body };
       const op = /op id: (\d+)/.exec(body);
@@ -715,9 +704,9 @@ export class ConsoleWatcher {
       this.#npuEvent(ctx, "librknnrt", what, undefined, fields, "error");
       return true;
     }
-    m = RE_RKNN_RUN_FAIL.exec(text);
-    if (m) {
-      this.#npuEvent(ctx, "librknnrt", "run_failed", undefined, { ret: Number(m[1]) }, "error");
+    const fail = parseRknnApiFail(text);
+    if (fail?.api === "rknn_run") {
+      this.#npuEvent(ctx, "librknnrt", "run_failed", undefined, { ret: fail.ret }, "error");
       return true;
     }
     return false;
@@ -725,118 +714,62 @@ export class ConsoleWatcher {
 
   #npu(ctx: Ctx): boolean {
     const msg = ctx.kt.msg;
-    let m = RE_RKNPU.exec(msg);
-    if (m) {
-      const device = m[1];
-      const body = m[2];
-      let b: RegExpExecArray | null;
-      if ((b = RE_RKNPU_CORE.exec(body))) {
-        const fields = {
-          core: Number(b[1]),
-          irqStatus: b[2],
-          rawStatus: b[3],
-          requireMask: b[4],
-          taskCounter: b[5],
-          elapsedUs: Number(b[6]),
-        };
-        const open = this.#blocks.get("npu");
-        const d = open?.ev.detail;
-        if (open && d?.kind === "npu" && d.what === "job_timeout") {
-          this.#append(open, ctx);
-          open.idle = 0;
-          d.fields[`core${fields.core}`] =
-            `irq status: ${fields.irqStatus}, raw status: ${fields.rawStatus}, ` +
-            `require mask: ${fields.requireMask}, task counter: ${fields.taskCounter}, ` +
-            `elapsed time: ${fields.elapsedUs}us`;
+    const k = parseRknpuMessage(msg);
+    if (k) {
+      const { device, fields } = k;
+      switch (k.kind) {
+        case "timeout-core": {
+          const open = this.#blocks.get("npu");
+          const d = open?.ev.detail;
+          if (open && d?.kind === "npu" && d.what === "job_timeout") {
+            this.#append(open, ctx);
+            open.idle = 0;
+            d.fields[`core${fields.core}`] =
+              `irq status: ${fields.irqStatus}, raw status: ${fields.rawStatus}, ` +
+              `require mask: ${fields.requireMask}, task counter: ${fields.taskCounter}, ` +
+              `elapsed time: ${fields.elapsedUs}us`;
+            return true;
+          }
+          this.#npuEvent(ctx, "rknpu", "job_timeout", device, fields, "error");
           return true;
         }
-        this.#npuEvent(ctx, "rknpu", "job_timeout", device, fields, "error");
-        return true;
+        case "job-timeout":
+          this.#npuEvent(ctx, "rknpu", "job_timeout", device, fields, "error", k.continued);
+          return true;
+        case "wait-failed":
+          this.#npuEvent(ctx, "rknpu", "wait_failed", device, fields, "error");
+          return true;
+        case "job-wait-info":
+          this.#npuEvent(ctx, "rknpu", "job_wait_info", device, fields, "error");
+          return true;
+        case "job-abort":
+          this.#npuEvent(ctx, "rknpu", "job_abort", device, fields, "error");
+          return true;
+        case "soft-reset":
+          this.#npuEvent(ctx, "rknpu", "soft_reset", device, fields, "error");
+          return true;
+        case "commit-failed":
+          this.#npuEvent(ctx, "rknpu", "commit_failed", device, fields, "error");
+          return true;
+        case "invalid-irq-status":
+          this.#npuEvent(ctx, "rknpu", "invalid_irq_status", device, fields, "error");
+          return true;
+        case "probe-iommu":
+          this.#npuEvent(ctx, "rknpu", "probe_iommu", device, fields, "info");
+          return true;
+        default:
+          return false;
       }
-      if ((b = RE_RKNPU_TIMEOUT.exec(body))) {
-        const fields: Record<string, string | number> = { flags: b[1] };
-        const old = RE_RKNPU_OLD_TIMEOUT_FIELDS.exec(b[2]);
-        if (old) {
-          Object.assign(fields, {
-            irqStatus: old[1],
-            rawStatus: old[2],
-            requireMask: old[3],
-            taskCounter: old[4],
-            elapsedUs: Number(old[5]),
-          });
-          this.#npuEvent(ctx, "rknpu", "job_timeout", device, fields, "error");
-        } else {
-          this.#npuEvent(ctx, "rknpu", "job_timeout", device, fields, "error", true);
-        }
-        return true;
-      }
-      if ((b = RE_RKNPU_WAIT.exec(body))) {
-        this.#npuEvent(ctx, "rknpu", "wait_failed", device, {
-          taskCounter: Number(b[1]),
-          flags: b[2],
-          ret: Number(b[3]),
-          elapsedUs: Number(b[4]),
-        }, "error");
-        return true;
-      }
-      if ((b = RE_RKNPU_JOB.exec(body))) {
-        this.#npuEvent(ctx, "rknpu", "job_wait_info", device, {
-          job: b[1],
-          iommuDomainId: Number(b[2]),
-          waitCount: Number(b[3]),
-          continueWait: Number(b[4]),
-          commitElapseUs: Number(b[5]),
-          waitUs: Number(b[6]),
-          timeoutUs: Number(b[7]),
-        }, "error");
-        return true;
-      }
-      if ((b = RE_RKNPU_ABORT.exec(body))) {
-        this.#npuEvent(ctx, "rknpu", "job_abort", device, {
-          flags: b[1],
-          ret: Number(b[2]),
-          elapsedUs: Number(b[3]),
-        }, "error");
-        return true;
-      }
-      if ((b = RE_RKNPU_RESET.exec(body))) {
-        const fields: Record<string, string | number> = {};
-        if (b[1] !== undefined) fields.num = Number(b[1]);
-        this.#npuEvent(ctx, "rknpu", "soft_reset", device, fields, "error");
-        return true;
-      }
-      if (/job commit failed/.test(body)) {
-        this.#npuEvent(ctx, "rknpu", "commit_failed", device, { message: body }, "error");
-        return true;
-      }
-      if (/^invalid irq status/.test(body)) {
-        this.#npuEvent(ctx, "rknpu", "invalid_irq_status", device, { message: body }, "error");
-        return true;
-      }
-      const iommu = /iommu is enabled, using iommu mode/.test(body)
-        ? "enabled"
-        : /iommu is disabled, using non-iommu mode/.test(body)
-        ? "disabled"
-        : /iommu device-tree entry not found!?, using non-iommu mode/.test(body)
-        ? "not_found"
-        : null;
-      if (iommu) {
-        this.#npuEvent(ctx, "rknpu", "probe_iommu", device, { iommu }, "info");
-        return true;
-      }
-      return false;
     }
-    if ((m = RE_DRM_INIT.exec(msg))) {
-      const fields: Record<string, string | number> = { version: m[2], minor: Number(m[5]) };
-      if (m[3]) fields.date = m[3];
-      const driver = m[1] === "rknpu" ? "rknpu" : "rocket";
-      this.#npuEvent(ctx, driver, "probe", m[4], fields, "info");
+    const init = parseNpuDriverInit(msg);
+    if (init) {
+      const fields: Record<string, string | number> = { version: init.version };
+      if (init.minor !== undefined) fields.minor = init.minor;
+      if (init.date) fields.date = init.date;
+      this.#npuEvent(ctx, init.driver, "probe", init.device, fields, "info");
       return true;
     }
-    if ((m = RE_RKNPU_HEAP_INIT.exec(msg))) {
-      this.#npuEvent(ctx, "rknpu", "probe", undefined, { version: m[1], date: m[2] }, "info");
-      return true;
-    }
+    let m: RegExpExecArray | null;
     if ((m = RE_ROCKET.exec(msg))) {
       const device = m[1];
       const body = m[2];

@@ -18,6 +18,12 @@
  */
 
 import { findConsoleStamp, stripAnsi } from "../../oracle/kline.ts";
+import {
+  parseNpuDriverInit,
+  parseRknnApiFail,
+  parseRknnLog,
+  parseRknpuMessage,
+} from "../watch/npu_lines.ts";
 
 /** Only this many characters of an input are read (64 MiB). */
 export const RKNN_MAX_INPUT_CHARS = 64 * 1024 * 1024;
@@ -224,14 +230,11 @@ const RE_TOP_ZOO = new RegExp(`^\\s*\\[([0-9]{1,9})\\] score=${NUM} class=(.{0,3
 const RE_DETECTION = new RegExp(
   `^\\s*(\\S(?:[^@]{0,200}\\S)?) @ \\((-?[0-9]{1,9}) (-?[0-9]{1,9}) (-?[0-9]{1,9}) (-?[0-9]{1,9})\\) ${NUM}\\s*$`,
 );
-const RE_RKNN_LOG = /^([IWEDV]) RKNN: (?:\[[^\]]{0,40}\] ?)?(.*)$/;
 const RE_RUNTIME_INFO =
   /RKNN Runtime Information[:,] librknnrt version: (\S{1,100}(?: \([^)]{0,200}\))?)/;
 const RE_DRIVER_INFO = /RKNN Driver Information[:,] version: (\S{1,100})/;
 const RE_DRIVER_OLD =
   /Current driver version: ([^,\s]{1,100}), recommend to upgrade the driver to the new version: >= ?(\S{1,100})/;
-const RE_API_FAIL = /^\s*(rknn_[a-z_]{1,40}) fail! ret=(-?[0-9]{1,12})/;
-const RE_KERNEL_DEV = /^RKNPU [^\s:]{1,100}: /;
 const RE_VERSION_SPLIT = /^([0-9]+(?:\.[0-9]+)*)(?:\s*\(([^)]*)\))?/;
 const RE_FIELD =
   /([A-Za-z][A-Za-z ]{0,40}?) ?(?::|=) ?(-?0x[0-9a-fA-F]{1,16}|-?[0-9]{1,20})(us)?(?=[,:\s]|$)/g;
@@ -315,46 +318,35 @@ function kernelMessage(
   probe: RknpuProbe,
   lastTimeout: RknnError | undefined,
 ): RknnError | "info" | null {
-  let m: RegExpExecArray | null;
-  if ((m = /\[drm\] Initialized rknpu ([0-9][0-9.]{0,30})/.exec(msg))) {
-    probe.driverVersion = m[1];
+  const init = parseNpuDriverInit(msg);
+  if (init?.driver === "rknpu") {
+    probe.driverVersion = init.version;
     return "info";
   }
-  if ((m = /Initialized RKNPU driver: v([0-9][0-9.]{0,30})/.exec(msg))) {
-    probe.driverVersion = m[1];
-    return "info";
-  }
-  const dev = RE_KERNEL_DEV.exec(msg);
-  const body0 = dev ? msg.slice(dev[0].length) : msg;
-  if (!body0.startsWith("RKNPU: ")) return null;
-  const body = body0.slice(7);
-  if (/rknpu iommu is enabled, using iommu mode/.test(body)) probe.mode = "iommu";
-  else if (/using non-iommu mode/.test(body)) probe.mode = "non-iommu";
-  else if (
-    (m = /devfreq enabled, initial freq: ([0-9]{1,15}) Hz, volt: ([0-9]{1,12}) uV/.exec(body))
-  ) {
-    probe.initialFreqHz = num(m[1]);
-    probe.initialVoltUv = num(m[2]);
+  const k = parseRknpuMessage(msg);
+  if (!k) return null;
+  const body = k.body;
+  if (k.kind === "probe-iommu") probe.mode = k.fields.iommu === "enabled" ? "iommu" : "non-iommu";
+  else if (k.kind === "devfreq") {
+    probe.initialFreqHz = k.fields.freqHz as number;
+    probe.initialVoltUv = k.fields.voltUv as number;
   }
   let kind: RknnErrorKind | null = null;
   let severity: "error" | "warning" = "error";
-  // `\tcore %d ...`: a real tab, or the `\t` / `\x09` escapes some log viewers print.
-  const trimmed = body.replace(/^(?:\s|\\t|\\x09)+/, "");
-  if (/^job timeout/.test(body)) kind = "job-timeout";
-  else if (/^failed to wait job/.test(body)) kind = "wait-failed";
-  else if (/^job abort/.test(body)) kind = "job-abort";
-  else if (/^soft reset/.test(body)) {
+  if (k.kind === "job-timeout") kind = "job-timeout";
+  else if (k.kind === "wait-failed") kind = "wait-failed";
+  else if (k.kind === "job-abort") kind = "job-abort";
+  else if (k.kind === "soft-reset") {
     kind = "soft-reset";
     severity = "warning";
-  } else if (/invalid irq status/.test(body)) kind = "invalid-irq-status";
-  else if (/job commit failed/.test(body)) kind = "job-commit-failed";
-  else if (/^core [0-9]{1,3} irq status:/.test(trimmed) && lastTimeout) {
+  } else if (k.kind === "invalid-irq-status") kind = "invalid-irq-status";
+  else if (k.kind === "commit-failed") kind = "job-commit-failed";
+  else if (k.kind === "timeout-core" && lastTimeout) {
     // The second line of a ≥ 0.9 `job timeout, flags: %#x:` report.
-    const f = fieldsOf(trimmed);
-    const core = /^core ([0-9]{1,3})/.exec(trimmed);
-    if (core) lastTimeout.fields.core = num(core[1]);
-    for (const [k, v] of Object.entries(f)) {
-      if (!(k in lastTimeout.fields)) lastTimeout.fields[k] = v;
+    const trimmed = body.replace(/^(?:\s|\\t|\\x09)+/, "");
+    lastTimeout.fields.core = k.fields.core as number;
+    for (const [key, v] of Object.entries(fieldsOf(trimmed))) {
+      if (!(key in lastTimeout.fields)) lastTimeout.fields[key] = v;
     }
     return "info";
   }
@@ -441,12 +433,14 @@ export function parseRknnOutput(text: string): RknnOutput {
 
   function parseProgramLine(line: string, n: number): void {
     let m: RegExpExecArray | null;
-    if ((m = RE_RKNN_LOG.exec(line))) {
-      const msg = m[2];
+    let fail: { api: string; ret: number } | null;
+    const log = parseRknnLog(line);
+    if (log) {
+      const msg = log.message;
       let v: RegExpExecArray | null;
       if ((v = RE_RUNTIME_INFO.exec(msg))) out.runtimeVersion = splitVersion(v[1]);
       else if ((v = RE_DRIVER_INFO.exec(msg))) out.driverVersion = v[1];
-      const err = librknnrtError(m[1], msg, n);
+      const err = librknnrtError(log.level, msg, n);
       if (err) push(out.errors, err);
       top = null;
       return;
@@ -520,14 +514,14 @@ export function parseRknnOutput(text: string): RknnOutput {
         line: n,
         fields: {},
       });
-    } else if ((m = RE_API_FAIL.exec(line))) {
+    } else if ((fail = parseRknnApiFail(line))) {
       push(out.errors, {
         source: "program",
         kind: "api-call-failed",
         severity: "error",
         text: line.trim(),
         line: n,
-        fields: { call: m[1], ret: num(m[2]) },
+        fields: { call: fail.api, ret: fail.ret },
       });
     }
   }
