@@ -1,6 +1,8 @@
-/** Unit tests of the target session's pure parts (no QEMU). */
+/** Unit tests of the target's pure parts (no QEMU). */
 import assert from "node:assert/strict";
+import { hostCommand } from "../debian/host_tools.ts";
 import { commandText } from "./cli.ts";
+import { printfFormat } from "./commands.ts";
 import { detectKernelFault } from "./faults.ts";
 
 Deno.test("minimal fault detector: kernel console lines only", () => {
@@ -27,4 +29,24 @@ Deno.test("minimal fault detector: kernel console lines only", () => {
 Deno.test("qemu exec command text: one argument is shell text, several are quoted words", () => {
   assert.equal(commandText(["echo a; exit 3"]), "echo a; exit 3");
   assert.equal(commandText(["sh", "-c", "exit 3"]), "sh -c 'exit 3'");
+});
+
+Deno.test("stdin for framed shells: the printf format prints exactly the bytes (dash, busybox)", async () => {
+  const bytes = new Uint8Array(1024);
+  for (let i = 0; i < bytes.length; i++) bytes[i] = i % 256;
+  crypto.getRandomValues(bytes.subarray(512));
+  const text = new TextEncoder().encode("it's 100% \\ok\n\t'%s'\n");
+  for (const sample of [bytes, text]) {
+    const fmt = printfFormat(sample);
+    assert.ok(!fmt.includes("'"), "single-quote safe");
+    for (const sh of [["sh", "-c"], ["busybox", "sh", "-c"]]) {
+      const out = await (await hostCommand(sh[0], {
+        args: [...sh.slice(1), `printf '${fmt}'`],
+        stdout: "piped",
+        stderr: "piped",
+      })).output();
+      assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+      assert.deepEqual(out.stdout, sample, `${sh[0]} printf`);
+    }
+  }
 });
