@@ -79,6 +79,11 @@ export interface BuildOptions {
   teflon?: boolean;
   /** Report progress. */
   progress?: (line: string) => void;
+  /**
+   * Build again into a new directory outside the cache (for the benchmark of the build time);
+   * the caller removes `dir` afterwards. Default false.
+   */
+  fresh?: boolean;
 }
 
 interface Meta {
@@ -159,15 +164,20 @@ const memo = new Map<boolean, Promise<WorkloadBundle>>();
  */
 export function buildWorkload(opts: BuildOptions = {}): Promise<WorkloadBundle> {
   const teflon = opts.teflon ?? true;
+  if (opts.fresh) return build(teflon, opts.progress ?? (() => {}), true);
   const hit = memo.get(teflon);
   if (hit) return hit.then((b) => ({ ...b, cached: true }));
-  const p = build(teflon, opts.progress ?? (() => {}));
+  const p = build(teflon, opts.progress ?? (() => {}), false);
   memo.set(teflon, p);
   p.catch(() => memo.delete(teflon));
   return p;
 }
 
-async function build(teflon: boolean, say: (line: string) => void): Promise<WorkloadBundle> {
+async function build(
+  teflon: boolean,
+  say: (line: string) => void,
+  fresh: boolean,
+): Promise<WorkloadBundle> {
   const t0 = performance.now();
   const { apt } = await sharedApt();
   const wanted = [...WORKLOAD_PACKAGES, ...(teflon ? [TEFLON_PACKAGE] : [])];
@@ -181,8 +191,10 @@ async function build(teflon: boolean, say: (line: string) => void): Promise<Work
   const key = await sha256Hex(
     JSON.stringify({ BUNDLE_LAYOUT, sources, debKey, ccVersion, CFLAGS, teflon }),
   );
-  const dir = `${await cacheDir("workload", "bundles")}/${key}`;
-  const cachedMeta = await readJsonIfExists<Meta>(`${dir}.json`);
+  const dir = fresh
+    ? `${await Deno.makeTempDir({ prefix: "rkhil-rkwl-" })}/bundle`
+    : `${await cacheDir("workload", "bundles")}/${key}`;
+  const cachedMeta = fresh ? undefined : await readJsonIfExists<Meta>(`${dir}.json`);
   if (cachedMeta && await exists(`${dir}/rkwl`)) {
     return { ...cachedMeta, dir, size: sum(cachedMeta.files), cached: true };
   }
@@ -255,7 +267,7 @@ async function build(teflon: boolean, say: (line: string) => void): Promise<Work
       if (!await exists(`${dir}/rkwl`)) throw err; // a concurrent build won otherwise
       await Deno.remove(tmp, { recursive: true });
     });
-    await writeJsonAtomic(`${dir}.json`, meta);
+    if (!fresh) await writeJsonAtomic(`${dir}.json`, meta);
     return { ...meta, dir, size: sum(files), cached: false };
   } catch (err) {
     await Deno.remove(tmp, { recursive: true }).catch(() => {});
