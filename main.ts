@@ -33,7 +33,7 @@ import { dtbIommuNodes } from "./runner/dtb.ts";
 import { CliExit, qemuExec, qemuShell } from "./runner/target/cli.ts";
 import * as opt from "./runner/cli/options.ts";
 import { escapeControls, terminalJson, terminalSafe } from "./runner/safe_text.ts";
-import { Interrupt, INTERRUPT_EXIT } from "./runner/jobs/interrupt.ts";
+import { Interrupt } from "./runner/jobs/interrupt.ts";
 
 const WORKLOADS = ["mobilenet_v1", "yolov5s"];
 
@@ -103,8 +103,9 @@ export function cli(): Command {
 
   program.command("run")
     .description(
-      "The main job: boot the default target (QEMU aarch64, 8 GiB) on real Debian kernels, read " +
-        "each kernel's facts, hold the oracle against them, and report per kernel release",
+      "Run the suites of tests/ (boot, driver, iommu, probe, probe-boot) on targets: by default " +
+        "the embedded target (QEMU aarch64, 8 GiB) on real Debian kernels; with --board, boards " +
+        "reached through their board files. Report per target, kernel and suite",
     )
     .option(
       "--kernel <spec>",
@@ -114,6 +115,19 @@ export function cli(): Command {
     )
     .option("--mem <size>", "guest memory (8G, 512M: 256M to 255G)", opt.guestMemory, "8G")
     .option(
+      "--board <id>",
+      "run on this board (board file), repeatable; it runs its own kernel",
+      opt.repeatable(opt.boardId),
+      [],
+    )
+    .option(
+      "--boards-dir <dir>",
+      "extra directory of board files (searched first)",
+      opt.repeatable(opt.inputDir),
+      [],
+    )
+    .option("--suite <name>", "run only this suite, repeatable (default: all)", collect, [])
+    .option(
       "--predict-board <id>",
       "board to predict each release's driver for, repeatable (default: rock-3b-8g)",
       opt.repeatable(opt.builtinBoardId),
@@ -121,17 +135,49 @@ export function cli(): Command {
     )
     .option("--runs-dir <dir>", RUNS_DIR_HELP, opt.outputDir)
     .action(
-      async (o: { kernel: string[]; mem: string; predictBoard: string[]; runsDir?: string }) => {
+      async (
+        o: {
+          kernel: string[];
+          mem: string;
+          board: string[];
+          boardsDir: string[];
+          suite: string[];
+          predictBoard: string[];
+          runsDir?: string;
+        },
+        cmd: Command,
+      ) => {
+        // Everything is checked before the first boot: a mistake is exit 2 with one line.
+        if (o.board.length && o.kernel.length) {
+          throw new UserInputError(
+            "--kernel cannot be used with --board: a board runs the kernel it boots",
+            "drop --kernel (kernel deployment to boards comes with the farm issue)",
+          );
+        }
+        if (o.board.length && cmd.getOptionValueSource("mem") === "cli") {
+          throw new UserInputError(
+            "--mem cannot be used with --board: a board has the memory it has",
+            "drop --mem",
+          );
+        }
+        const { selectSuites } = await import("./tests/mod.ts");
+        const suites = selectSuites(o.suite);
         const root = runsRoot(o.runsDir);
-        // Every board to predict for is loaded now: an unknown one is exit 2 before any boot.
         for (const id of o.predictBoard) await findBoard(id);
-        const { DEFAULT_KERNELS, runMainJob } = await import("./runner/jobs/main_job.ts");
+        const { boardPlans, DEFAULT_KERNELS, qemuPlans, shutdownQemu } = await import(
+          "./runner/suite/plans.ts"
+        );
+        const plans = o.board.length
+          ? await boardPlans(o.board, o.boardsDir)
+          : qemuPlans(o.kernel.length ? o.kernel : DEFAULT_KERNELS, o.mem);
+        const { runJob } = await import("./runner/suite/run_job.ts");
         const interrupt = Interrupt.listen();
-        const r = await runMainJob({
-          kernels: o.kernel.length ? o.kernel : DEFAULT_KERNELS,
-          memory: o.mem,
+        const r = await runJob({
+          plans,
+          suites,
           predictBoards: o.predictBoard.length ? o.predictBoard : ["rock-3b-8g"],
           runsRoot: root,
+          shutdown: shutdownQemu,
           interrupt,
         }).finally(() => interrupt.dispose());
         if (r.exitCode !== 0) throw new CliExit(r.exitCode);
@@ -140,31 +186,32 @@ export function cli(): Command {
 
   program.command("validate")
     .description(
-      "Reproduce the IOMMU table failure modes on a real kernel with the probe module and hold " +
-        "the oracle against each scenario (AGREE / DISAGREE / INCONCLUSIVE)",
+      "Shorthand for `rkhil run --suite probe --suite probe-boot --kernel SPEC`: reproduce the " +
+        "IOMMU table failure modes on a real kernel with the probe module, oracle against each",
     )
     .requiredOption("--kernel <spec>", "Debian kernel: debian:<suite or version>", opt.kernelSpec)
     .option("--mem <size>", "guest memory (8G, 512M: 256M to 255G)", opt.guestMemory, "8G")
-    .option("--scenario <name>", "run only this scenario (repeatable)", collect, [])
     .option("--runs-dir <dir>", RUNS_DIR_HELP, opt.outputDir)
-    .action(async (o: { kernel: string; mem: string; scenario: string[]; runsDir?: string }) => {
+    .action(async (o: { kernel: string; mem: string; runsDir?: string }) => {
       const root = runsRoot(o.runsDir);
-      const { renderValidateRows, runValidate } = await import("./runner/jobs/validate.ts");
+      const { selectSuites } = await import("./tests/mod.ts");
+      const { qemuPlans, shutdownQemu } = await import("./runner/suite/plans.ts");
+      const { runJob } = await import("./runner/suite/run_job.ts");
       const interrupt = Interrupt.listen();
-      const r = await runValidate({
-        kernel: o.kernel,
-        memory: o.mem,
-        scenarios: o.scenario,
+      const r = await runJob({
+        plans: qemuPlans([o.kernel], o.mem),
+        suites: selectSuites(["probe", "probe-boot"]),
+        predictBoards: [],
         runsRoot: root,
+        shutdown: shutdownQemu,
         interrupt,
-        log: (l) => console.error(l),
       }).finally(() => interrupt.dispose());
-      console.log(renderValidateRows(r.rows));
-      console.log(`results: ${r.dir}/results.jsonl`);
-      if (r.interrupted) throw new CliExit(INTERRUPT_EXIT);
-      if (r.rows.some((x) => x.verdict !== "AGREE")) {
-        throw new CliExit(1);
-      }
+      const { renderValidateRows, rowOfResult } = await import("./runner/probe/scenarios.ts");
+      console.log("");
+      console.log(
+        renderValidateRows(r.results.filter((x) => x.test.startsWith("probe/")).map(rowOfResult)),
+      );
+      if (r.exitCode !== 0) throw new CliExit(r.exitCode);
     });
 
   program.command("predict")

@@ -366,6 +366,46 @@ Deno.test("run --predict-board with an unknown board: refused before the first b
   });
 });
 
+Deno.test("run --suite/--board/--kernel mistakes: exit 2 with what is known, before any work", async () => {
+  await withTempDir(async (tmp) => {
+    const runs = `${tmp}/runs`;
+    const cases: [string[], RegExp, RegExp][] = [
+      [
+        ["run", "--suite", "nope", "--suite", "boot"],
+        /^error: unknown suite "nope"$/,
+        /what to do: use one of: boot, driver, iommu, probe, probe-boot\n/,
+      ],
+      [
+        ["run", "--board", "rock-3b-8g", "--kernel", "debian:trixie"],
+        /^error: --kernel cannot be used with --board: a board runs the kernel it boots$/,
+        /kernel deployment to boards comes with the farm issue/,
+      ],
+      [
+        ["run", "--board", "lab-9", "--mem", "2G"],
+        /^error: --mem cannot be used with --board/,
+        /drop --mem/,
+      ],
+      [["run", "--board", "no-such-board"], /no-such-board/, /rock-3b-8g/],
+      // The embedded target's board file is no board reached through a board file.
+      [
+        ["run", "--board", "qemu-virt-8g"],
+        /qemu-virt-8g is the embedded QEMU target/,
+        /no --board/,
+      ],
+    ];
+    for (const [args, first, hint] of cases) {
+      const r = await rkhilIn({}, ...args, "--runs-dir", runs);
+      assert.equal(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
+      const lines = r.stderr.trimEnd().split("\n");
+      assert.match(lines[0], first);
+      assert.match(r.stderr, hint);
+      assert.ok(r.ms < 15_000, `took ${r.ms} ms`);
+      noStackTrace(r);
+    }
+    assert.deepEqual(await entries(tmp), []);
+  });
+});
+
 Deno.test("hostile option values are escaped and cut, on one line", async () => {
   const evil = `\x1b]0;pwned\x07\x1b[2J${"A".repeat(5000)}`;
   const r = await rkhilIn(

@@ -268,8 +268,27 @@ export type { KernelFacts } from "./runner/facts/collect.ts";
 /** Results of a run: append-only, flushed JSON lines. */
 export { parseResults, RunStore, tally } from "./runner/results/store.ts";
 export type { Measurement, TestResult } from "./runner/results/store.ts";
-/** The main job (`rkhil run`). */
-export { DEFAULT_KERNELS, runMainJob } from "./runner/jobs/main_job.ts";
+/**
+ * `rkhil run`: the suites of `tests/` (each a {@linkcode Suite}: name, capabilities, steps
+ * written once for every target) × kernels × targets, every step recorded through the one
+ * {@linkcode runStep} into the run's one store.
+ */
+export { runJob } from "./runner/suite/run_job.ts";
+export { runStep } from "./runner/suite/run_step.ts";
+export { closeOpenTargets, missingCapability, runSuites } from "./runner/suite/runner.ts";
+export { boardPlans, DEFAULT_KERNELS, qemuPlans } from "./runner/suite/plans.ts";
+export { selectSuites, SUITES } from "./tests/mod.ts";
+export type {
+  PredictContext,
+  StepContext,
+  StepOutcome,
+  Suite,
+  SuiteStep,
+  Variant,
+} from "./runner/suite/types.ts";
+export type { RunStepContext, StopState } from "./runner/suite/run_step.ts";
+export type { SuiteRunOptions, TargetPlan } from "./runner/suite/runner.ts";
+export type { RunJobOptions, RunJobResult } from "./runner/suite/run_job.ts";
 /** SIGINT/SIGTERM for jobs: the running step MISS "interrupted", targets off, exit 130. */
 export { Interrupt, INTERRUPT_EXIT, InterruptedError } from "./runner/jobs/interrupt.ts";
 export type { InterruptSignal } from "./runner/jobs/interrupt.ts";
@@ -318,8 +337,8 @@ export type { DriverTargetOptions } from "./runner/target/target.ts";
 export type { QemuDriverOptions } from "./runner/qemu/driver.ts";
 /** The running driver read through BTF, kallsyms and /proc/kcore, held against the knowledge base. */
 export { compareDriverWithKb, introspectDriver } from "./runner/introspect/driver.ts";
-/** `rkhil validate`: the probe module against the oracle on a real kernel. */
-export { runValidate, SCENARIOS as VALIDATE_SCENARIOS } from "./runner/jobs/validate.ts";
+/** The probe-module scenarios (suites `probe` and `probe-boot`). */
+export { SCENARIOS as PROBE_SCENARIOS } from "./runner/probe/scenarios.ts";
 export { predictProbe } from "./oracle/probe_model.ts";
 
 // --- Types the exported functions and classes above name in their signatures -----------------
@@ -357,8 +376,10 @@ export type {
   DriverIntrospection,
   IntrospectOptions,
 } from "./runner/introspect/driver.ts";
-export type { MainJobOptions, MainJobResult } from "./runner/jobs/main_job.ts";
-export type { ValidateOptions, ValidateRun, ValidateScenario } from "./runner/jobs/validate.ts";
+export type { ValidateScenario } from "./runner/probe/scenarios.ts";
+/** Capabilities a suite may ask of a target (DESIGN.md boundary 4). */
+export { CAPABILITIES } from "./boards/schema.ts";
+export type { Capability } from "./boards/schema.ts";
 export type { ConsoleRecorder, RecordedLine } from "./runner/qemu/console.ts";
 export type { QemuTargetOptions } from "./runner/qemu/target.ts";
 export type { DenoBindingPort, DenoPortInfo } from "./runner/serial/deno_binding.ts";
@@ -417,7 +438,7 @@ export type { Finding } from "./runner/facts/collect.ts";
 export type { ConfigValue, IomemResource } from "./runner/facts/parsers.ts";
 export type { GfpTable } from "./runner/introspect/gfp.ts";
 export type { DriverFinding, IntrospectedOps, MeasuredLayout } from "./runner/introspect/driver.ts";
-export type { ValidateRow } from "./runner/jobs/validate.ts";
+export type { ValidateRow } from "./runner/probe/scenarios.ts";
 export type { ProbeParams } from "./runner/probe/run.ts";
 export type { Initramfs, InitramfsOptions } from "./runner/qemu/initramfs.ts";
 export type { QemuMachine } from "./runner/qemu/machine.ts";

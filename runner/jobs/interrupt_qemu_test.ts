@@ -1,5 +1,6 @@
 /**
- * Interrupts of a real `rkhil run` (main.ts in a child process) on a Debian kernel in QEMU:
+ * Interrupts of a real `rkhil run` (main.ts in a child process, the suite runner) on a Debian
+ * kernel in QEMU:
  * SIGINT and SIGTERM record the running step MISS "interrupted", power the guest off, write
  * `report.md` and exit 130; after SIGKILL, `rkhil report RUN_DIR` reads the record (a torn last
  * line included) and writes the report.
@@ -92,7 +93,7 @@ Deno.test("SIGINT while the guest boots: boot MISS interrupted, report written, 
   const root = await testRunRoot("rkhil-sigint-");
   const run = startRun(root);
   const dir = await runDirOf(run.line(/^rkhil run: results in /));
-  await run.line(/^debian:trixie$/);
+  await run.line(/^qemu-virt-8g debian:trixie$/);
   // Signal once QEMU runs: the guest is booting (a boot takes 10 s or more here).
   while (!(await qemuUnder(root)).length) await sleep(100);
   await sleep(500);
@@ -104,7 +105,7 @@ Deno.test("SIGINT while the guest boots: boot MISS interrupted, report written, 
     ["boot", "MISS", "interrupted (SIGINT)"],
   ]);
   const report = await Deno.readTextFile(`${dir}/report.md`);
-  assert.match(report, /^\*\*interrupted \(SIGINT\)\*\* during debian:trixie `boot`/m);
+  assert.match(report, /^\*\*interrupted \(SIGINT\)\*\* during qemu-virt-8g debian:trixie `boot`/m);
   assert.match(stdout, /0 PASS, 0 DONE, 0 FAIL, 0 ERROR, 1 MISS, 0 SKIP/);
   assert.match(stderr, /SIGINT: stopping/);
   assert.deepEqual(await waitNoneUnder(root), []);
@@ -122,15 +123,20 @@ Deno.test("SIGTERM during a step: that step MISS interrupted, the rest kept, exi
   const rs = await results(dir);
   assert.deepEqual(rs.map((r) => [r.test, r.verdict]), [
     ["boot", "PASS"],
+    ["boot/kernel", "PASS"],
+    ["boot/console", "PASS"],
     ["facts", "PASS"],
     ["oracle/driver", "MISS"],
   ]);
-  assert.equal(rs[2].reason, "interrupted (SIGTERM)");
+  assert.equal(rs[4].reason, "interrupted (SIGTERM)");
   const report = await Deno.readTextFile(`${dir}/report.md`);
-  assert.match(report, /^\*\*interrupted \(SIGTERM\)\*\* during debian:trixie `oracle\/driver`/m);
   assert.match(
     report,
-    /^\| debian:trixie \| \S+-arm64 \| [\d.]+ s \| \d+ facts, 0 missing \| MISS \|/m,
+    /^\*\*interrupted \(SIGTERM\)\*\* during qemu-virt-8g debian:trixie `oracle\/driver`/m,
+  );
+  assert.match(
+    report,
+    /^\| debian:trixie \| \S+-arm64 \| [\d.]+ s \| 2\/2 agree \| \d+ facts, 0 missing \| MISS \|/m,
   );
   assert.deepEqual(await waitNoneUnder(root), []);
 });
@@ -159,30 +165,26 @@ Deno.test("SIGKILL during a step: no QEMU left, and `rkhil report` reads the rec
   const text = new TextDecoder().decode(out.stdout);
   assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
   assert.equal(await Deno.readTextFile(`${dir}/report.md`), text);
-  assert.match(text, /^\| debian:trixie \| \S+-arm64 \| [\d.]+ s \| \d+ facts, 0 missing \| - \|/m);
+  assert.match(
+    text,
+    /^\| debian:trixie \| \S+-arm64 \| [\d.]+ s \| 2\/2 agree \| \d+ facts, 0 missing \| - \|/m,
+  );
   assert.match(text, /^1 damaged line of results\.jsonl skipped/m);
-  assert.match(text, /2 PASS, 0 DONE, 0 FAIL, 0 ERROR, 0 MISS, 0 SKIP$/m);
+  assert.match(text, /4 PASS, 0 DONE, 0 FAIL, 0 ERROR, 0 MISS, 0 SKIP$/m);
 });
 
-Deno.test("rkhil validate: SIGINT while its guest boots records the scenario MISS, exit 130, no QEMU", async () => {
+Deno.test("rkhil validate (the probe suites): SIGINT while its guest boots is a boot MISS, exit 130, no QEMU", async () => {
   const root = await testRunRoot("rkhil-validate-sigint-");
-  const run = startRun(
-    root,
-    ["validate", "--kernel", KERNEL, "--scenario", "v1", "--runs-dir", root],
-    "stderr",
-  );
-  await run.line(/^booting debian:trixie/);
+  const run = startRun(root, ["validate", "--kernel", KERNEL, "--runs-dir", root]);
+  const dir = await runDirOf(run.line(/^rkhil run: results in /));
   while (!(await qemuUnder(root)).length) await sleep(100);
   await sleep(500);
   run.child.kill("SIGINT");
-  const { status, stdout, stderr } = await run.end();
+  const { status, stderr } = await run.end();
   assert.equal(status.code, 130, stderr);
-  const m = /^results: (\S+)\/results\.jsonl$/m.exec(stdout);
-  assert.ok(m, stdout);
-  const rs = await results(m[1]);
-  assert.deepEqual(rs.map((r) => [r.test, r.verdict, r.reason]), [
-    ["validate/v1", "MISS", "interrupted (SIGINT)"],
+  const rs = await results(dir);
+  assert.deepEqual(rs.map((r) => [r.test, r.suite, r.verdict, r.reason]), [
+    ["boot", "boot", "MISS", "interrupted (SIGINT)"],
   ]);
-  assert.match(stdout, /^v1 +- +- +INCONCLUSIVE$/m);
   assert.deepEqual(await waitNoneUnder(root), []);
 });
