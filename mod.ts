@@ -409,7 +409,7 @@ export type {
   WatchVerdict,
 } from "./runner/watch/watchers.ts";
 
-// NPU workloads (issue 9, in progress): vendor RKNN tool output, librknnrt and rknpu lines.
+// NPU workloads (issue 9): vendor RKNN tool output, librknnrt and rknpu lines.
 export {
   parseRknnOutput,
   RKNN_MAX_INPUT_CHARS,
@@ -428,6 +428,61 @@ export type {
   RknnVersion,
   RknpuProbe,
 } from "./runner/workload/rknn_output.ts";
+// The workload program (target/workload/rkwl.c): its build and bundle, its output, the YOLOv5
+// decode, the published references and the judgement, the vendored models, the NPU line formats.
+export {
+  buildWorkload,
+  bundleCommand,
+  runUserMode,
+  WORKLOAD_PACKAGES,
+  WORKLOAD_SUITE,
+} from "./runner/workload/build.ts";
+export type { BuildOptions, UserModeRun, WorkloadBundle } from "./runner/workload/build.ts";
+export { noDeviceReason, parseRkwlOutput, runTimes } from "./runner/workload/rkwl_output.ts";
+export type {
+  RkwlBox,
+  RkwlFit,
+  RkwlInvoke,
+  RkwlOutcome,
+  RkwlRun,
+  RkwlTensor,
+  RkwlTop,
+} from "./runner/workload/rkwl_output.ts";
+export { decodeYolo, iou, matchDetections } from "./runner/workload/yolo.ts";
+export type {
+  Box,
+  DecodeOptions,
+  Detection,
+  ExpectedObject,
+  MatchResult,
+} from "./runner/workload/yolo.ts";
+export { judgeAgainstCpu, judgeClassification, judgeDetection } from "./runner/workload/judge.ts";
+export type { Judgement } from "./runner/workload/judge.ts";
+export { MOBILENET_V1_REFERENCES, YOLOV5_BUS_REFERENCE } from "./runner/workload/references.ts";
+export type { ClassificationReference, DetectionReference } from "./runner/workload/references.ts";
+export {
+  MOBILENET_V1,
+  modelFile,
+  modelFiles,
+  readLabels,
+  readManifest,
+  YOLOV5N,
+} from "./runner/workload/models.ts";
+export type { ManifestEntry, WorkloadModel } from "./runner/workload/models.ts";
+export { installBundle, installModels, runOnTarget } from "./runner/workload/on_target.ts";
+export type { TargetRun, WorkloadTarget } from "./runner/workload/on_target.ts";
+export {
+  parseNpuDriverInit,
+  parseRknnApiFail,
+  parseRknnLog,
+  parseRknpuMessage,
+} from "./runner/watch/npu_lines.ts";
+export type {
+  NpuDriverInit,
+  RknnLogLine,
+  RknpuKind,
+  RknpuMessage,
+} from "./runner/watch/npu_lines.ts";
 
 // --- Types those types name in turn ------------------------------------------------------------
 
