@@ -147,9 +147,13 @@ export async function guard<T>(
 
 /** Options of {@linkcode runOn}, defaults filled in. */
 export interface RunOnOptions {
+  /** Transport. */
   via: Via;
+  /** Bound of the command in milliseconds. */
   timeoutMs: number;
+  /** Bytes for the command's stdin (default /dev/null). */
   stdin?: Uint8Array | string;
+  /** Framed shells: run in a subshell (default true). */
   isolate?: boolean;
 }
 

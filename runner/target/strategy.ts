@@ -25,6 +25,7 @@ export const BOOTLOADER_BANNER = /U-Boot /;
 
 /** What the strategy needs from the target it runs on. */
 export interface StrategyHost {
+  /** The kind-specific part of the target. */
   readonly driver: TargetDriver;
   /** Record a state change (a new boot when `to` is `booting`). */
   transition(to: TargetState, why: string): void;
