@@ -112,7 +112,8 @@ export async function checkBoard(
       set(
         "console",
         seen > 0 ? "ok" : "failed",
-        `${b.console.type === "tcp" ? `${b.console.protocol} ` : ""}${con.stream.name} opened, ` +
+        `${b.console.type === "tcp" ? `tcp ${b.console.protocol}` : "serial"} ` +
+          `${con.stream.name} opened, ` +
           `${seen} bytes seen${banner ? ", kernel boot seen from its first line" : ""}` +
           (target.state === "off" ? "" : ", shell prompt reached"),
       );
