@@ -28,6 +28,7 @@ import { openBoardConsole } from "./console.ts";
 import { waitForShell } from "./login.ts";
 import { checkPowerUsable, createPower } from "./power.ts";
 import { exists } from "../debian/cache.ts";
+import { DriverTarget, type DriverTargetOptions } from "../target/target.ts";
 
 /** Default strategy bounds of a board (a real board boots slower than the QEMU guest). */
 export const BOARD_BOUNDS: DriverBounds = {
@@ -257,4 +258,26 @@ export class BoardDriver implements TargetDriver {
       cur.recorder.close();
     }
   }
+}
+
+/**
+ * The `Target` of a board file: {@linkcode BoardDriver.create} (refusing, before anything
+ * starts, what {@linkcode checkBoardTarget} refuses) under the one shared implementation,
+ * `DriverTarget`. Nothing is opened or powered until `ready()`.
+ *
+ * @example
+ * ```ts
+ * const t = await openBoardTarget(await findBoard("rock-3b-8g", ["lab/boards"]), { runDir });
+ * await t.ready(); // console open, power on, shell prompt (login when asked), SSH, uname -r
+ * console.log(t.release, (await t.command.run("uname -m")).stdout);
+ * await t.close();
+ * ```
+ *
+ * @throws {UserInputError} when the board file cannot run as a board target.
+ */
+export async function openBoardTarget(
+  loaded: LoadedBoard,
+  opts: BoardDriverOptions & DriverTargetOptions,
+): Promise<DriverTarget<BoardDriver>> {
+  return new DriverTarget(await BoardDriver.create(loaded, opts), opts);
 }
