@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { judgeClassification, judgeDetection } from "./judge.ts";
 import { buildWorkload, BUNDLE_LOADER, bundleCommand, runUserMode } from "./build.ts";
 import { EM_AARCH64, readElfDynamic } from "./elf.ts";
-import { MOBILENET_V1, modelFile, modelFiles, YOLOV5N } from "./models.ts";
+import { MOBILENET_V1, modelFile, modelFiles, MODELS_DIR, YOLOV5N } from "./models.ts";
 import { MOBILENET_V1_REFERENCES, YOLOV5_BUS_REFERENCE } from "./references.ts";
 import { noDeviceReason, parseRkwlOutput, runTimes } from "./rkwl_output.ts";
 
@@ -121,11 +121,21 @@ Deno.test({
   fn: async () => {
     const b = await bundle();
     const [model] = await modelFiles(YOLOV5N);
+    const bus = await modelFile("images/bus.jpg");
+    const mb = (i: number) => `${MODELS_DIR}/mobilenet_v1_1.0_224_quant/mb${i}.tflite`;
+    // The first 100 kB of a real model: not a valid FlatBuffer.
+    const junk = `${await Deno.makeTempDir({ prefix: "rkhil-rkwl-" })}/junk.tflite`;
+    await Deno.writeFile(junk, (await Deno.readFile(model)).subarray(0, 100_000));
     const cases: [string[], RegExp][] = [
       [["--model", model, "--image", "/nonexistent.jpg"], /^image: \/nonexistent\.jpg: /],
       [["--model", model], /^usage: --model and --image are required$/],
       [["--model", model, "--image", "x", "--top", "0"], /^usage: --top is 1\.\.100$/],
       [["--bogus", "1"], /^usage: unknown option --bogus$/],
+      [["--model", junk, "--image", bus], /^model: cannot load .*junk\.tflite$/],
+      [
+        ["--model", mb(0), "--model", mb(5), "--image", bus],
+        /^chain: output uint8 1x112x112x32 of .*mb0\.tflite does not fit the input uint8 1x56x56x128 of .*mb5\.tflite$/,
+      ],
     ];
     for (const [args, re] of cases) {
       const res = await runUserMode(b, args);
@@ -135,5 +145,6 @@ Deno.test({
       assert.match(`${run.errors[0].stage}: ${run.errors[0].message}`, re);
       assert.equal(run.invokes.length, 0);
     }
+    await Deno.remove(junk.slice(0, junk.lastIndexOf("/")), { recursive: true });
   },
 });

@@ -337,10 +337,18 @@ int main(int argc, char **argv) {
   for (int i = 0; i + 1 < o.nmodels; i++) {
     const TfLiteTensor *out = TfLiteInterpreterGetOutputTensor(interps[i], 0);
     const TfLiteTensor *in = TfLiteInterpreterGetInputTensor(interps[i + 1], 0);
-    size_t so = elem_size(TfLiteTensorType(out)), si = elem_size(TfLiteTensorType(in));
-    if (!so || !si || TfLiteTensorByteSize(out) / so != TfLiteTensorByteSize(in) / si)
-      return fail(EXIT_INPUT, "chain", "output of %s does not fit the input of %s", o.models[i],
-                  o.models[i + 1]);
+    int same = elem_size(TfLiteTensorType(out)) && elem_size(TfLiteTensorType(in)) &&
+               TfLiteTensorNumDims(out) == TfLiteTensorNumDims(in);
+    for (int d = 0; same && d < TfLiteTensorNumDims(out); d++)
+      same = TfLiteTensorDim(out, d) == TfLiteTensorDim(in, d);
+    if (!same) {
+      char a[128], b[128];
+      dims_text(out, a, sizeof a);
+      dims_text(in, b, sizeof b);
+      return fail(EXIT_INPUT, "chain", "output %s %s of %s does not fit the input %s %s of %s",
+                  type_name(TfLiteTensorType(out)), a, o.models[i], type_name(TfLiteTensorType(in)),
+                  b, o.models[i + 1]);
+    }
   }
 
   // The image, fitted to the first model's NHWC input.
