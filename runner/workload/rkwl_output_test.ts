@@ -179,3 +179,25 @@ Deno.test("rkwl output: any text parses without throwing (fast-check)", () => {
     { numRuns: 2000 },
   );
 });
+
+Deno.test("rkwl output: in a debian:trixie guest (6.12, TCG) the same results as under user-mode QEMU", async () => {
+  const pairs = [
+    ["guest-6.12-mobilenet_v1-dog.txt", "mobilenet_v1-dog.txt"],
+    ["guest-6.12-yolov5n-bus.txt", "yolov5n-bus.txt"],
+  ];
+  for (const [guest, user] of pairs) {
+    const g = parseRkwlOutput(await sample(guest));
+    const u = parseRkwlOutput(await sample(user));
+    assert.deepEqual(g.problems, [], guest);
+    assert.equal(g.outcome, "done", guest);
+    assert.match(g.models[0], /^\/tmp\/rkhil-workload\/models\//);
+    assert.deepEqual(g.top, u.top, guest);
+    assert.deepEqual(g.boxes, u.boxes, guest);
+  }
+  // stderr is merged by the Command protocol: Teflon's own line comes before rkwl's.
+  const text = await sample("guest-6.12-teflon-no-device.txt");
+  const t = parseRkwlOutput(text);
+  assert.equal(t.outcome, "no-device");
+  assert.equal(noDeviceReason(t), "Couldn't open kernel device (libteflon.so)");
+  assert.equal(t.foreignLines, 1);
+});
