@@ -679,3 +679,27 @@ Deno.test("login on the embedded target's qemu-pty console is refused", () => {
   const err = refuse(text);
   assert.match(issueFor(err, "console.login").message, /does not apply to console.type qemu-pty/);
 });
+
+Deno.test("the README's ROCK 3B board file loads and carries the shipped board's facts", async () => {
+  const readme = await Deno.readTextFile(new URL("../README.md", import.meta.url));
+  const section = readme.slice(readme.indexOf("### Your own board"));
+  const m = /```yaml\n([\s\S]*?)```/.exec(section);
+  assert.ok(m, "no yaml block under ### Your own board");
+  const b = parseBoard(m[1], "lab/boards/rock-3b-8g.yaml");
+  const { board: shipped } = await findBoard("rock-3b-8g");
+  assert.deepEqual(b.ram.banks, shipped.ram.banks);
+  assert.equal(b.ram.size, shipped.ram.size);
+  const facts = (bs: typeof b) =>
+    bs.devicetree.iommus.map((n) => [n.unit, n.compatible, n.status, n.banks ?? []]);
+  assert.deepEqual(facts(b), facts(shipped));
+  assert.deepEqual(b.console, {
+    type: "serial",
+    device: "/dev/serial/by-id/usb-FTDI_FT232R_USB_UART_A10KXYZ-if00-port0",
+    baud: 1500000,
+    login: { user: "root", password_env: "ROCK3B_PASSWORD", prompt: "[#$] $" },
+  });
+  assert.equal(b.ssh?.key_file, "keys/rock-3b");
+  assert.match(b.ssh?.host_key_fingerprint ?? "", /^SHA256:/);
+  assert.equal(b.power?.type, "command");
+  assert.deepEqual(b.capabilities, shipped.capabilities);
+});
