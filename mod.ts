@@ -309,7 +309,7 @@ export {
   releaseQemuTargets,
   VIAS,
 } from "./runner/target/mod.ts";
-export { QEMU_HOST_TOOLS, qemuBoardId, QemuTarget } from "./runner/qemu/target.ts";
+export { QEMU_HOST_TOOLS, qemuBoardId, QemuTarget, withQemuTarget } from "./runner/qemu/target.ts";
 export { QemuDriver, QmpPower } from "./runner/qemu/driver.ts";
 export type {
   BootProtocol,
