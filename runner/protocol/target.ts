@@ -90,8 +90,10 @@ export interface Target {
    * Returns the timings of the boot it waited for (`attempts: 0` when it was already ready).
    *
    * @throws {KernelFaultError} (FAIL) when the kernel panics while booting.
-   * @throws {InfraError} (MISS) when power, console or SSH fail (unreachable host, refused
-   *   host key: not retried, busy or missing serial device).
+   * @throws {InfraError} (MISS) when power, console or SSH fail (unreachable host after the
+   *   bounded wait, busy or missing serial device).
+   * @throws {HostKeyError} (ERROR, `runner/ssh/classify.ts`) at once, never retried, when SSH
+   *   presents another host key than the pinned one.
    * @throws {TimeoutError} (MISS) when no boot reached the stage within the bounds.
    */
   ready(opts?: ReadyOptions): Promise<BootTimes>;
