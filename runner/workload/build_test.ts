@@ -5,7 +5,8 @@
  */
 import assert from "node:assert/strict";
 import { judgeClassification, judgeDetection } from "./judge.ts";
-import { buildWorkload, BUNDLE_LOADER, bundleCommand, runUserMode } from "./build.ts";
+import { buildWorkload, BUNDLE_LOADER, bundleCommand, copyClosure, runUserMode } from "./build.ts";
+import { InfraError } from "../errors.ts";
 import { EM_AARCH64, readElfDynamic } from "./elf.ts";
 import { MOBILENET_V1, modelFile, modelFiles, MODELS_DIR, YOLOV5N } from "./models.ts";
 import { MOBILENET_V1_REFERENCES, YOLOV5_BUS_REFERENCE } from "./references.ts";
@@ -146,5 +147,35 @@ Deno.test({
       assert.equal(run.invokes.length, 0);
     }
     await Deno.remove(junk.slice(0, junk.lastIndexOf("/")), { recursive: true });
+  },
+});
+
+Deno.test({
+  name: "workload bundle: a library in no package, or a host binary, stops the bundling",
+  ...opts,
+  fn: async () => {
+    const b = await bundle();
+    const tmp = await Deno.makeTempDir({ prefix: "rkhil-closure-" });
+    try {
+      await Deno.mkdir(`${tmp}/sysroot/usr/lib/aarch64-linux-gnu`, { recursive: true });
+      await Deno.mkdir(`${tmp}/out`);
+      await assert.rejects(
+        copyClosure(`${tmp}/sysroot`, [`${b.dir}/rkwl`], `${tmp}/out`),
+        (e: unknown) => {
+          assert.ok(e instanceof InfraError);
+          assert.match(
+            e.message,
+            /^libtensorflow-lite\.so\.2\.14\.1 \(needed by .*rkwl\) is in no package/,
+          );
+          return true;
+        },
+      );
+      await assert.rejects(
+        copyClosure(`${tmp}/sysroot`, [await Deno.realPath("/bin/ls")], `${tmp}/out`),
+        /is not an AArch64 object \(e_machine \d+\)/,
+      );
+    } finally {
+      await Deno.remove(tmp, { recursive: true });
+    }
   },
 });
