@@ -19,7 +19,7 @@
  *
  * @module
  */
-import { InfraError, RkhilError, TimeoutError } from "../errors.ts";
+import { InfraError, RkhilError } from "../errors.ts";
 import type { BootProtocol, BootStage, BootWaitOptions } from "../protocol/boot.ts";
 import type { CommandOptions, CommandProtocol, CommandResult } from "../protocol/command.ts";
 import type { ConsoleProtocol } from "../protocol/console.ts";
@@ -35,11 +35,12 @@ import type { ConnectOptions } from "../ssh/client.ts";
 import { type ConsoleRecorder, consoleTap, type RecordedLine } from "../qemu/console.ts";
 import type { ConsoleStream } from "../serial/port.ts";
 import { FramedShell } from "../shell/framed.ts";
-import { endpointLabel, type SshSession, waitForSsh } from "../ssh/client.ts";
+import type { SshSession } from "../ssh/client.ts";
 import { attachToConsole, ConsoleWatcher, type WatchEvent } from "../watch/watchers.ts";
 import { CONSOLE_PREFIX_SOURCE } from "../../oracle/kline.ts";
 import type { OpenConsole, TargetDriver } from "./driver.ts";
 import { type CommandHost, guard, runOn } from "./commands.ts";
+import { SshLink } from "./ssh_link.ts";
 import { detectKernelFault, type KernelFault } from "./faults.ts";
 import { bootToShell, type FirstPower, waitBootStage } from "./strategy.ts";
 import { downloadOver, uploadOver } from "./transfer.ts";
@@ -96,9 +97,7 @@ export class DriverTarget<D extends TargetDriver = TargetDriver> implements Targ
   #reported = new Set<number>();
   /** The SSH endpoint of the current boot: undefined = not asked yet, null = no SSH. */
   #endpoint?: ConnectOptions | null;
-  #ssh?: SshSession;
-  #sshBoot = -1;
-  #sshShell?: { boot: number; shell: Promise<FramedShell> };
+  #link: SshLink;
   #conShell?: { boot: number; stream: ConsoleStream; shell: Promise<FramedShell> };
   #chain: Promise<unknown> = Promise.resolve();
   #kernelCbs = new Set<(line: string, atMs: number) => void>();
@@ -123,6 +122,7 @@ export class DriverTarget<D extends TargetDriver = TargetDriver> implements Targ
       ? undefined
       : opts.watcher ?? new ConsoleWatcher({ commandOutputLf: true });
     this.watcher?.onEvent((ev) => this.#watchEvent(ev));
+    this.#link = new SshLink(driver.name, driver.bounds.sshTimeoutMs, (l) => this.#log(l));
     // deno-lint-ignore no-this-alias
     const self = this;
     this.#consoleProto = {
@@ -207,7 +207,7 @@ export class DriverTarget<D extends TargetDriver = TargetDriver> implements Targ
 
   /** The SSH connection of the current boot, if one is open. */
   get sshSession(): SshSession | undefined {
-    return this.#ssh && this.#sshBoot === this.bootCount ? this.#ssh : undefined;
+    return this.#link.current(this.bootCount);
   }
 
   /** True while the target is up, not lost and not closed. */
@@ -335,7 +335,7 @@ export class DriverTarget<D extends TargetDriver = TargetDriver> implements Targ
   lost(): string | undefined {
     const g = this.#gone();
     if (g) return g;
-    if (this.#state === "ready" && this.#endpoint && this.#ssh && !this.#ssh.connected) {
+    if (this.#state === "ready" && this.#endpoint && this.#link.connected === false) {
       return "SSH connection lost";
     }
     return undefined;
@@ -455,6 +455,7 @@ export class DriverTarget<D extends TargetDriver = TargetDriver> implements Targ
   async #run(cmd: string, o: CommandOptions): Promise<CommandResult> {
     await this.#recoverIfCrashed();
     if (this.#state === "off" || this.#state === "booting") await this.#ready({}, undefined);
+    if (o.via === undefined) this.#endpoint ??= (await this.driver.sshEndpoint()) ?? null;
     const via = o.via ?? (this.#endpoint ? "ssh-exec" : "serial");
     const what = `${via} \`${
       cmd.length > 50 ? cmd.slice(0, 47) + "..." : cmd
@@ -476,72 +477,27 @@ export class DriverTarget<D extends TargetDriver = TargetDriver> implements Targ
     return mark && mark.from === o.from ? s + (called - mark.t0) / 1000 : s;
   }
 
-  async #sshNow(): Promise<SshSession> {
+  async #endpointNow(): Promise<ConnectOptions> {
     if (this.#state === "off" || this.#state === "booting") {
       throw new InfraError(`${this.name} is ${this.#state}: no SSH`, "bring it up with ready()");
     }
     this.#endpoint ??= (await this.driver.sshEndpoint()) ?? null;
-    const ep = this.#endpoint;
-    if (!ep) {
+    if (!this.#endpoint) {
       throw new RkhilError(
         `${this.name} has no SSH`,
         "use the serial transport (via: 'serial'), or add ssh to the board file",
       );
     }
-    const boot = this.bootCount;
-    if (this.#ssh && this.#sshBoot === boot && this.#ssh.connected) return this.#ssh;
-    const t0 = performance.now();
-    const wait = {
-      totalMs: this.driver.bounds.sshTimeoutMs,
-      retryDelayMs: 100,
-      maxRetryDelayMs: 1_000,
-    };
-    const label = endpointLabel(ep) + (ep.jump ? ` (via ${endpointLabel(ep.jump)})` : "");
-    if (this.#ssh && this.#ssh.target !== label) {
-      await this.#ssh.close().catch(() => {});
-      this.#ssh = undefined;
-    }
-    const opts = { connectTimeoutMs: 15_000, keepaliveIntervalMs: 5_000, ...ep };
-    try {
-      if (this.#ssh) await this.#ssh.reconnect(wait);
-      else this.#ssh = await waitForSsh(opts, wait);
-    } catch (err) {
-      if (err instanceof TimeoutError) {
-        throw new InfraError(
-          `${this.name}: SSH to ${ep.host}:${ep.port ?? 22} did not answer within ` +
-            `${wait.totalMs} ms: ${err.message}`,
-          err.hint,
-          { cause: err },
-        );
-      }
-      throw err;
-    }
-    this.#sshBoot = boot;
-    this.#sshShell = undefined;
-    this.#log(`ssh connected in ${Math.round(performance.now() - t0)} ms`);
-    return this.#ssh;
+    return this.#endpoint;
+  }
+
+  async #sshNow(): Promise<SshSession> {
+    return await this.#link.session(await this.#endpointNow(), this.bootCount);
   }
 
   async #sshShellNow(): Promise<FramedShell> {
-    const ssh = await this.#sshNow();
-    const boot = this.bootCount;
-    const cur = this.#sshShell;
-    if (cur && cur.boot === boot) {
-      const sh = await cur.shell.catch(() => undefined);
-      if (sh?.usable) return sh;
-    }
-    const shell = (async () => {
-      // A pty: Ctrl-C recovery after a timeout needs a terminal (the shell normalises it).
-      const ch = await ssh.shellChannel({ pty: true });
-      return await FramedShell.start(ch, {
-        name: `${this.#label()} ssh shell`,
-        quietMs: 200,
-        loginTimeoutMs: 20_000,
-        syncTimeoutMs: 10_000,
-      });
-    })();
-    this.#sshShell = { boot, shell };
-    return await shell;
+    const ep = await this.#endpointNow();
+    return await this.#link.shell(ep, this.bootCount, `${this.#label()} ssh shell`);
   }
 
   #consoleShell(): Promise<FramedShell> {
@@ -576,11 +532,9 @@ export class DriverTarget<D extends TargetDriver = TargetDriver> implements Targ
 
   #dropShells(): void {
     const c = this.#conShell;
-    const s = this.#sshShell;
     this.#conShell = undefined;
-    this.#sshShell = undefined;
     c?.shell.then((sh) => sh.close(), () => {}).catch(() => {});
-    s?.shell.then((sh) => sh.close(), () => {}).catch(() => {});
+    this.#link.dropShell();
   }
 
   /**
@@ -594,7 +548,7 @@ export class DriverTarget<D extends TargetDriver = TargetDriver> implements Targ
     this.#offLine?.();
     this.#detachWatcher?.();
     this.watcher?.flush();
-    await this.#ssh?.close().catch(() => {});
+    await this.#link.close();
     if (this.#state !== "off" && this.power.kind === "command") {
       await this.power.off().catch(() => {});
     }
