@@ -511,3 +511,54 @@ export type { QmpClient, QmpEvent } from "./runner/qemu/qmp.ts";
 export { HANGUP } from "./runner/serial/deno_binding.ts";
 export type { TermiosInfo } from "./runner/serial/deno_binding.ts";
 export type { UploadResult } from "./runner/ssh/client.ts";
+
+// --- Board targets and the lab (issue 8) -------------------------------------------------------
+
+/**
+ * Board targets from board files (`runner/board/`): the board driver under the shared
+ * `DriverTarget`, its power adapters, console openers and serial login, `rkhil boards --check`;
+ * telnet TCP consoles; the lab of QEMU guests reached only through board files (`runner/lab/`).
+ */
+export {
+  BOARD_BOUNDS,
+  BoardDriver,
+  checkBoardTarget,
+  keyFilePath,
+  openBoardTarget,
+} from "./runner/board/target.ts";
+export type { BoardDriverOptions } from "./runner/board/target.ts";
+export {
+  BasePower,
+  checkPowerUsable,
+  CommandPower,
+  createPower,
+  ManualPower,
+  manualRefusal,
+  NoPower,
+  QmpSocketPower,
+} from "./runner/board/power.ts";
+export type { PowerOptions } from "./runner/board/power.ts";
+export { openBoardConsole } from "./runner/board/console.ts";
+export type { BoardConsoleOptions } from "./runner/board/console.ts";
+export { lastLine, waitForShell } from "./runner/board/login.ts";
+export type { ShellWaitOptions, ShellWaitResult } from "./runner/board/login.ts";
+export { checkBoard, CHECKED_PROTOCOLS, formatHealth } from "./runner/board/check.ts";
+export type { CheckedProtocol, CheckOptions, ProtocolHealth } from "./runner/board/check.ts";
+export {
+  MAX_SUBNEGOTIATION,
+  openTelnetConsole,
+  TELNET,
+  TELNET_OPTION,
+  TelnetCodec,
+  TelnetConsole,
+} from "./runner/serial/telnet.ts";
+export type { TelnetDecoded } from "./runner/serial/telnet.ts";
+export { labPowerLine, RKHIL_BIN, startLab } from "./runner/lab/lab.ts";
+export type { Lab, LabConsoleKind, LabGuest, LabOptions } from "./runner/lab/lab.ts";
+export { LAB_POWER_ACTIONS, labPower, PTY_SETTLE_MS } from "./runner/lab/power.ts";
+export type { LabPowerAction } from "./runner/lab/power.ts";
+export { ser2netConfig, startSer2net } from "./runner/lab/ser2net.ts";
+export type { Ser2net, Ser2netPort } from "./runner/lab/ser2net.ts";
+export { labBoardYaml } from "./runner/lab/board_file.ts";
+export type { LabBoardFile, LabConsole, LabPower } from "./runner/lab/board_file.ts";
+export { DEFAULT_SHELL_PROMPT, TCP_CONSOLE_PROTOCOLS } from "./boards/schema.ts";

@@ -13,7 +13,6 @@
  */
 
 import { DEFAULT_SHELL_PROMPT } from "../../boards/schema.ts";
-import type { ConsoleLoginSpec } from "../../boards/schema.ts";
 import { InfraError, TimeoutError, UserInputError } from "../errors.ts";
 import type { ConsoleRecorder } from "../qemu/console.ts";
 
@@ -26,7 +25,14 @@ export interface ShellWaitOptions {
   /** Bound of the whole wait, ms. */
   timeoutMs: number;
   /** The board file's `console.login`, if any. */
-  login?: ConsoleLoginSpec;
+  login?: {
+    /** User typed at `login:`. */
+    user: string;
+    /** Name of the environment variable holding the password. */
+    password_env?: string;
+    /** Regex (source) of the shell prompt; default `[#$] $`. */
+    prompt?: string;
+  };
   /** Where the password variable is looked up (default: the process environment). */
   env?: { get(name: string): string | undefined };
   /** Quiet time before Enter is pressed, ms (default 2000). */

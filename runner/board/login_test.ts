@@ -28,6 +28,11 @@ exit 1
 async function rig(script: string, pw = "s3cret!") {
   const dir = await Deno.makeTempDir({ prefix: "rkhil-login-" });
   const pty = openPty();
+  // The recorder listens before the program starts: nothing it prints is missed. Our slave
+  // descriptor stays open until done(): were it closed before the program opened the slave,
+  // the master would read a hang-up and the console would end.
+  const con = new TtyConsole(pty.master, { logPath: `${dir}/console.raw` });
+  const recorder = await ConsoleRecorder.start(con, dir);
   const child = (await hostCommand("sh", {
     args: [
       "-c",
@@ -42,15 +47,13 @@ async function rig(script: string, pw = "s3cret!") {
     env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", HOME: "/tmp", TERM: "vt100", PW: pw },
     clearEnv: true,
   })).spawn();
-  await pty.slave.close();
-  const con = new TtyConsole(pty.master, { logPath: `${dir}/console.raw` });
-  const recorder = await ConsoleRecorder.start(con, dir);
   return {
     recorder,
     dir,
     async done() {
       recorder.close();
       await con.close();
+      await pty.slave.close();
       try {
         child.kill("SIGKILL");
       } catch { /* gone */ }
@@ -156,6 +159,8 @@ Deno.test("serial login: a prompt followed by a kernel line is woken with Enter;
   }
   const r2 = await rig("echo 'Starting kernel ...'; exec sleep 30");
   try {
+    // The program on the pty starts at its own pace; the bound below is for the prompt only.
+    await r2.recorder.waitFor("Starting kernel", { timeoutMs: 20_000, owner: "test" });
     await assert.rejects(
       () => waitForShell(r2.recorder, { board: "b", from: 0, timeoutMs: 1_500, pokeAfterMs: 300 }),
       (err: unknown) => {

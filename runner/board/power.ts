@@ -43,17 +43,26 @@ export interface PowerOptions {
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-/** Shared min-off bookkeeping. */
-abstract class BasePower implements PowerProtocol {
+/** What every adapter shares: `min_off_ms` bookkeeping between an `off` and the next `on`. */
+export abstract class BasePower implements PowerProtocol {
+  /** The adapter kind (`power.type` of the board file). */
   abstract readonly kind: PowerKind;
   #offAt: number | undefined;
 
+  /**
+   * An adapter for `board`.
+   *
+   * @param board board id, for messages
+   * @param minOffMs minimum time in milliseconds the board stays off before the next `on`
+   * @param opts notes, bounds, and the manual adapter's terminal
+   */
   constructor(
     readonly board: string,
     readonly minOffMs: number,
     protected readonly opts: PowerOptions,
   ) {}
 
+  /** A host note (console log). */
   protected note(line: string): void {
     this.opts.note?.(line);
   }
@@ -73,29 +82,42 @@ abstract class BasePower implements PowerProtocol {
     this.#offAt = performance.now();
   }
 
+  /** Switch on, after the rest of `minOffMs` since the last `off`. @throws {InfraError} */
   async on(): Promise<void> {
     await this.waitMinOff();
     await this.switchOn();
   }
 
+  /** Switch off. @throws {InfraError} when the adapter fails. */
   async off(): Promise<void> {
     await this.switchOff();
     this.markOff();
   }
 
+  /** Off, `minOffMs`, on. @throws {InfraError} when the adapter fails. */
   async cycle(): Promise<void> {
     await this.off();
     await this.on();
   }
 
+  /** The adapter's own switch-on. */
   protected abstract switchOn(): Promise<void>;
+  /** The adapter's own switch-off. */
   protected abstract switchOff(): Promise<void>;
 }
 
 /** `power.type: command`: the board file's command lines through `sh -c`. */
 export class CommandPower extends BasePower {
+  /** Always `command`. */
   readonly kind = "command" as const;
 
+  /**
+   * The command adapter of `board`.
+   *
+   * @param board board id, for messages
+   * @param spec the board file's `on`, `off`, optional `cycle` lines and `min_off_ms`
+   * @param opts notes and the bound of one command line (default 60 s)
+   */
   constructor(
     board: string,
     readonly spec: { on: string; off: string; cycle?: string; min_off_ms?: number },
@@ -119,10 +141,12 @@ export class CommandPower extends BasePower {
     }
   }
 
+  /** Run the `on` line. */
   protected switchOn(): Promise<void> {
     return this.#run("on", this.spec.on);
   }
 
+  /** Run the `off` line. */
   protected switchOff(): Promise<void> {
     return this.#run("off", this.spec.off);
   }
@@ -136,9 +160,18 @@ export class CommandPower extends BasePower {
 }
 
 /** `power.type: qmp` with a socket: a QEMU guest a lab runs. */
-export class QmpPower extends BasePower {
+export class QmpSocketPower extends BasePower {
+  /** Always `qmp`. */
   readonly kind = "qmp" as const;
 
+  /**
+   * The QMP adapter of `board`.
+   *
+   * @param board board id, for messages
+   * @param socket the guest's QMP socket path
+   * @param minOffMs minimum off time in milliseconds
+   * @param opts notes and the bound of one QMP exchange (default 15 s)
+   */
   constructor(board: string, readonly socket: string, minOffMs: number, opts: PowerOptions = {}) {
     super(board, minOffMs, opts);
   }
@@ -165,10 +198,12 @@ export class QmpPower extends BasePower {
     }
   }
 
+  /** QMP `cont`. */
   protected switchOn(): Promise<void> {
     return this.#exec("on", ["cont"]);
   }
 
+  /** QMP `stop` + `system_reset`. */
   protected switchOff(): Promise<void> {
     return this.#exec("off", ["stop", "system_reset"]);
   }
@@ -195,6 +230,7 @@ async function readLine(input: ReadableStream<Uint8Array>): Promise<void> {
 
 /** `power.type: manual`: a person switches the board and presses Enter. */
 export class ManualPower extends BasePower {
+  /** Always `manual`. */
   readonly kind = "manual" as const;
 
   async #ask(text: string): Promise<void> {
@@ -205,10 +241,12 @@ export class ManualPower extends BasePower {
     await readLine(this.opts.input ?? Deno.stdin.readable);
   }
 
+  /** Ask for ON and wait for Enter. */
   protected switchOn(): Promise<void> {
     return this.#ask(`switch ${this.board} ON`);
   }
 
+  /** Ask for OFF and wait for Enter. */
   protected switchOff(): Promise<void> {
     return this.#ask(`switch ${this.board} OFF`);
   }
@@ -216,17 +254,24 @@ export class ManualPower extends BasePower {
 
 /** `power.type: none` (or no power block): always on. */
 export class NoPower extends BasePower {
+  /** Always `none`. */
   readonly kind = "none" as const;
 
+  /** Nothing to do: always on. */
   protected switchOn(): Promise<void> {
     return Promise.resolve();
   }
 
+  /** Nothing it can do. */
   protected switchOff(): Promise<void> {
     return Promise.resolve();
   }
 
-  /** @throws {InfraError} always: a board without a power switch cannot be power-cycled. */
+  /**
+   * Refused: a board without a power switch cannot be power-cycled.
+   *
+   * @throws {InfraError} always.
+   */
   override cycle(): Promise<void> {
     return Promise.reject(
       new InfraError(
@@ -318,7 +363,7 @@ export function createPower(loaded: LoadedBoard, opts: PowerOptions = {}): Power
           `add power.socket to ${loaded.path}, or run the embedded target (rkhil run)`,
         );
       }
-      return new QmpPower(loaded.id, spec.socket, minOff, opts);
+      return new QmpSocketPower(loaded.id, spec.socket, minOff, opts);
     case "manual":
       return new ManualPower(loaded.id, minOff, opts);
     case "none":

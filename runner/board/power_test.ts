@@ -12,7 +12,7 @@ import {
   ManualPower,
   manualRefusal,
   NoPower,
-  QmpPower,
+  QmpSocketPower,
 } from "./power.ts";
 
 function boardWith(power: BoardSpec["power"]): LoadedBoard {
@@ -161,7 +161,7 @@ Deno.test("none power cannot cycle; qmp without a reachable socket is a MISS nam
     const qmp = createPower(boardWith({ type: "qmp", socket: join(dir, "none.sock") }), {
       timeoutMs: 2_000,
     });
-    assert.ok(qmp instanceof QmpPower);
+    assert.ok(qmp instanceof QmpSocketPower);
     await assert.rejects(() => qmp.on(), (err: unknown) => {
       assert.ok(err instanceof InfraError);
       assert.match(err.message, /power on of lab-1 through QMP .*none\.sock/);

@@ -42,7 +42,7 @@ const REMOTE_OK = new Set<number>([TELNET_OPTION.BINARY, TELNET_OPTION.SGA, TELN
 type State = "data" | "iac" | "opt" | "sb" | "sb-iac";
 
 /** What {@linkcode TelnetCodec.decode} made of one received chunk. */
-export interface Decoded {
+export interface TelnetDecoded {
   /** The console bytes (commands removed, `IAC IAC` undoubled). */
   data: Uint8Array;
   /** Negotiation answers to send to the server, already encoded (may be empty). */
@@ -106,7 +106,7 @@ export class TelnetCodec {
   }
 
   /** Decode one received chunk. Never throws, whatever the bytes. */
-  decode(chunk: Uint8Array): Decoded {
+  decode(chunk: Uint8Array): TelnetDecoded {
     const data: number[] = [];
     const replies: number[] = [];
     for (const b of chunk) {
