@@ -58,10 +58,12 @@ export class SshLink {
       else this.#ssh = await waitForSsh(opts, wait);
     } catch (err) {
       if (err instanceof TimeoutError) {
+        // The reason is the last attempt's failure (refused, no route, reset, ...).
+        const last = err.cause instanceof Error ? err.cause : undefined;
         throw new InfraError(
           `${this.name}: SSH to ${ep.host}:${ep.port ?? 22} did not answer within ` +
-            `${wait.totalMs} ms: ${err.message}`,
-          err.hint,
+            `${wait.totalMs} ms: ${last?.message ?? err.message}`,
+          (last as { hint?: string } | undefined)?.hint ?? err.hint,
           { cause: err },
         );
       }

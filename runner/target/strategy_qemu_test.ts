@@ -12,7 +12,12 @@ import { ensureHostTools } from "../debian/host_tools.ts";
 import { InfraError, TimeoutError } from "../errors.ts";
 import { QEMU_HOST_TOOLS, QemuTarget } from "../qemu/target.ts";
 import { testRunRoot } from "../test_dirs.ts";
+import { QemuDriver } from "../qemu/driver.ts";
+import { freePort } from "../qemu/machine.ts";
+import { HostKeyError } from "../ssh/classify.ts";
+import type { ConnectOptions } from "../ssh/client.ts";
 import { KernelFaultError } from "./faults.ts";
+import { DriverTarget } from "./target.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const runRoot = await testRunRoot("rkhil-strategy-test-");
@@ -121,3 +126,50 @@ Deno.test("a kernel panic while booting is FAIL at once, not retried", opts, asy
   await assert.rejects(() => t.ready(), (e: unknown) => e instanceof InfraError);
   assert.equal(t.machine, undefined);
 });
+
+/** The QEMU driver with the SSH endpoints a test hands it, one per boot. */
+class EndpointDriver extends QemuDriver {
+  endpoints: ((ep: ConnectOptions) => ConnectOptions)[] = [];
+  override async sshEndpoint(): Promise<ConnectOptions> {
+    const real = await super.sshEndpoint();
+    return (this.endpoints.shift() ?? ((ep) => ep))(real);
+  }
+}
+
+Deno.test(
+  "SSH: a changed host key is refused at once; an unreachable host is MISS with the reason",
+  opts,
+  async () => {
+    const q = await QemuTarget.prepare({ kernel: KERNEL, runDir: `${runRoot}/ssh` });
+    const driver = new EndpointDriver({
+      ...q.driver.opts,
+      bounds: { bootTimeoutMs: 120_000, sshTimeoutMs: 8_000, retries: 0 },
+    });
+    const dead = freePort(); // nothing listens there
+    driver.endpoints.push(
+      (ep) => ({ ...ep, hostKeyFingerprint: "SHA256:" + "A".repeat(43) }),
+      (ep) => ({ ...ep, port: dead }),
+    );
+    const t = new DriverTarget(driver);
+    try {
+      const key = await t.ready().then(() => undefined, (e: unknown) => e);
+      // Not retried: a retry would have run into the 8 s bound (a TimeoutError, MISS).
+      assert.ok(key instanceof HostKeyError, `expected HostKeyError, got ${key}`);
+      assert.match(key.message, /does not match the pinned fingerprint/);
+      assert.equal(t.state, "shell", "the console shell is still there");
+      assert.equal(t.release, undefined);
+
+      const unreachable = await t.reboot().then(() => undefined, (e: unknown) => e);
+      assert.ok(unreachable instanceof InfraError, `expected InfraError, got ${unreachable}`);
+      assert.equal(unreachable.verdict, "MISS");
+      assert.match(
+        unreachable.message,
+        new RegExp(`SSH to 127\\.0\\.0\\.1:${dead} did not answer within 8000 ms`),
+      );
+      assert.match(unreachable.message, /connection refused/);
+    } finally {
+      await t.close();
+      await q.close();
+    }
+  },
+);
