@@ -213,6 +213,11 @@ async function renderFormat(
     console.log(`${docs.length} JUnit file${docs.length === 1 ? "" : "s"} in ${out}`);
     return undefined;
   }
+  if (format === "kcidb") {
+    const { queryResults, listRuns } = await import("./query.ts");
+    const { renderKcidb } = await import("../report/kcidb.ts");
+    return JSON.stringify(renderKcidb(queryResults(db, filter), listRuns(db)), null, 1);
+  }
   const report = await buildHistoryReport(db, filter);
   switch (format) {
     case "text":
@@ -223,10 +228,6 @@ async function renderFormat(
     case "html": {
       const { renderHistoryHtml } = await import("../report/history_html.ts");
       return renderHistoryHtml(report);
-    }
-    case "kcidb": {
-      const { renderKcidb } = await import("../report/kcidb.ts");
-      return JSON.stringify(renderKcidb(report.rows, report.runs), null, 1);
     }
   }
 }

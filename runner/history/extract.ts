@@ -122,3 +122,13 @@ export function observationsOf(r: TestResult): Observation[] {
   }
   return out;
 }
+
+/**
+ * The oracle's verdict among a result's observations (a probe scenario's or an oracle check's):
+ * `DISAGREE` if any disagrees, else the first one, else null.
+ */
+export function oracleVerdict(os: readonly Observation[]): string | null {
+  const vs = os.filter((o) => (o.kind === "scenario" || o.kind === "oracle") && o.verdict)
+    .map((o) => o.verdict!);
+  return vs.includes("DISAGREE") ? "DISAGREE" : vs[0] ?? null;
+}

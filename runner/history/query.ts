@@ -54,28 +54,6 @@ export interface HistoryRow {
   durationMs: number;
 }
 
-/** A measurement with the result it belongs to. */
-export interface MeasurementRow {
-  /** The run's id. */
-  runId: string;
-  /** Target name. */
-  target: string;
-  /** Suite. */
-  suite: string;
-  /** Test id. */
-  test: string;
-  /** Running kernel release. */
-  release: string | null;
-  /** Sort key of `release`. */
-  releaseOrder: number | null;
-  /** What was measured (`boot to ssh`). */
-  name: string;
-  /** Value, in `unit`. */
-  value: number;
-  /** Unit (`s`, `ms`). */
-  unit: string;
-}
-
 /** A predicted outcome of one IOMMU unit (an `oracle/predict BOARD` result's observation). */
 export interface OutcomeRow {
   /** The run's id. */
@@ -153,37 +131,67 @@ export function queryResults(db: Database, f: HistoryFilter = {}): HistoryRow[] 
   }));
 }
 
-/** Measurements of the results matching `f`. */
-export function queryMeasurements(db: Database, f: HistoryFilter = {}): MeasurementRow[] {
+/** Measurement samples of the results matching `f`, per test, measurement and release. */
+export interface SampleRow {
+  /** Target name. */
+  target: string;
+  /** Suite. */
+  suite: string;
+  /** Test id. */
+  test: string;
+  /** Running kernel release. */
+  release: string;
+  /** Sort key of `release`. */
+  releaseOrder: number;
+  /** What was measured (`boot to ssh`). */
+  name: string;
+  /** Unit (`s`, `ms`). */
+  unit: string;
+  /** The values, in `unit`. */
+  values: number[];
+}
+
+/**
+ * The measurement samples of the results matching `f` (with a release), grouped per target ×
+ * suite × test × measurement × release in SQL (`group_concat`; `string_agg` on PostgreSQL).
+ */
+export function querySamples(db: Database, f: HistoryFilter = {}): SampleRow[] {
   const w = where(f);
   const rows = db.prepare(
-    `SELECT r.run_id, r.target, r.suite, r.test, r.release, r.release_order, m.name, m.value,
-       m.unit FROM measurements m JOIN results r ON r.run_id = m.run_id AND r.seq = m.seq
-     ${w.sql} ORDER BY r.release_order, r.run_id, r.seq, m.idx`,
-  ).all(...w.args) as Record<string, SQLValue>[];
+    `SELECT r.target, r.suite, r.test, r.release, MIN(r.release_order) AS release_order, m.name,
+       m.unit, group_concat(m.value, ',') AS vals
+     FROM results r JOIN measurements m ON m.run_id = r.run_id AND m.seq = r.seq
+     ${w.sql ? `${w.sql} AND` : "WHERE"} r.release IS NOT NULL
+     GROUP BY r.target, r.suite, r.test, m.name, m.unit, r.release`,
+  ).all(...w.args);
   return rows.map((x) => ({
-    runId: String(x.run_id),
     target: String(x.target),
     suite: String(x.suite ?? ""),
     test: String(x.test),
-    release: x.release === null ? null : String(x.release),
-    releaseOrder: x.release_order === null ? null : Number(x.release_order),
+    release: String(x.release),
+    releaseOrder: Number(x.release_order),
     name: String(x.name),
-    value: Number(x.value),
     unit: String(x.unit),
+    values: String(x.vals).split(",").map(Number),
   }));
 }
 
-/** Predicted IOMMU outcomes recorded by the results matching `f`. */
+/**
+ * Predicted IOMMU outcomes recorded by the results matching `f`: per prediction test, kind, unit
+ * and release, each outcome seen (the earliest first).
+ */
 export function queryOutcomes(db: Database, f: HistoryFilter = {}): OutcomeRow[] {
   const w = where(f);
   const rows = db.prepare(
-    `SELECT r.run_id, r.target, r.test, r.release, r.release_order, o.kind, o.key, o.verdict
+    `SELECT MIN(r.run_id) AS run_id, MIN(r.target) AS target, r.test, r.release,
+       MIN(r.release_order) AS release_order, o.kind, o.key, o.verdict,
+       MIN(r.started_at) AS first_at
      FROM observations o JOIN results r ON r.run_id = o.run_id AND r.seq = o.seq
      ${w.sql ? `${w.sql} AND` : "WHERE"} o.kind IN ('outcome', 'outcome-dtb')
-       AND o.verdict IS NOT NULL
-     ORDER BY r.release_order, r.run_id, r.seq`,
-  ).all(...w.args) as Record<string, SQLValue>[];
+       AND o.verdict IS NOT NULL AND r.release IS NOT NULL
+     GROUP BY r.test, r.release, o.kind, o.key, o.verdict
+     ORDER BY release_order, first_at`,
+  ).all(...w.args);
   return rows.map((x) => ({
     runId: String(x.run_id),
     target: String(x.target),
@@ -194,18 +202,6 @@ export function queryOutcomes(db: Database, f: HistoryFilter = {}): OutcomeRow[]
     unit: String(x.key),
     outcome: String(x.verdict),
   }));
-}
-
-/** The oracle's verdicts (`AGREE`, `DISAGREE`, ...) per result, keyed `runId\0seq`. */
-export function queryOracleVerdicts(db: Database, f: HistoryFilter = {}): Map<string, string> {
-  const w = where(f);
-  const rows = db.prepare(
-    `SELECT o.run_id, o.seq, o.verdict FROM observations o
-     JOIN results r ON r.run_id = o.run_id AND r.seq = o.seq
-     ${w.sql ? `${w.sql} AND` : "WHERE"} o.kind IN ('scenario', 'oracle')
-       AND o.verdict IS NOT NULL`,
-  ).all(...w.args) as Record<string, SQLValue>[];
-  return new Map(rows.map((x) => [`${x.run_id}\0${x.seq}`, String(x.verdict)]));
 }
 
 /** The details JSON of one result, parsed (undefined when it has none). */
@@ -242,4 +238,119 @@ export function listRuns(db: Database): RunRow[] {
       name: String(x.name),
       startedAt: String(x.started_at),
     }));
+}
+
+/** One test on one release, aggregated over every run in SQL (no row per result). */
+export interface CellRow {
+  /** Target. */
+  target: string;
+  /** Suite. */
+  suite: string;
+  /** Test id. */
+  test: string;
+  /** Kernel release. */
+  release: string;
+  /** Sort key of the release. */
+  releaseOrder: number;
+  /** Verdict → number of results. */
+  counts: Record<string, number>;
+  /** Results recorded (over every run; a retry counts again). */
+  results: number;
+  /** The oracle's verdict: DISAGREE if any run disagreed, else the first other one. */
+  oracle: string | null;
+}
+
+const VERDICT_SUMS = ["PASS", "FAIL", "ERROR", "MISS", "SKIP", "DONE"]
+  .map((v) => `SUM(CASE WHEN r.verdict = '${v}' THEN 1 ELSE 0 END) AS n_${v.toLowerCase()}`)
+  .join(", ");
+
+/**
+ * Per target × suite × test × release, verdict counts over the runs and the oracle's verdict
+ * (a PASS and a FAIL on one release, in one run as a passing retry or in two runs, make it
+ * flaky: runner/report/regressions.ts). Results without a release are left out. Plain SQL
+ * (GROUP BY, CASE), as on PostgreSQL.
+ */
+export function queryCells(db: Database, f: HistoryFilter = {}): CellRow[] {
+  const w = where(f);
+  const cond = w.sql ? `${w.sql} AND r.release IS NOT NULL` : "WHERE r.release IS NOT NULL";
+  const rows = db.prepare(
+    `SELECT r.target, r.suite, r.test, r.release, MIN(r.release_order) AS release_order,
+       ${VERDICT_SUMS}, COUNT(*) AS n,
+       MAX(CASE WHEN r.oracle = 'DISAGREE' THEN 1 ELSE 0 END) AS disagree,
+       MIN(r.oracle) AS oracle
+     FROM results r ${cond}
+     GROUP BY r.target, r.suite, r.test, r.release`,
+  ).all(...w.args);
+  return rows.map((x) => {
+    const counts: Record<string, number> = {};
+    for (const v of ["PASS", "FAIL", "ERROR", "MISS", "SKIP", "DONE"]) {
+      const n = Number(x[`n_${v.toLowerCase()}`]);
+      if (n) counts[v] = n;
+    }
+    return {
+      target: String(x.target),
+      suite: String(x.suite ?? ""),
+      test: String(x.test),
+      release: String(x.release),
+      releaseOrder: Number(x.release_order),
+      counts,
+      results: Number(x.n),
+      oracle: Number(x.disagree) > 0 ? "DISAGREE" : x.oracle === null ? null : String(x.oracle),
+    };
+  });
+}
+
+/** The first result of a test on a release that did not pass (FAIL first), with its run's directory. */
+export function queryFirstBad(
+  db: Database,
+  cell: { target: string; suite: string; test: string; release: string },
+  f: HistoryFilter = {},
+): (HistoryRow & { runDir: string | null }) | undefined {
+  const w = where(f);
+  const x = db.prepare(
+    `SELECT r.run_id, r.seq, r.test, r.suite, r.target, r.kernel, r.release, r.release_order,
+       r.verdict, r.reason, r.started_at, r.duration_ms, u.dir
+     FROM results r JOIN runs u ON u.id = r.run_id
+     ${w.sql ? `${w.sql} AND` : "WHERE"} r.target = ? AND r.suite = ? AND r.test = ?
+       AND r.release = ? AND r.verdict NOT IN ('PASS', 'DONE')
+     ORDER BY CASE WHEN r.verdict = 'FAIL' THEN 0 ELSE 1 END, r.started_at, r.run_id, r.seq
+     LIMIT 1`,
+  ).get(...w.args, cell.target, cell.suite, cell.test, cell.release);
+  if (!x) return undefined;
+  return {
+    runId: String(x.run_id),
+    seq: Number(x.seq),
+    test: String(x.test),
+    suite: String(x.suite ?? ""),
+    target: String(x.target),
+    kernel: String(x.kernel),
+    release: x.release === null ? null : String(x.release),
+    releaseOrder: x.release_order === null ? null : Number(x.release_order),
+    verdict: String(x.verdict) as Verdict,
+    reason: x.reason === null ? null : String(x.reason),
+    startedAt: String(x.started_at),
+    durationMs: Number(x.duration_ms),
+    runDir: x.dir === null ? null : String(x.dir),
+  };
+}
+
+/** Verdict counts and the number of runs of the results matching `f`. */
+export function queryTotals(
+  db: Database,
+  f: HistoryFilter = {},
+): { results: number; runs: number; counts: Record<string, number> } {
+  const w = where(f);
+  const rows = db.prepare(
+    `SELECT verdict, COUNT(*) AS n FROM results r ${w.sql} GROUP BY verdict`,
+  ).all(...w.args);
+  const counts: Record<string, number> = {};
+  let results = 0;
+  for (const x of rows) {
+    counts[String(x.verdict)] = Number(x.n);
+    results += Number(x.n);
+  }
+  const runs = db.prepare(`SELECT COUNT(DISTINCT r.run_id) AS n FROM results r ${w.sql}`).get(
+    ...w.args,
+  );
+  return { results, runs: Number(runs?.n ?? 0), counts };
 }

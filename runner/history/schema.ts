@@ -13,7 +13,9 @@
  *
  * @module
  */
-import { type Database, openDatabase } from "./sqlite.ts";
+import type { TestResult } from "../results/store.ts";
+import { observationsOf, oracleVerdict, ownRelease, releaseOrder, suiteOf } from "./extract.ts";
+import { type Database, openDatabase, type SQLValue } from "./sqlite.ts";
 import { dirname } from "node:path";
 import { UserInputError } from "../errors.ts";
 
@@ -64,6 +66,7 @@ export const MIGRATIONS: readonly string[] = [
   `ALTER TABLE results ADD COLUMN suite TEXT;
    ALTER TABLE results ADD COLUMN release TEXT;
    ALTER TABLE results ADD COLUMN release_order INTEGER;
+   ALTER TABLE results ADD COLUMN oracle TEXT;
    CREATE TABLE observations (
      run_id TEXT NOT NULL,
      seq INTEGER NOT NULL,
@@ -75,9 +78,54 @@ export const MIGRATIONS: readonly string[] = [
      PRIMARY KEY (run_id, seq, kind, key),
      FOREIGN KEY (run_id, seq) REFERENCES results (run_id, seq)
    );
-   CREATE INDEX results_by_release ON results (release_order, target, test);
+   CREATE INDEX results_by_release ON results (release_order);
    CREATE INDEX results_by_time ON results (started_at);`,
 ];
+
+/**
+ * What a migration computes that SQL cannot: after migration `i` (to version `i + 1`), for the
+ * rows it found. 1 → 2 derives the suite, the running release (the boot step's, per run and
+ * kernel), its sort key, the oracle's verdict and the observations of every older result.
+ */
+const BACKFILL: Readonly<Record<number, (db: Database) => void>> = {
+  1: (db) => {
+    const rows = db.prepare(
+      "SELECT run_id, seq, test, target, kernel, verdict, details FROM results ORDER BY run_id, seq",
+    ).all();
+    const release = new Map<string, string>();
+    const asResult = (x: Record<string, SQLValue>): TestResult => ({
+      test: String(x.test),
+      target: String(x.target),
+      kernel: String(x.kernel),
+      verdict: String(x.verdict) as TestResult["verdict"],
+      details: x.details === null ? undefined : JSON.parse(String(x.details)),
+      startedAt: "",
+      durationMs: 0,
+    });
+    for (const x of rows) {
+      const own = ownRelease(asResult(x));
+      if (own && !release.has(`${x.run_id}\0${x.kernel}`)) {
+        release.set(`${x.run_id}\0${x.kernel}`, own);
+      }
+    }
+    const upd = db.prepare(
+      "UPDATE results SET suite = ?, release = ?, release_order = ?, oracle = ? WHERE run_id = ? AND seq = ?",
+    );
+    const obs = db.prepare(
+      `INSERT INTO observations (run_id, seq, kind, key, predicted, observed, verdict)
+       VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+    );
+    for (const x of rows) {
+      const r = asResult(x);
+      const rel = release.get(`${x.run_id}\0${x.kernel}`) ?? null;
+      const os = observationsOf(r);
+      upd.run(suiteOf(r), rel, releaseOrder(rel), oracleVerdict(os), x.run_id, x.seq);
+      for (const o of os) {
+        obs.run(x.run_id, x.seq, o.kind, o.key, o.predicted, o.observed, o.verdict);
+      }
+    }
+  },
+};
 
 /** The database was written by a newer rkhil, or is not a history database. */
 export class HistorySchemaError extends UserInputError {}
@@ -107,7 +155,10 @@ export function openHistory(path: string): Database {
     db.close();
     throw err;
   }
+  // WAL with synchronous NORMAL: a crash of rkhil loses nothing committed; the JSONL stays the
+  // crash-safe record for a power cut.
   db.exec("PRAGMA journal_mode = WAL");
+  db.exec("PRAGMA synchronous = NORMAL");
   return db;
 }
 
@@ -151,6 +202,7 @@ export function migrate(db: Database, path = "the database", target = SCHEMA_VER
   try {
     for (let v = from; v < target; v++) {
       db.exec(MIGRATIONS[v]);
+      BACKFILL[v]?.(db);
       db.prepare("UPDATE schema_version SET version = ?").run(v + 1);
     }
     db.exec("COMMIT");

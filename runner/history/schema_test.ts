@@ -45,7 +45,9 @@ Deno.test("a version-1 history with results migrates to the current version, kee
     >;
     assert.equal(row.test, "boot");
     assert.equal(row.verdict, "PASS");
-    assert.equal(row.suite, null); // migration 1 → 2 adds the column; old rows have none
+    // Migration 1 → 2 derives what version 1 did not hold.
+    assert.equal(row.suite, "boot");
+    assert.equal(row.release, "6.12.118+deb13-arm64");
     db.close();
   } finally {
     Deno.removeSync(dir, { recursive: true });

@@ -12,7 +12,7 @@ import type { Database, Statement } from "./sqlite.ts";
 import { basename, resolve } from "node:path";
 import { UserInputError } from "../errors.ts";
 import { parseResults, type TestResult } from "../results/store.ts";
-import { observationsOf, ownRelease, releaseOrder, suiteOf } from "./extract.ts";
+import { observationsOf, oracleVerdict, ownRelease, releaseOrder, suiteOf } from "./extract.ts";
 import { openHistory } from "./schema.ts";
 
 /** A run as the history knows it. */
@@ -52,8 +52,8 @@ class Statements {
     );
     this.result = db.prepare(
       `INSERT INTO results (run_id, seq, test, suite, target, kernel, release, release_order,
-         verdict, reason, details, started_at, duration_ms)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, seq) DO NOTHING`,
+         oracle, verdict, reason, details, started_at, duration_ms)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, seq) DO NOTHING`,
     );
     this.measurement = db.prepare(
       `INSERT INTO measurements (run_id, seq, idx, name, value, unit) VALUES (?, ?, ?, ?, ?, ?)
@@ -83,6 +83,7 @@ class Statements {
 
   /** Insert one result at `seq`; false when the run already had it. */
   addResult(runId: string, seq: number, r: TestResult, release: string | null): boolean {
+    const observations = observationsOf(r);
     const changed = this.result.run(
       runId,
       seq,
@@ -92,6 +93,7 @@ class Statements {
       r.kernel,
       release,
       releaseOrder(release),
+      oracleVerdict(observations),
       r.verdict,
       r.reason ?? null,
       r.details === undefined ? null : JSON.stringify(r.details),
@@ -103,7 +105,7 @@ class Statements {
       if (!Number.isFinite(m.value)) return;
       this.measurement.run(runId, seq, i, m.name, m.value, m.unit ?? "");
     });
-    for (const o of observationsOf(r)) {
+    for (const o of observations) {
       this.observation.run(runId, seq, o.kind, o.key, o.predicted, o.observed, o.verdict);
     }
     return true;
@@ -190,23 +192,31 @@ export class HistoryWriter {
 
   /** Record the run's next result (its measurements and observations with it). */
   record(r: TestResult): void {
-    const key = r.kernel;
-    const own = ownRelease(r);
-    if (own) this.releases.set(key, own);
-    let release = own ?? this.releases.get(key) ?? null;
-    if (!release) {
-      release = this.stmts.releaseFor(this.run.id, r);
-      if (release) this.releases.set(key, release);
-    }
+    this.recordAll([r]);
+  }
+
+  /** Record several results in one transaction (all or none). */
+  recordAll(results: readonly TestResult[]): void {
     this.db.exec("BEGIN");
     try {
-      this.stmts.addResult(this.run.id, this.seq, r, release);
+      for (let i = 0; i < results.length; i++) {
+        const r = results[i];
+        const key = r.kernel;
+        const own = ownRelease(r);
+        if (own) this.releases.set(key, own);
+        let release = own ?? this.releases.get(key) ?? null;
+        if (!release) {
+          release = this.stmts.releaseFor(this.run.id, r);
+          if (release) this.releases.set(key, release);
+        }
+        this.stmts.addResult(this.run.id, this.seq + i, r, release);
+      }
       this.db.exec("COMMIT");
     } catch (err) {
       this.db.exec("ROLLBACK");
       throw err;
     }
-    this.seq++;
+    this.seq += results.length;
   }
 
   /** Close the database when this writer opened it. Idempotent. */

@@ -101,7 +101,7 @@ export function renderHistoryHtml(r: HistoryReport, opts: { title?: string } = {
   const p = (s: string) => parts.push(s);
   p(`<h1>${e(title)}</h1>`);
   p(
-    `<p>${r.runs.length} runs, ${r.rows.length} results, ${r.releases.length} kernel releases: ${
+    `<p>${r.runs} runs, ${r.results} results, ${r.releases.length} kernel releases: ${
       ["PASS", "FAIL", "ERROR", "MISS", "SKIP", "DONE"].map((v) => `${r.counts[v] ?? 0} ${v}`)
         .join(", ")
     }.</p>`,
@@ -153,7 +153,14 @@ export function renderHistoryHtml(r: HistoryReport, opts: { title?: string } = {
         }).join("")
       }</tr>`);
     }
-    p("</table><ul>");
+    p("</table>");
+    const steady = us.filter((u) => !u.transitions.length && u.cells.length > 1);
+    if (steady.length) {
+      p(`<p>Unchanged on every release: ${
+        steady.map((u) => `${e(u.unit)} ${e(u.cells[0].outcome)}`).join(", ")
+      }.</p>`);
+    }
+    p("<ul>");
     for (
       const c of r.outcomeChanges.filter((c) =>
         c.history.board === board && c.history.kind === "outcome"

@@ -15,13 +15,11 @@ import { boardFacts } from "../../boards/facts.ts";
 import type { ScenarioInput } from "../../oracle/scenario.ts";
 import {
   type HistoryFilter,
-  type HistoryRow,
-  listRuns,
-  queryMeasurements,
-  queryOracleVerdicts,
+  queryCells,
+  queryFirstBad,
   queryOutcomes,
-  queryResults,
-  type RunRow,
+  querySamples,
+  queryTotals,
 } from "../history/query.ts";
 import { type ConsoleExcerpt, consoleExcerpt } from "./console_excerpt.ts";
 import { type ChangeExplanation, explainReleaseChange } from "./explain_change.ts";
@@ -78,8 +76,10 @@ export interface LatencySeries {
 export interface HistoryReport {
   /** The filter it was made with. */
   filter: HistoryFilter;
-  /** Runs in the history that contributed, oldest first. */
-  runs: RunRow[];
+  /** Number of runs that contributed. */
+  runs: number;
+  /** Number of matching results. */
+  results: number;
   /** Releases on the axis, oldest first. */
   releases: string[];
   /** Per target × suite × test. */
@@ -94,8 +94,6 @@ export interface HistoryReport {
   latency: LatencySeries[];
   /** Verdict counts over every matching result. */
   counts: Record<string, number>;
-  /** The matching results (for JUnit and KCIDB). */
-  rows: HistoryRow[];
 }
 
 /** Measurement units that are times (latency). */
@@ -107,16 +105,10 @@ export async function buildHistoryReport(
   filter: HistoryFilter = {},
   opts: { latency?: LatencyCriteria; boardsDirs?: string[] } = {},
 ): Promise<HistoryReport> {
-  const rows = queryResults(db, filter);
-  const oracle = queryOracleVerdicts(db, filter);
-  const tests = testHistories(rows, oracle);
-  const runIds = new Set(rows.map((r) => r.runId));
-  const runs = listRuns(db).filter((r) => runIds.has(r.id));
-  const runDir = new Map(runs.map((r) => [r.id, r.dir]));
+  const totals = queryTotals(db, filter);
+  const tests = testHistories(queryCells(db, filter));
   const releaseOrder = new Map<string, number>();
-  for (const r of rows) {
-    if (r.release !== null && r.releaseOrder !== null) releaseOrder.set(r.release, r.releaseOrder);
-  }
+  for (const t of tests) for (const c of t.cells) releaseOrder.set(c.release, c.order);
   const outcomes = outcomeHistories(queryOutcomes(db, filter));
   for (const h of outcomes) for (const c of h.cells) releaseOrder.set(c.release, c.order);
   const releases = [...releaseOrder.entries()].sort((a, b) => a[1] - b[1]).map(([r]) => r);
@@ -124,14 +116,14 @@ export async function buildHistoryReport(
   const changes: TestChange[] = [];
   for (const t of tests) {
     for (const tr of t.transitions) {
-      const bad = t.cells.find((c) => c.release === (tr.kind === "regression" ? tr.to : tr.from));
-      const first = bad?.firstBad;
+      const release = tr.kind === "regression" ? tr.to : tr.from;
+      const first = queryFirstBad(db, { ...t, release }, filter);
       const c: TestChange = { test: t, transition: tr };
       const ex = explainReleaseChange(tr.from, tr.to);
       if (ex) c.explanation = ex;
       if (first?.reason) c.reason = first.reason;
       if (first) {
-        const e = consoleExcerpt(runDir.get(first.runId) ?? null, first.kernel, first.reason);
+        const e = consoleExcerpt(first.runDir, first.kernel, first.reason);
         if (e) c.excerpt = e;
       }
       changes.push(c);
@@ -166,47 +158,50 @@ export async function buildHistoryReport(
 
   const groups = new Map<
     string,
-    { s: Omit<LatencySeries, "releases">; by: Map<string, number[]> }
+    {
+      s: Omit<LatencySeries, "releases">;
+      by: { release: string; order: number; samples: number[] }[];
+    }
   >();
-  for (const m of queryMeasurements(db, filter)) {
-    if (!TIME_UNITS.has(m.unit) || m.release === null) continue;
+  for (const m of querySamples(db, filter)) {
+    if (!TIME_UNITS.has(m.unit)) continue;
     const k = [m.target, m.suite, m.test, m.name, m.unit].join("\0");
     let g = groups.get(k);
     if (!g) {
       g = {
         s: { target: m.target, suite: m.suite, test: m.test, name: m.name, unit: m.unit },
-        by: new Map(),
+        by: [],
       };
       groups.set(k, g);
     }
-    let xs = g.by.get(m.release);
-    if (!xs) g.by.set(m.release, xs = []);
-    xs.push(m.value);
+    g.by.push({ release: m.release, order: m.releaseOrder, samples: m.values });
   }
   const latency: LatencySeries[] = [];
   for (const { s, by } of groups.values()) {
-    const series = [...by.entries()]
-      .sort((a, b) => (releaseOrder.get(a[0]) ?? 0) - (releaseOrder.get(b[0]) ?? 0))
-      .map(([release, samples]) => ({ release, samples }));
-    latency.push({ ...s, releases: judgeReleases(series, opts.latency) });
+    by.sort((a, b) => a.order - b.order);
+    latency.push({
+      ...s,
+      releases: judgeReleases(
+        by.map(({ release, samples }) => ({ release, samples })),
+        opts.latency,
+      ),
+    });
   }
   latency.sort((a, b) =>
     a.target.localeCompare(b.target) || a.test.localeCompare(b.test) ||
     a.name.localeCompare(b.name)
   );
 
-  const counts: Record<string, number> = {};
-  for (const r of rows) counts[r.verdict] = (counts[r.verdict] ?? 0) + 1;
   return {
     filter,
-    runs,
+    runs: totals.runs,
+    results: totals.results,
     releases,
     tests,
     changes,
     outcomes,
     outcomeChanges,
     latency,
-    counts,
-    rows,
+    counts: totals.counts,
   };
 }

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { RELEASES } from "../../oracle/releases.ts";
 import { recordPredictions } from "../history/predictions.ts";
+import { queryResults } from "../history/query.ts";
 import { openHistory } from "../history/schema.ts";
 import type { Database } from "../history/sqlite.ts";
 import { HistoryWriter, importRunDir } from "../history/writer.ts";
@@ -9,7 +10,9 @@ import { parseResults, type TestResult } from "../results/store.ts";
 import { buildHistoryReport } from "./history_report.ts";
 import { renderHistoryText } from "./history_text.ts";
 import { renderJUnit } from "./junit.ts";
-import { bootstrapMedian, judgeReleases, mannWhitney } from "./latency.ts";
+import { bootstrapMedian, judgeReleases, mannWhitney, medianInPlace } from "./latency.ts";
+import { median } from "simple-statistics";
+import fc from "fast-check";
 import { pickExcerpt } from "./console_excerpt.ts";
 
 const RUNS = fileURLToPath(new URL("../history/testdata/runs", import.meta.url));
@@ -68,6 +71,7 @@ Deno.test("showcase: KB predictions 6.1 → 7.3 plus a real run: the NPU MMU goe
     /\*\*REGRESSION\*\* fde4b000: OK → BUS_ERROR \(last OK 6\.5, first BUS_ERROR 6\.6\)/,
   );
   assert.match(md, /gfp zone: GFP_DMA32 → none \(commit 2a7e6400f72b\)/);
+  assert.match(md, /Unchanged on every release: fdfe0800 DISABLED, fe043e00 OK\./);
   db.close();
 });
 
@@ -91,7 +95,7 @@ Deno.test("a FAIL on a later release is a regression with last good, first bad, 
   db.close();
   const db2 = openHistory(":memory:");
   importRunDir(db2, CRASH);
-  const rows = (await buildHistoryReport(db2)).rows;
+  const rows = queryResults(db2);
   const xml = renderJUnit("2026-11-30T01-00-55Z-main-f34d", CRASH, rows);
   assert.equal((xml.match(/<testcase /g) ?? []).length, 13);
   assert.match(
@@ -192,6 +196,18 @@ Deno.test("latency: Mann-Whitney exact and normal, bootstrap interval, the effec
     "seeded: reproducible",
   );
   assert.throws(() => bootstrapMedian([]), RangeError);
+  // The linear-time median the bootstrap uses agrees with simple-statistics on any sample.
+  fc.assert(
+    fc.property(
+      fc.array(fc.integer({ min: -1e6, max: 1e6 }), { minLength: 1, maxLength: 60 }),
+      (ints) => {
+        const xs = ints.map((x) => x / 1000);
+        const got = medianInPlace(Float64Array.from(xs)), want = median(xs);
+        assert.ok(Math.abs(got - want) <= 1e-9 * Math.max(1, Math.abs(want)), `${got} vs ${want}`);
+      },
+    ),
+    { numRuns: 500 },
+  );
   const base = [4.0, 4.1, 4.05, 4.2, 3.95, 4.1];
   const judged = judgeReleases([
     { release: "6.1", samples: base },

@@ -86,12 +86,12 @@ export function renderHistoryText(r: HistoryReport, opts: { markdown?: boolean }
   out.push(md ? "# rkhil history report" : "rkhil history report");
   out.push(
     "",
-    `${r.runs.length} run${r.runs.length === 1 ? "" : "s"}, ${r.rows.length} results, ` +
+    `${r.runs} run${r.runs === 1 ? "" : "s"}, ${r.results} results, ` +
       `${r.releases.length} kernel releases${scope ? ` (${scope})` : ""}: ` +
       ["PASS", "FAIL", "ERROR", "MISS", "SKIP", "DONE"].map((v) => `${r.counts[v] ?? 0} ${v}`)
         .join(", "),
   );
-  if (!r.rows.length) {
+  if (!r.results) {
     out.push("", "Nothing in the history matches.");
     return out.join("\n");
   }
@@ -151,6 +151,15 @@ export function renderHistoryText(r: HistoryReport, opts: { markdown?: boolean }
         ...units.map((u) => u.cells.find((c) => c.release === rel)?.outcome ?? "-"),
       ]),
     );
+    const steady = units.filter((u) => !u.transitions.length && u.cells.length > 1);
+    if (steady.length) {
+      out.push(
+        "",
+        `Unchanged on every release: ${
+          steady.map((u) => `${u.unit} ${u.cells[0].outcome}`).join(", ")
+        }.`,
+      );
+    }
     const ch = r.outcomeChanges.filter((c) =>
       c.history.board === board && c.history.kind === "outcome"
     );

@@ -16,7 +16,7 @@
  *
  * @module
  */
-import type { HistoryRow, OutcomeRow } from "../history/query.ts";
+import type { CellRow, OutcomeRow } from "../history/query.ts";
 
 /** What a test did on one release, over every run of it. */
 export type ReleaseStatus = "PASS" | "FAIL" | "FLAKY" | "NONE";
@@ -33,10 +33,8 @@ export interface ReleaseCell {
   counts: Record<string, number>;
   /** The oracle's verdict, when the test records one (`AGREE`, `DISAGREE`, ...). */
   oracle?: string;
-  /** The first non-passing result, for its reason and console excerpt. */
-  firstBad?: HistoryRow;
-  /** Runs that contributed. */
-  runs: string[];
+  /** Number of results (a retry counts again). */
+  results: number;
 }
 
 /** A PASS → FAIL (regression) or FAIL → PASS (fix) between two consecutive evidenced releases. */
@@ -65,10 +63,14 @@ export interface TestHistory {
 
 const key = (...parts: string[]) => parts.join("\0");
 
-/** The status of a release from its verdict counts (see the module documentation). */
-export function statusOf(counts: Record<string, number>, flakyInRun: boolean): ReleaseStatus {
+/**
+ * The status of a release from its verdict counts over every run: a PASS and a FAIL (a retry
+ * that passed in the same run, or runs that disagree) is FLAKY; MISS, ERROR, SKIP and DONE
+ * alone are NONE (no evidence either way).
+ */
+export function statusOf(counts: Record<string, number>): ReleaseStatus {
   const pass = counts.PASS ?? 0, fail = counts.FAIL ?? 0;
-  if (flakyInRun || (pass > 0 && fail > 0)) return "FLAKY";
+  if (pass > 0 && fail > 0) return "FLAKY";
   if (fail > 0) return "FAIL";
   if (pass > 0) return "PASS";
   return "NONE";
@@ -97,54 +99,32 @@ export function transitionsOf(cells: readonly ReleaseCell[]): Transition[] {
 }
 
 /**
- * Group results into test histories (target × suite × test, releases oldest first). Results
- * without a known release are left out (they cannot be placed on the release axis).
- * `oracle` maps `runId\0seq` to the oracle's verdict recorded for that result.
+ * Group per-release cells (runner/history/query.ts `queryCells`) into test histories
+ * (target × suite × test, releases oldest first) with their statuses and transitions.
  */
-export function testHistories(
-  rows: readonly HistoryRow[],
-  oracle: ReadonlyMap<string, string> = new Map(),
-): TestHistory[] {
-  const tests = new Map<string, { t: TestHistory; cells: Map<string, ReleaseCell> }>();
-  const perRun = new Map<string, Set<string>>(); // test+release+run → verdicts
-  for (const r of rows) {
-    if (r.release === null || r.releaseOrder === null) continue;
-    const tk = key(r.target, r.suite, r.test);
+export function testHistories(cells: readonly CellRow[]): TestHistory[] {
+  const tests = new Map<string, TestHistory>();
+  for (const x of cells) {
+    const tk = key(x.target, x.suite, x.test);
     let t = tests.get(tk);
     if (!t) {
-      t = {
-        t: { target: r.target, suite: r.suite, test: r.test, cells: [], transitions: [] },
-        cells: new Map(),
-      };
+      t = { target: x.target, suite: x.suite, test: x.test, cells: [], transitions: [] };
       tests.set(tk, t);
     }
-    let c = t.cells.get(r.release);
-    if (!c) {
-      c = { release: r.release, order: r.releaseOrder, status: "NONE", counts: {}, runs: [] };
-      t.cells.set(r.release, c);
-    }
-    c.counts[r.verdict] = (c.counts[r.verdict] ?? 0) + 1;
-    if (!c.runs.includes(r.runId)) c.runs.push(r.runId);
-    if (!c.firstBad && r.verdict !== "PASS" && r.verdict !== "DONE") c.firstBad = r;
-    const v = oracle.get(`${r.runId}\0${r.seq}`);
-    if (v && (!c.oracle || v === "DISAGREE")) c.oracle = v;
-    const rk = key(tk, r.release, r.runId);
-    let vs = perRun.get(rk);
-    if (!vs) perRun.set(rk, vs = new Set());
-    vs.add(r.verdict);
+    const c: ReleaseCell = {
+      release: x.release,
+      order: x.releaseOrder,
+      status: statusOf(x.counts),
+      counts: x.counts,
+      results: x.results,
+    };
+    if (x.oracle) c.oracle = x.oracle;
+    t.cells.push(c);
   }
-  const out: TestHistory[] = [];
-  for (const [tk, { t, cells }] of tests) {
-    t.cells = [...cells.values()].sort((a, b) => a.order - b.order);
-    for (const c of t.cells) {
-      const flakyInRun = c.runs.some((run) => {
-        const vs = perRun.get(key(tk, c.release, run));
-        return !!vs && vs.has("PASS") && vs.has("FAIL");
-      });
-      c.status = statusOf(c.counts, flakyInRun);
-    }
+  const out = [...tests.values()];
+  for (const t of out) {
+    t.cells.sort((a, b) => a.order - b.order);
     t.transitions = transitionsOf(t.cells);
-    out.push(t);
   }
   return out.sort((a, b) =>
     a.target.localeCompare(b.target) || a.suite.localeCompare(b.suite) ||
