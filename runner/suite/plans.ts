@@ -1,15 +1,14 @@
 /**
  * The targets of `rkhil run`, as plans the suite runner opens: the embedded target (a QEMU
  * aarch64 guest, `QemuTarget`, on each Debian kernel asked for) and board targets (a board file
- * each, `BoardDriver` under the shared `DriverTarget`, on the kernel the board boots).
+ * each, `openBoardTarget`: BoardDriver under the shared DriverTarget, on the kernel it boots).
  *
  * @module
  */
 import { findBoard } from "../../boards/load.ts";
-import { BoardDriver, checkBoardTarget } from "../board/target.ts";
+import { checkBoardTarget, openBoardTarget } from "../board/target.ts";
 import { InfraError } from "../errors.ts";
 import { qemuBoardId, QemuTarget } from "../qemu/target.ts";
-import { DriverTarget } from "../target/target.ts";
 import type { TargetPlan } from "./runner.ts";
 import type { Variant } from "./types.ts";
 
@@ -71,7 +70,7 @@ export async function boardPlans(
             "kernel deployment to boards comes with the farm issue",
           );
         }
-        return new DriverTarget(await BoardDriver.create(loaded, { runDir: dir }));
+        return await openBoardTarget(loaded, { runDir: dir });
       },
     });
   }
