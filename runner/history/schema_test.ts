@@ -34,7 +34,10 @@ Deno.test("a version-1 history with results migrates to the current version, kee
     old.exec(
       `INSERT INTO runs VALUES ('r1', NULL, 'main', '2026-11-30T00:00:00Z', 'import', 'x');
        INSERT INTO results VALUES ('r1', 0, 'boot', 'qemu-virt-8g', 'debian:trixie', 'PASS',
-         NULL, '{"release":"6.12.118+deb13-arm64"}', '2026-11-30T00:00:00Z', 1000);`,
+         NULL, '{"release":"6.12.118+deb13-arm64"}', '2026-11-30T00:00:00Z', 1000);
+       INSERT INTO results VALUES ('r1', 1, 'validate/v2-6.6', 'qemu-virt 8G', 'debian:trixie',
+         'FAIL', 'disagree', '{"scenario":"v2-6.6","predicted":"BUS_ERROR/dt","observed":"ok",
+         "verdict":"DISAGREE"}', '2026-11-30T00:00:09Z', 500);`,
     );
     old.close();
     const db = openHistory(path);
@@ -48,6 +51,19 @@ Deno.test("a version-1 history with results migrates to the current version, kee
     // Migration 1 → 2 derives what version 1 did not hold.
     assert.equal(row.suite, "boot");
     assert.equal(row.release, "6.12.118+deb13-arm64");
+    const v = db.prepare("SELECT suite, release, oracle FROM results WHERE seq = 1").get()!;
+    assert.deepEqual({ ...v }, {
+      suite: "validate",
+      release: "6.12.118+deb13-arm64",
+      oracle: "DISAGREE",
+    });
+    const o = db.prepare("SELECT kind, key, predicted, observed FROM observations").all();
+    assert.deepEqual(o.map((x) => ({ ...x })), [{
+      kind: "scenario",
+      key: "v2-6.6",
+      predicted: '"BUS_ERROR/dt"',
+      observed: '"ok"',
+    }]);
     db.close();
   } finally {
     Deno.removeSync(dir, { recursive: true });
