@@ -296,6 +296,73 @@ export type { InterruptSignal } from "./runner/jobs/interrupt.ts";
 export { renderRunReport, writeRunReport } from "./runner/report/run_report.ts";
 export type { RunRecord } from "./runner/report/run_report.ts";
 /**
+ * The results history (node:sqlite, `runs/history.sqlite`): a versioned schema with migrations,
+ * `HistoryWriter.record` as a run goes, `importRunDir` for run directories, filtered queries.
+ */
+export {
+  HistorySchemaError,
+  migrate,
+  openHistory,
+  SCHEMA_VERSION,
+  schemaVersion,
+} from "./runner/history/schema.ts";
+export { HistoryWriter, importRunDir, parseRunDirName } from "./runner/history/writer.ts";
+export type { ImportReport, RunInfo } from "./runner/history/writer.ts";
+export type { Database, SQLValue, Statement } from "./runner/history/sqlite.ts";
+export {
+  listRuns,
+  queryCells,
+  queryFirstBad,
+  queryOutcomes,
+  queryResults,
+  querySamples,
+  queryTotals,
+} from "./runner/history/query.ts";
+export type {
+  CellRow,
+  HistoryFilter,
+  HistoryRow,
+  OutcomeRow,
+  RunRow,
+  SampleRow,
+} from "./runner/history/query.ts";
+export { predictionResults, recordPredictions } from "./runner/history/predictions.ts";
+/**
+ * Per-kernel-release reports over the history: regressions with their driver facts, predicted
+ * outcomes, latency judged statistically; as text, Markdown, HTML, JUnit and KCIDB v5.3.
+ */
+export { buildHistoryReport } from "./runner/report/history_report.ts";
+export type {
+  HistoryReport,
+  LatencySeries,
+  OutcomeChangeReport,
+  TestChange,
+} from "./runner/report/history_report.ts";
+export { renderHistoryText } from "./runner/report/history_text.ts";
+export { renderHistoryHtml } from "./runner/report/history_html.ts";
+export { renderJUnit } from "./runner/report/junit.ts";
+export { kcidbPath, renderKcidb } from "./runner/report/kcidb.ts";
+export type { KcidbDocument } from "./runner/report/kcidb.ts";
+export { bootstrapMedian, judgeReleases, mannWhitney } from "./runner/report/latency.ts";
+export type {
+  LatencyCriteria,
+  LatencyJudgement,
+  MedianInterval,
+  RankTest,
+  ReleaseLatency,
+} from "./runner/report/latency.ts";
+export { explainReleaseChange } from "./runner/report/explain_change.ts";
+export type { ChangeExplanation, ExplainingFact } from "./runner/report/explain_change.ts";
+export type {
+  OutcomeHistory,
+  ReleaseCell,
+  ReleaseStatus,
+  TestHistory,
+  Transition as ReleaseTransition,
+} from "./runner/report/regressions.ts";
+export { consoleExcerpt, pickExcerpt } from "./runner/report/console_excerpt.ts";
+export type { ConsoleExcerpt } from "./runner/report/console_excerpt.ts";
+/**
  * Targets: the Target interface and its protocols (Console, Command, FileTransfer, Power,
  * Boot), the one implementation over a kind-specific driver (`DriverTarget`: the strategy to a
  * ready shell, commands over serial, SSH exec or a framed SSH shell, file transfer, fault
