@@ -10,8 +10,14 @@
 
 /** How a lab guest's console is reached. */
 export type LabConsole =
-  | { type: "serial"; device: string }
-  | { type: "tcp"; port: number; protocol: "raw" | "telnet" };
+  & (
+    | { type: "serial"; device: string }
+    | { type: "tcp"; port: number; protocol: "raw" | "telnet" }
+  )
+  & {
+    /** The console asks for a login: user root, password in the variable `passwordEnv`. */
+    login?: { passwordEnv: string };
+  };
 
 /** How a lab guest's power is switched. */
 export type LabPower =
@@ -69,6 +75,9 @@ export function labBoardYaml(b: LabBoardFile): string {
     ]
     : ["power:", "  type: qmp", `  socket: ${q(b.power.socket)}`];
   if (b.minOffMs !== undefined) power.push(`  min_off_ms: ${b.minOffMs}`);
+  if (b.console.login) {
+    console.push(`  login: { user: root, password_env: ${b.console.login.passwordEnv} }`);
+  }
   return [
     `# A lab guest written by rkhil's lab (runner/lab): a QEMU -M virt guest reached only`,
     "# through this file, as a board on a lab's desk is. Board facts as boards/qemu-virt-8g.yaml.",

@@ -23,6 +23,8 @@ import { InfraError } from "../errors.ts";
 import { type FetchedKernel, fetchKernel } from "../debian/kernel.ts";
 import { ensureHostTools } from "../debian/host_tools.ts";
 import { buildInitramfs } from "../qemu/initramfs.ts";
+import { writeNewc } from "../qemu/cpio.ts";
+import { run } from "../debian/proc.ts";
 import { freePort, QemuMachine, qemuOptValue } from "../qemu/machine.ts";
 import { QEMU_HOST_TOOLS } from "../qemu/target.ts";
 import { BaseConsole } from "../serial/port.ts";
@@ -53,6 +55,12 @@ export interface LabOptions {
   memory?: string;
   /** Board ids are `<prefix>-1` ... (default `lab`). */
   prefix?: string;
+  /**
+   * Guests whose console asks for a login (busybox `login`, user `root`, a fresh random
+   * password, returned as {@linkcode Lab.loginPassword}); the board files name `passwordEnv` as
+   * `console.login.password_env`. Set that variable to the password before reaching them.
+   */
+  login?: { passwordEnv: string };
 }
 
 /** One guest of the lab. */
@@ -85,6 +93,8 @@ export interface Lab {
   readonly kernel: FetchedKernel;
   /** The ser2net serving the consoles, when the console kind is a ser2net one. */
   readonly ser2net: Ser2net | undefined;
+  /** The console password of a login lab (`LabOptions.login`); a secret: never log it. */
+  readonly loginPassword: string | undefined;
   /** Quit every guest, stop ser2net, remove the directory (unless `keep`). Never throws. */
   stop(): Promise<void>;
 }
@@ -109,6 +119,57 @@ class LeftToBoardFile extends BaseConsole {
   }
 }
 
+/** 20 random letters and digits. */
+function randomPassword(): string {
+  const abc = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+  return [...crypto.getRandomValues(new Uint8Array(20))].map((b) => abc[b % abc.length]).join("");
+}
+
+/**
+ * The lab's initramfs with a console login: the image, zero-padded to 512 bytes, followed by a
+ * second newc archive (the kernel unpacks both; later files win) that replaces `/init` with the
+ * same init whose console loop runs busybox `login` instead of a shell, and `/etc/passwd` with
+ * root's password hash (`busybox mkpasswd -m sha512`, the password on its stdin). Written 0600:
+ * the image holds the guest's SSH host key.
+ */
+async function loginInitramfs(base: string, out: string, password: string): Promise<string> {
+  const init = await Deno.readTextFile(new URL("../../target/initramfs/init", import.meta.url));
+  const shellLoop = "  setsid cttyhack sh -l\n";
+  if (!init.includes(shellLoop)) {
+    throw new InfraError(
+      "target/initramfs/init no longer has its console loop (setsid cttyhack sh -l)",
+      "update runner/lab/lab.ts loginInitramfs to the new init",
+    );
+  }
+  const hash = (await run("busybox", ["mkpasswd", "-m", "sha512", "-P", "0"], {
+    stdin: new TextEncoder().encode(password + "\n"),
+    owner: "busybox mkpasswd",
+  })).stdout.trim();
+  const enc = new TextEncoder();
+  const overlay = writeNewc([
+    {
+      type: "file",
+      path: "init",
+      data: enc.encode(init.replace(shellLoop, "  setsid cttyhack login\n")),
+      mode: 0o755,
+    },
+    {
+      type: "file",
+      path: "etc/passwd",
+      data: enc.encode(`root:${hash}:0:0:root:/root:/bin/sh\n`),
+      mode: 0o644,
+    },
+  ]);
+  const first = await Deno.readFile(base);
+  const padded = Math.ceil(first.length / 512) * 512;
+  const bytes = new Uint8Array(padded + overlay.length);
+  bytes.set(first, 0);
+  bytes.set(overlay, padded);
+  await Deno.writeFile(out, bytes, { mode: 0o600 });
+  await Deno.chmod(out, 0o600);
+  return out;
+}
+
 /** The power command line of a lab guest, as its board file runs it with `sh -c`. */
 export function labPowerLine(action: "on" | "off" | "cycle", socket: string): string {
   return `${shellQuote(RKHIL_BIN)} lab power ${action} --qmp ${shellQuote(socket)}`;
@@ -131,6 +192,12 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
   const kernel = await fetchKernel(opts.kernel ?? "debian:trixie");
   const image = await buildInitramfs(kernel);
   const dir = opts.dir ?? await Deno.makeTempDir({ prefix: "rkhil-lab-" });
+  let initrd = image.path;
+  let loginPassword: string | undefined;
+  if (opts.login) {
+    loginPassword = randomPassword();
+    initrd = await loginInitramfs(image.path, `${dir}/initramfs-login.cpio`, loginPassword);
+  }
   const boardsDir = `${dir}/boards`;
   await Deno.mkdir(boardsDir, { recursive: true });
   // UNIX socket paths are short (108 bytes): the power sockets live in a short directory.
@@ -154,7 +221,7 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
       const powerSocket = `${sockDir}/${id}.sock`;
       const machine = await QemuMachine.launch({
         kernel: kernel.vmlinuz,
-        initrd: image.path,
+        initrd,
         memory: opts.memory ?? "8G",
         cpus: 2,
         runDir: `${dir}/${id}`,
@@ -189,6 +256,7 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
     }
     if (ports.length > 0) ser2net = await startSer2net(`${dir}/ser2net`, ports);
     for (const g of guests) {
+      const con = consoles.get(g.id)!;
       const power: LabPower = opts.power === "qmp" ? { type: "qmp", socket: g.powerSocket } : {
         type: "command",
         on: labPowerLine("on", g.powerSocket),
@@ -201,7 +269,7 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
           sshPort: g.sshPort,
           fingerprint: image.hostKey.fingerprint,
           keyFile: image.clientKey.privateKeyPath,
-          console: consoles.get(g.id)!,
+          console: opts.login ? { ...con, login: { passwordEnv: opts.login.passwordEnv } } : con,
           power,
           minOffMs: opts.minOffMs ?? 500,
         }),
@@ -218,6 +286,7 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
     guests,
     kernel,
     ser2net,
+    loginPassword,
     stop,
   };
 }

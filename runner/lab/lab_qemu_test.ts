@@ -185,3 +185,52 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "lab: a console that asks for a login (busybox login): logged in with the password " +
+    "from the named variable; a wrong password is a MISS saying so",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const name = "RKHIL_LAB_TEST_PASSWORD";
+    const lab = await startLab({ n: 1, console: "ser2net-telnet", login: { passwordEnv: name } });
+    const runDir = await Deno.makeTempDir({ prefix: "rkhil-lab-run-" });
+    try {
+      const loaded = await findBoard("lab-1", [lab.boardsDir]);
+      assert.deepEqual(loaded.board.console.login, {
+        user: "root",
+        password_env: name,
+        prompt: "[#$] $",
+      });
+      Deno.env.set(name, lab.loginPassword!);
+      const t = await boardTarget(loaded, join(runDir, "good"));
+      try {
+        await t.ready();
+        assert.match(t.console!.recorder.text, /rkhil-qemu login: /);
+        assert.equal((await t.command.run("id -u", { via: "serial" })).stdout, "0\n");
+        assert.equal(t.release, lab.kernel.release);
+      } finally {
+        await t.close();
+      }
+      for (const f of ["console.log", "console.raw"]) {
+        const text = await Deno.readTextFile(join(runDir, "good", f));
+        assert.ok(!text.includes(lab.loginPassword!), `the password reached ${f}`);
+      }
+      Deno.env.set(name, "not-the-password");
+      const w = await boardTarget(loaded, join(runDir, "wrong"));
+      try {
+        await assert.rejects(() => w.ready({ consoleOnly: true }), (err: unknown) => {
+          assert.ok(err instanceof InfraError, String(err));
+          assert.match(err.message, /console login on lab-1 refused: Login incorrect/);
+          return true;
+        });
+      } finally {
+        await w.close();
+      }
+    } finally {
+      Deno.env.delete(name);
+      await lab.stop();
+      await Deno.remove(runDir, { recursive: true });
+    }
+  },
+});
