@@ -126,7 +126,7 @@ export class CommandPower extends BasePower {
     super(board, spec.min_off_ms ?? 0, opts);
   }
 
-  async #run(what: "on" | "off" | "cycle", line: string): Promise<void> {
+  async #runLine(what: "on" | "off" | "cycle", line: string): Promise<void> {
     this.note(`power ${what} (command: ${line})`);
     const timeoutMs = this.opts.timeoutMs ?? 60_000;
     const owner = `power ${what} of ${this.board}`;
@@ -143,19 +143,19 @@ export class CommandPower extends BasePower {
 
   /** Run the `on` line. */
   protected switchOn(): Promise<void> {
-    return this.#run("on", this.spec.on);
+    return this.#runLine("on", this.spec.on);
   }
 
   /** Run the `off` line. */
   protected switchOff(): Promise<void> {
-    return this.#run("off", this.spec.off);
+    return this.#runLine("off", this.spec.off);
   }
 
   /** The board file's `cycle` line when it has one, else off, `min_off_ms`, on. */
   override async cycle(): Promise<void> {
     if (this.spec.cycle === undefined) return await super.cycle();
     await this.waitMinOff();
-    await this.#run("cycle", this.spec.cycle);
+    await this.#runLine("cycle", this.spec.cycle);
   }
 }
 
