@@ -143,6 +143,8 @@ export function openHistory(path: string): Database {
   try {
     db = openDatabase(path);
     db.exec("PRAGMA foreign_keys = ON");
+    // Two runs writing at once wait for each other's transaction (up to 10 s), never fail.
+    db.exec("PRAGMA busy_timeout = 10000");
   } catch (err) {
     throw new HistorySchemaError(
       `${path}: cannot open as an SQLite database: ${(err as Error).message}`,

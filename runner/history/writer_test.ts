@@ -183,3 +183,23 @@ Deno.test("filters: target, suite, release range and time", () => {
   assert.equal(queryResults(db, { until: "2026-11-30T01:00:00Z" }).length, 1);
   db.close();
 });
+
+Deno.test("two writers on one history file, their records interleaved, both land in full", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const { results } = parseResults(await Deno.readTextFile(`${MAIN}/results.jsonl`));
+    const a = HistoryWriter.open(`${dir}/h.sqlite`, `${dir}/2026-11-30T08-00-00Z-main-aaaa`);
+    const b = HistoryWriter.open(`${dir}/h.sqlite`, `${dir}/2026-11-30T08-00-01Z-main-bbbb`);
+    for (const r of results) {
+      a.record(r);
+      b.record(r);
+    }
+    a.close();
+    b.close();
+    const db = openHistory(`${dir}/h.sqlite`);
+    assert.equal(queryResults(db).length, 2 * results.length);
+    db.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
