@@ -55,7 +55,8 @@ export function checkInstanceLog(
   p: InstancePrediction,
   rkLines: readonly string[],
 ): InstanceLogCheck {
-  const own = rkLines.filter((l) => l.includes(`${p.unit}.iommu`));
+  // dmesg and the console show the same lines: each once.
+  const own = [...new Set(rkLines.filter((l) => l.includes(`${p.unit}.iommu`)))];
   const faults = own.filter((l) =>
     /Page fault|BUS_ERROR|mmu_dte_addr|Enable stall|Disable paging/.test(l)
   );
