@@ -143,8 +143,12 @@ export async function checkBoard(
       const refused = readyErr instanceof HostKeyError ? "host key REFUSED: " : "";
       set(
         "ssh",
-        "failed",
-        readyErr === undefined ? "not reached" : `${refused}${firstLine(readyErr)}`,
+        con ? "failed" : "skipped",
+        !con
+          ? "not reached: the console did not open, so the board was not switched on"
+          : readyErr === undefined
+          ? "not reached"
+          : `${refused}${firstLine(readyErr)}`,
       );
     }
 

@@ -40,7 +40,9 @@ export async function boardsCheck(id: string, o: BoardsCheckOptions): Promise<nu
     log: (l) => console.error(escapeControls(l, false)),
   });
   for (const line of formatHealth(loaded, health)) console.log(line);
-  console.log(`console log: ${runDir}/console.log`);
+  if (await Deno.stat(`${runDir}/console.log`).then(() => true, () => false)) {
+    console.log(`console log: ${runDir}/console.log`);
+  }
   return health.some((h) => h.status === "failed") ? 1 : 0;
 }
 
