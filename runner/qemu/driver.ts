@@ -30,6 +30,7 @@ import type { DriverBounds, OpenConsole, TargetDriver } from "../target/driver.t
 import type { ConsoleRecorder } from "./console.ts";
 import { GUEST_PROMPT, type Initramfs } from "./initramfs.ts";
 import { DEFAULT_APPEND, QemuMachine } from "./machine.ts";
+import { type EmuIommu, writeEmuIommuDtb } from "./iommu_dtb.ts";
 
 /** How a {@linkcode QemuDriver} launches its QEMU. */
 export interface QemuDriverOptions {
@@ -55,6 +56,11 @@ export interface QemuDriverOptions {
   bounds: DriverBounds;
   /** Opens the guest console on the pty (default: `openQemuConsole`). */
   openConsole?: (ptyPath: string, logPath: string) => Promise<ConsoleStream>;
+  /**
+   * Emulated Rockchip IOMMUs (issue 15): booted with `-dtb` of QEMU's own tree plus their
+   * nodes (runner/qemu/iommu_dtb.ts), written to `<runDir>/rkiommu.dtb` at each launch.
+   */
+  iommus?: readonly EmuIommu[];
 }
 
 /** The `qmp` power adapter of a {@linkcode QemuDriver} (see the module documentation). */
@@ -177,7 +183,19 @@ export class QemuDriver implements TargetDriver {
       await old.quit(2_000).catch(() => old.kill());
       this.machine = undefined;
     }
+    const extraArgs: string[] = [];
+    if (this.opts.iommus?.length) {
+      const dtb = `${this.runDir}/rkiommu.dtb`;
+      await Deno.mkdir(this.runDir, { recursive: true });
+      await writeEmuIommuDtb(
+        dtb,
+        { memory: this.opts.memory, cpus: this.opts.cpus },
+        this.opts.iommus,
+      );
+      extraArgs.push("-dtb", dtb);
+    }
     const m = await QemuMachine.launch({
+      extraArgs,
       kernel: this.opts.kernel.vmlinuz,
       initrd: this.opts.image.path,
       append: [DEFAULT_APPEND, this.opts.extraAppend].filter(Boolean).join(" "),

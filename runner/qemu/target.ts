@@ -23,6 +23,7 @@ import { DriverTarget, type DriverTargetOptions } from "../target/target.ts";
 import { QemuDriver } from "./driver.ts";
 import { buildInitramfs, type Initramfs, type InitramfsOptions } from "./initramfs.ts";
 import type { QemuMachine } from "./machine.ts";
+import { type EmuIommu, resolveEmuIommus } from "./iommu_dtb.ts";
 
 /**
  * Host tools a QEMU target needs (QEMU, the watchdog's setpriv, initramfs building and the
@@ -65,6 +66,12 @@ export interface QemuTargetOptions {
   initramfs?: InitramfsOptions;
   /** Opens the guest console on the pty, logging to `logPath` (default: `openQemuConsole`). */
   openConsole?: (ptyPath: string, logPath: string) => Promise<ConsoleStream>;
+  /**
+   * Emulated Rockchip IOMMUs in the boot device tree (issue 15): ids of `ROCK3B_IOMMUS`
+   * (`npu`, `vop`) or full instances (runner/qemu/iommu_dtb.ts). The guest then needs the
+   * emulator module (target/rkiommu-emu/) loaded before a master binds.
+   */
+  iommus?: readonly (string | EmuIommu)[];
 }
 
 /** The board id of a QEMU guest with `memory` (`8G` → `qemu-virt-8g`). */
@@ -97,6 +104,7 @@ export class QemuTarget extends DriverTarget<QemuDriver> {
     opts: QemuTargetOptions,
     targetOpts: DriverTargetOptions = {},
   ): Promise<QemuTarget> {
+    const iommus = opts.iommus ? resolveEmuIommus(opts.iommus) : undefined;
     await ensureHostTools(QEMU_HOST_TOOLS);
     const kernel = await fetchKernel(opts.kernel);
     const image = await buildInitramfs(kernel, opts.initramfs);
@@ -114,6 +122,7 @@ export class QemuTarget extends DriverTarget<QemuDriver> {
       cpus: opts.cpus,
       extraAppend: opts.extraAppend,
       openConsole: opts.openConsole,
+      iommus,
       bounds: {
         bootTimeoutMs: opts.bootTimeoutMs ?? 120_000,
         sshTimeoutMs: opts.sshTimeoutMs ?? 60_000,
