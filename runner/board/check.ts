@@ -109,13 +109,15 @@ export async function checkBoard(
       }
       const seen = con.stream.bytesReceived;
       const banner = /Booting Linux on physical CPU/.test(con.recorder.text);
+      const powerFailed = powerLog.some((r) => r.error) && !powerLog.some((r) => !r.error);
       set(
         "console",
-        seen > 0 ? "ok" : "failed",
+        seen > 0 ? "ok" : powerFailed ? "skipped" : "failed",
         `${b.console.type === "tcp" ? `tcp ${b.console.protocol}` : "serial"} ` +
           `${con.stream.name} opened, ` +
           `${seen} bytes seen${banner ? ", kernel boot seen from its first line" : ""}` +
-          (target.state === "off" ? "" : ", shell prompt reached"),
+          (target.state === "off" ? "" : ", shell prompt reached") +
+          (seen === 0 && powerFailed ? " (the board was not switched on)" : ""),
       );
     }
     const kind = driver.power.kind;
@@ -141,11 +143,14 @@ export async function checkBoard(
       );
     } else {
       const refused = readyErr instanceof HostKeyError ? "host key REFUSED: " : "";
+      const powerBroke = powerLog.some((r) => r.error);
       set(
         "ssh",
-        con ? "failed" : "skipped",
+        con && !powerBroke ? "failed" : "skipped",
         !con
           ? "not reached: the console did not open, so the board was not switched on"
+          : powerBroke && !(readyErr instanceof HostKeyError)
+          ? "not reached: power failed"
           : readyErr === undefined
           ? "not reached"
           : `${refused}${firstLine(readyErr)}`,
@@ -199,8 +204,9 @@ export async function checkBoard(
         }
       }
     } else {
-      set("command", con ? "failed" : "skipped", "not reached (no shell)");
-      set("files", con ? "failed" : "skipped", "not reached (no shell)");
+      // What kept the shell away is reported on its own line above.
+      set("command", "skipped", "not reached (no shell)");
+      set("files", "skipped", "not reached (no shell)");
     }
     if (readyErr instanceof UserInputError) throw readyErr;
     if (readyErr !== undefined && !(readyErr instanceof RkhilError)) throw readyErr;

@@ -42,6 +42,12 @@ export async function labPower(
     );
   }
   const timeoutMs = opts.timeoutMs ?? 10_000;
+  if (!(await Deno.stat(socket).then((st) => !st.isFile && !st.isDirectory, () => false))) {
+    throw new InfraError(
+      `lab power ${action}: no QMP socket at ${socket}`,
+      "the lab guest is not running (a lab's guests end with the lab); start the lab again",
+    );
+  }
   let qmp: QmpClient;
   try {
     qmp = await QmpClient.connect(socket, timeoutMs);
