@@ -2,7 +2,8 @@
  * The issue's proof: the same suites (boot, driver, iommu, probe) on the embedded target (a
  * QEMU guest rkhil boots on debian:trixie) and on a board target of the lab (a QEMU guest on the
  * same kernel reached ONLY through its board file: SSH to 127.0.0.1:PORT with the pinned host
- * key, the console through ser2net's telnet port, power by command lines) give the same result
+ * key, the console through ser2net's telnet port, power by command lines; run as a user runs it,
+ * `rkhil run --board ID --boards-dir DIR`) give the same result
  * records apart from the target's name: the same tests of the same suites with the same
  * verdicts, reasons and details; only the kernel's name (the spec vs the running release),
  * timings and measurements differ.
@@ -10,10 +11,10 @@
 import assert from "node:assert/strict";
 import { selectSuites } from "../../tests/mod.ts";
 import { startLab } from "../lab/lab.ts";
-import type { TestResult } from "../results/store.ts";
+import { parseResults, type TestResult } from "../results/store.ts";
 import { testRunRoot } from "../test_dirs.ts";
 import { waitNoneUnder } from "../jobs/_qemu_procs.ts";
-import { boardPlans, qemuPlans, shutdownQemu } from "./plans.ts";
+import { qemuPlans, shutdownQemu } from "./plans.ts";
 import { runJob } from "./run_job.ts";
 
 const KERNEL = "debian:trixie";
@@ -48,18 +49,37 @@ Deno.test("the suites on the embedded target and on a lab board (ser2net telnet 
     kernel: KERNEL,
     dir: `${root}/lab`,
   });
-  let board;
+  let cli: Deno.CommandOutput;
   try {
-    board = await runJob({
-      plans: await boardPlans(lab.boards, [lab.boardsDir]),
-      suites,
-      predictBoards: ["rock-3b-8g"],
-      runsRoot: root,
-      log: () => {},
-    });
+    // The board side exactly as a user runs it: `rkhil run --board ID --boards-dir DIR`.
+    cli = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        new URL("../../main.ts", import.meta.url).pathname,
+        "run",
+        "--board",
+        lab.boards[0],
+        "--boards-dir",
+        lab.boardsDir,
+        ...suites.flatMap((s) => ["--suite", s.name]),
+        "--runs-dir",
+        `${root}/board`,
+      ],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
   } finally {
     await lab.stop();
   }
+  const stdout = new TextDecoder().decode(cli.stdout);
+  assert.equal(cli.code, 0, `${stdout}\n${new TextDecoder().decode(cli.stderr)}`);
+  const dir = /^rkhil run: results in (\S+)$/m.exec(stdout)?.[1];
+  assert.ok(dir, stdout);
+  const stored = parseResults(await Deno.readTextFile(`${dir}/results.jsonl`));
+  assert.equal(stored.damagedLines, 0);
+  const board = { exitCode: cli.code, dir, results: stored.results };
   // Both ran everything, and everything passed.
   assert.equal(embedded.exitCode, 0, JSON.stringify(embedded.results.filter((r) => r.reason)));
   assert.equal(board.exitCode, 0, JSON.stringify(board.results.filter((r) => r.reason)));
