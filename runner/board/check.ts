@@ -109,7 +109,9 @@ export async function checkBoard(
       }
       const seen = con.stream.bytesReceived;
       const banner = /Booting Linux on physical CPU/.test(con.recorder.text);
-      const powerFailed = powerLog.some((r) => r.error) && !powerLog.some((r) => !r.error);
+      // Never switched on: every on (or cycle) failed.
+      const powerFailed = powerLog.some((r) => r.error) &&
+        !powerLog.some((r) => !r.error && r.action !== "off");
       set(
         "console",
         seen > 0 ? "ok" : powerFailed ? "skipped" : "failed",

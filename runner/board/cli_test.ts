@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { noStackTrace, rkhil, withTempDir } from "../cli/testutil.ts";
 import { labBoardYaml } from "../lab/board_file.ts";
+import { openPty } from "../serial/deno_binding.ts";
 
 const FP = "SHA256:0GUhLmdGjYYkBi6A3VZCgvQJe1Y1x8Yi2Ni3+2Xq0Uw";
 
@@ -81,4 +82,33 @@ Deno.test("boards --power-cycle without --check, and lab power with a bad action
   const b = await rkhil("lab", "power", "reboot", "--qmp", "/nonexistent.sock");
   assert.equal(b.code, 2);
   assert.match(b.stderr, /unknown lab power action "reboot"/);
+});
+
+Deno.test("boards --check: a relay command that fails is the one failed line, with its stderr", async () => {
+  const pty = openPty();
+  try {
+    await withTempDir(async (dir) => {
+      await labFile(dir, (y) =>
+        y.replace("/dev/ttyUSB0", pty.slavePath).replace(
+          /power:[\s\S]*?(?=capabilities:)/,
+          `power:\n  type: command\n  on: "echo 'relay 3: no answer' >&2; exit 4"\n  off: "true"\n`,
+        ));
+      const r = await rkhil("boards", "--check", "lab-9", "--boards-dir", dir, "--runs-dir", dir);
+      assert.equal(r.code, 1, r.stdout + r.stderr);
+      assert.match(
+        r.stdout,
+        /^power +failed +command: on failed: power on of lab-9 failed: .* exited with status 4: relay 3: no answer$/m,
+      );
+      assert.match(
+        r.stdout,
+        /^console +skipped +serial .* opened, 0 bytes seen \(the board was not switched on\)$/m,
+      );
+      assert.match(r.stdout, /^ssh +skipped +not reached: power failed$/m);
+      assert.match(r.stdout, /^NOT healthy: 1 failed, 0 ok$/m);
+      noStackTrace(r);
+    });
+  } finally {
+    await pty.master.close();
+    await pty.slave.close();
+  }
 });
