@@ -175,6 +175,7 @@ async function runOnTarget(
     const boot = await runStep(base, "boot", async () => {
       opening = plan.open(kernelDir);
       const target = await opening;
+      opts.interrupt?.check();
       open.add(target);
       base.target = target;
       const times = await target.ready();
@@ -269,6 +270,11 @@ async function runSuite(
               dirName([variant.memory, variant.append].filter(Boolean).join("-"))
             }`;
             const target = await plan.open(dir, variant);
+            if (opts.interrupt?.signal) {
+              // The interrupt overtook the opening: this target is never powered on.
+              await target.close();
+              opts.interrupt.check();
+            }
             open.add(target);
             slot.ctx.target = target;
             await target.ready();
