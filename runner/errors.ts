@@ -58,7 +58,8 @@ export class TimeoutError extends InfraError {
     hint: string,
     options?: { cause?: unknown },
   ) {
-    super(`${owner}: timed out after ${ms} ms`, hint, options);
+    // Rounded: a bound computed from a deadline (2999.94...) reads as the bound it was.
+    super(`${owner}: timed out after ${Math.round(ms)} ms`, hint, options);
   }
 }
 

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { Verdict } from "../errors.ts";
+import { RkhilError, type Verdict } from "../errors.ts";
 
 /** One measurement (DONE results carry one, others may). */
 export interface Measurement {
@@ -96,12 +96,32 @@ export class RunStore {
     return `${root}/${stamp}-${name}-${suffix}`;
   }
 
-  /** Append one result and flush it to disk. */
+  /**
+   * Append one result and flush it to disk. A result that cannot be written whole (the
+   * filesystem is full, an I/O error) is cut off again, so the log never holds half a line.
+   *
+   * @throws {RkhilError} (ERROR) naming the file, the test and the system's reason, with a hint.
+   */
   async record(r: TestResult): Promise<void> {
     const bytes = new TextEncoder().encode(JSON.stringify(r) + "\n");
+    const start = (await this.file.stat()).size;
     let off = 0;
-    while (off < bytes.length) off += await this.file.write(bytes.subarray(off));
-    await this.file.syncData();
+    try {
+      while (off < bytes.length) off += await this.file.write(bytes.subarray(off));
+      await this.file.syncData();
+    } catch (err) {
+      if (off > 0) await this.file.truncate(start).catch(() => {});
+      const why = err instanceof Error ? err.message : String(err);
+      throw new RkhilError(
+        `cannot record ${r.test} in ${this.dir}/results.jsonl: ${why}`,
+        err instanceof Error && /No space left|os error 28/.test(why)
+          ? "the run directory's filesystem is full: free space there or choose another " +
+            "runs directory (--runs-dir)"
+          : "check that the run directory is writable",
+        "ERROR",
+        { cause: err },
+      );
+    }
   }
 
   /** Close the log file (results already recorded are on disk). Idempotent. */

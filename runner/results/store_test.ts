@@ -98,3 +98,21 @@ Deno.test("a run reopened after a torn write appends on a new line", async () =>
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a full device: record throws an ERROR naming file, test and reason, with a hint", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    // results.jsonl is /dev/full: every write fails with ENOSPC, as on a full filesystem (the
+    // half-written line it cuts off is tested on a real full tmpfs in faults_qemu_test.ts).
+    await Deno.symlink("/dev/full", `${dir}/results.jsonl`);
+    const s = await RunStore.open(dir);
+    const err = await s.record(r("facts", "PASS")).then(() => undefined, (e) => e);
+    s.close();
+    assert.ok(err instanceof Error);
+    assert.equal((err as { verdict?: string }).verdict, "ERROR");
+    assert.match(err.message, /^cannot record facts in .*results\.jsonl: No space left on device/);
+    assert.match((err as { hint?: string }).hint ?? "", /filesystem is full.*--runs-dir/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
