@@ -26,6 +26,11 @@ export interface BoardConsoleOptions {
    * (ser2net does when the device is in use). Default 300 ms.
    */
   settleMs?: number;
+  /**
+   * Called with each console stream as soon as it exists, before anything else listens (a TCP
+   * retry makes a new one): to keep what arrives before the caller's own listeners attach.
+   */
+  onOpen?: (stream: ConsoleStream) => void;
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -61,13 +66,15 @@ async function openSerial(
     );
   }
   try {
-    return await openSerialConsole({
+    const con = await openSerialConsole({
       path: device,
       baudRate: baud,
       logPath: opts.logPath,
       lock: true,
       openTimeoutMs: opts.timeoutMs,
     });
+    opts.onOpen?.(con);
+    return con;
   } catch (err) {
     const text = `${(err as Error).message} ${String((err as { cause?: unknown }).cause ?? "")}`;
     if (/EAGAIN|locked|EBUSY|Resource temporarily unavailable/i.test(text)) {
@@ -107,6 +114,7 @@ async function openTcp(
         connectTimeoutMs: Math.max(1, deadline - Date.now()),
       };
       con = protocol === "telnet" ? await openTelnetConsole(o) : await openTcpConsole(o);
+      opts.onOpen?.(con);
     } catch (err) {
       if (!(err instanceof InfraError)) throw err;
       throw new InfraError(

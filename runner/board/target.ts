@@ -21,6 +21,7 @@ import type { Capability } from "../../boards/schema.ts";
 import { UserInputError } from "../errors.ts";
 import type { PowerProtocol } from "../protocol/power.ts";
 import { ConsoleRecorder } from "../qemu/console.ts";
+import type { ConsoleStream } from "../serial/port.ts";
 import type { FramedShellOptions } from "../shell/framed.ts";
 import type { ConnectOptions } from "../ssh/client.ts";
 import type { DriverBounds, OpenConsole, TargetDriver } from "../target/driver.ts";
@@ -121,6 +122,42 @@ export async function checkBoardTarget(
   await checkPowerUsable(loaded, opts.env, opts.stdinIsTerminal);
 }
 
+/**
+ * `stream` as seen by one listener that attaches late: its first `onData` subscriber first
+ * gets the chunks `takeEarly()` returns (what arrived before it), then the live ones. Every
+ * other member is the stream's own.
+ */
+function replayToFirstListener(
+  stream: ConsoleStream,
+  takeEarly: () => { chunk: Uint8Array; atMs: number }[],
+): ConsoleStream {
+  let replayed = false;
+  return new Proxy(stream, {
+    get(target, prop) {
+      if (prop === "onData") {
+        return (cb: (chunk: Uint8Array, atMs: number) => void) => {
+          // Subscribe first, then replay what came before: nothing falls between the two.
+          const live: { chunk: Uint8Array; atMs: number }[] = [];
+          let replaying = !replayed;
+          const off = target.onData((chunk, atMs) => {
+            if (replaying) live.push({ chunk, atMs });
+            else cb(chunk, atMs);
+          });
+          if (replaying) {
+            replayed = true;
+            for (const e of takeEarly()) cb(e.chunk, e.atMs);
+            for (const e of live) cb(e.chunk, e.atMs);
+            replaying = false;
+          }
+          return off;
+        };
+      }
+      const value = Reflect.get(target, prop, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
+
 /** The kind-specific part of a board target (see the module documentation). */
 export class BoardDriver implements TargetDriver {
   readonly kind = "board" as const;
@@ -166,9 +203,18 @@ export class BoardDriver implements TargetDriver {
     if (cur) cur.recorder.close();
     let logPath = `${this.runDir}/console.raw`;
     for (let i = 1; await exists(logPath); i++) logPath = `${this.runDir}/console.${i}.raw`;
+    // What arrives before the recorder listens (the TCP settle, the recorder's own start) is
+    // kept and handed to the recorder first: its transcript starts with the first byte too.
+    let early: { chunk: Uint8Array; atMs: number }[] = [];
+    let offEarly = () => {};
     const stream = await openBoardConsole(this.board, {
       logPath,
       timeoutMs: this.opts.consoleTimeoutMs,
+      onOpen: (s) => {
+        offEarly();
+        early = [];
+        offEarly = s.onData((chunk, atMs) => early.push({ chunk, atMs }));
+      },
     });
     stream.onClose((err) => {
       if (err && !this.#closed && this.#gone === undefined) {
@@ -177,7 +223,13 @@ export class BoardDriver implements TargetDriver {
         this.#setGone(this.#gone);
       }
     });
-    const recorder = await ConsoleRecorder.start(stream, this.runDir);
+    const recorder = await ConsoleRecorder.start(
+      replayToFirstListener(stream, () => {
+        offEarly();
+        return early;
+      }),
+      this.runDir,
+    );
     recorder.note(`board ${this.name}: console ${stream.name} open (capture ${logPath})`);
     this.#console = { stream, recorder };
     return this.#console;

@@ -21,7 +21,7 @@ async function writeBoard(
     sshPort: 10022,
     fingerprint: FP,
     keyFile: "keys/lab",
-    console: { type: "serial", device: "/dev/ttyUSB0" },
+    console: { type: "serial", device: "/dev/ttyUSB0" } as LabBoardFile["console"],
     power: { type: "command", on: "true", off: "true" },
     ...b,
   };
@@ -184,6 +184,38 @@ Deno.test("board target: console opened before power on, reopened after close; a
   } finally {
     await pty.master.close().catch(() => {});
     await pty.slave.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("board target: what the board printed before the console listened is in the transcript", async () => {
+  const dir = await Deno.makeTempDir();
+  // A console server whose board is already talking: bytes arrive at once on connect, during
+  // the opener's settle time, before the recorder exists.
+  const server = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (server.addr as Deno.NetAddr).port;
+  const serving = (async () => {
+    const conn = await server.accept();
+    await conn.write(new TextEncoder().encode("DDR Version 1.18 20230907\r\nearly-2\r\n"));
+    await new Promise((r) => setTimeout(r, 600));
+    await conn.write(new TextEncoder().encode("late\r\n"));
+    return conn;
+  })();
+  try {
+    await Deno.mkdir(join(dir, "keys"));
+    await Deno.writeTextFile(join(dir, "keys/lab"), "k");
+    const loaded = await writeBoard(dir, { console: { type: "tcp", port, protocol: "raw" } });
+    const d = await BoardDriver.create(loaded, { runDir: join(dir, "run"), env: noEnv });
+    try {
+      const con = await d.openConsole();
+      await con!.recorder.waitFor("late", { timeoutMs: 5_000, owner: "test" });
+      assert.match(con!.recorder.text, /^DDR Version 1\.18 20230907\r\nearly-2\r\nlate\r\n$/);
+    } finally {
+      await d.close();
+      (await serving).close();
+    }
+  } finally {
+    server.close();
     await Deno.remove(dir, { recursive: true });
   }
 });
