@@ -25,7 +25,11 @@ import {
   type Workload,
 } from "./oracle/scenario.ts";
 import { describeError, UserInputError } from "./runner/errors.ts";
-import { addHistoryCommand, addReportCommand } from "./runner/history/cli.ts";
+import {
+  addHistoryCommand,
+  addReportCommand,
+  dbOption as historyDbOption,
+} from "./runner/history/cli.ts";
 import { addLabCommand } from "./runner/board/cli.ts";
 import { renderPrediction } from "./runner/report/prediction_text.ts";
 import { renderReleaseReport } from "./runner/report/release_report.ts";
@@ -134,6 +138,12 @@ export function cli(): Command {
       [],
     )
     .option("--runs-dir <dir>", RUNS_DIR_HELP, opt.outputDir)
+    .option(
+      "--db <path>",
+      "results history written as the run goes (default: history.sqlite in the runs directory)",
+      historyDbOption,
+    )
+    .option("--no-history", "write no results history (results.jsonl only)")
     .action(
       async (
         o: {
@@ -144,6 +154,8 @@ export function cli(): Command {
           suite: string[];
           predictBoard: string[];
           runsDir?: string;
+          db?: string;
+          history: boolean;
         },
         cmd: Command,
       ) => {
@@ -152,6 +164,12 @@ export function cli(): Command {
           throw new UserInputError(
             "--kernel cannot be used with --board: a board runs the kernel it boots",
             "drop --kernel (kernel deployment to boards comes with the farm issue)",
+          );
+        }
+        if (o.db && !o.history) {
+          throw new UserInputError(
+            "--db cannot be used with --no-history",
+            "drop one of them: --db PATH writes the history there, --no-history writes none",
           );
         }
         if (o.board.length && cmd.getOptionValueSource("mem") === "cli") {
@@ -179,6 +197,7 @@ export function cli(): Command {
           runsRoot: root,
           shutdown: shutdownQemu,
           interrupt,
+          history: o.history ? o.db ?? `${root}/history.sqlite` : false,
         }).finally(() => interrupt.dispose());
         if (r.exitCode !== 0) throw new CliExit(r.exitCode);
       },

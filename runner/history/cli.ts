@@ -54,7 +54,8 @@ function nameOption(value: string): string {
 }
 
 /** A path for the history database (its directory must be writable or creatable). */
-function dbOption(value: string): string {
+/** `--db PATH`: a path whose directory can be written (the history file may not exist yet). */
+export function dbOption(value: string): string {
   const path = opt.userPath(value);
   opt.outputDir(path.slice(0, path.lastIndexOf("/")) || "/");
   return path;

@@ -5,6 +5,11 @@
  * summary. SIGINT/SIGTERM (through {@linkcode RunJobOptions.interrupt}) records the running step
  * MISS "interrupted", powers every target off and still writes the report (exit 130).
  *
+ * Results also go to the results history as they are recorded (`<runs root>/history.sqlite` by
+ * default, {@linkcode RunJobOptions.history}): a history that cannot be opened or written is
+ * logged once and the run goes on, `results.jsonl` keeping every result. The same history gives
+ * the steps their target's own baselines (`StepContext.baseline`).
+ *
  * @module
  */
 import { renderRunReport } from "../report/run_report.ts";
@@ -15,6 +20,11 @@ import {
   InterruptedError,
   type InterruptSignal,
 } from "../jobs/interrupt.ts";
+import { baselineSamples } from "../history/baseline.ts";
+import { openHistory } from "../history/schema.ts";
+import type { Database } from "../history/sqlite.ts";
+import { HistoryWriter } from "../history/writer.ts";
+import { errorReason } from "./run_step.ts";
 import { closeOpenTargets, runSuites, type TargetPlan } from "./runner.ts";
 import type { Suite } from "./types.ts";
 
@@ -37,6 +47,35 @@ export interface RunJobOptions {
   interrupt?: Interrupt;
   /** Progress lines (default: stdout). */
   log?: (line: string) => void;
+  /**
+   * The results history file the run writes as it goes (default `<runsRoot>/history.sqlite`);
+   * `false`: none (`rkhil run --no-history`).
+   */
+  history?: string | false;
+}
+
+/** The run's history writer and its database, or nothing (logged once) when it cannot open. */
+function openRunHistory(
+  path: string | false,
+  dir: string,
+  log: (line: string) => void,
+): { db: Database; writer: HistoryWriter } | undefined {
+  if (path === false) return undefined;
+  let db: Database | undefined;
+  try {
+    db = openHistory(path);
+    return { db, writer: HistoryWriter.on(db, dir, "live") };
+  } catch (err) {
+    try {
+      db?.close();
+    } catch { /* already closed */ }
+    log(
+      `rkhil run: no results history this run (${path}: ${
+        errorReason(err).split("\n")[0].slice(0, 200)
+      }); results.jsonl has every result (rkhil history import ${dir} adds them later)`,
+    );
+    return undefined;
+  }
 }
 
 /** What {@linkcode runJob} did. */
@@ -61,6 +100,12 @@ export async function runJob(opts: RunJobOptions): Promise<RunJobResult> {
   const dir = RunStore.newDir(opts.runsRoot ?? "runs", "main");
   const store = await RunStore.open(dir);
   log(`rkhil run: results in ${dir}`);
+  const history = openRunHistory(
+    opts.history ?? `${opts.runsRoot ?? "runs"}/history.sqlite`,
+    dir,
+    log,
+  );
+  const runId = history?.writer.run.id;
   let interrupted: InterruptSignal | undefined;
   const writeReport = async () => {
     const record = parseResults(await Deno.readTextFile(`${dir}/results.jsonl`));
@@ -77,6 +122,8 @@ export async function runJob(opts: RunJobOptions): Promise<RunJobResult> {
       predictBoards: opts.predictBoards,
       interrupt: opts.interrupt,
       log,
+      history: history?.writer,
+      baseline: history && runId ? (q) => baselineSamples(history.db, { ...q, runId }) : undefined,
     });
   } catch (err) {
     if (!(err instanceof InterruptedError)) {
@@ -92,6 +139,9 @@ export async function runJob(opts: RunJobOptions): Promise<RunJobResult> {
     await closeOpenTargets();
   } finally {
     store.close();
+    try {
+      history?.db.close();
+    } catch { /* closed already */ }
   }
   const { record, report } = await writeReport();
   const t = tally(record.results);

@@ -18,6 +18,11 @@
  * While the step runs, its work is raced against `target.whileUp()`, so it waits neither for a
  * dead kernel's timeouts nor for a killed guest's.
  *
+ * After the store, a result goes to the run's results history ({@linkcode RunStepContext.history},
+ * runner/history/writer.ts), when the run has one. The store (`results.jsonl`) stays the
+ * crash-safe record: a history write that throws never loses or fails the result; the first
+ * failure of a history is logged (one line), later ones are not, and writing goes on.
+ *
  * @module
  */
 import { describeError, RkhilError, type Verdict } from "../errors.ts";
@@ -56,7 +61,18 @@ export interface RunStepContext {
   readonly interrupt?: Interrupt;
   /** Progress lines: one per recorded result (`  PASS  facts: ...`). */
   readonly log: (line: string) => void;
+  /** The run's results history, written after the store (e.g. `HistoryWriter`); optional. */
+  readonly history?: HistorySink;
 }
+
+/** Where results go after the run's store: the results history. `record` may throw. */
+export interface HistorySink {
+  /** Record one result (called after `results.jsonl` has it). */
+  record(r: TestResult): void;
+}
+
+/** Histories whose failure was already logged (one line per history, not per result). */
+const failedHistories = new WeakSet<HistorySink>();
 
 /** The first line of an error as a result's reason (without `error: `), hint kept after it. */
 export function errorReason(err: unknown): string {
@@ -66,6 +82,22 @@ export function errorReason(err: unknown): string {
 async function record(ctx: RunStepContext, r: TestResult): Promise<TestResult> {
   await ctx.store.record(r);
   ctx.log(`  ${r.verdict.padEnd(5)} ${r.test}${r.reason ? `: ${r.reason.split("\n")[0]}` : ""}`);
+  if (ctx.history) {
+    try {
+      ctx.history.record(r);
+    } catch (err) {
+      // results.jsonl has the result: the history is a copy for comparing runs.
+      if (!failedHistories.has(ctx.history)) {
+        failedHistories.add(ctx.history);
+        ctx.log(
+          `  history: could not record ${r.test} (${
+            errorReason(err).split("\n")[0].slice(0, 200)
+          }); results.jsonl has every result (rkhil history import RUN_DIR adds them later); ` +
+            "further history failures of this run are not logged",
+        );
+      }
+    }
+  }
   return r;
 }
 

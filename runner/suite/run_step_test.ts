@@ -9,6 +9,9 @@ import { Interrupt, InterruptedError } from "../jobs/interrupt.ts";
 import { parseResults, RunStore } from "../results/store.ts";
 import { runStep, type RunStepContext } from "./run_step.ts";
 import { missingCapability } from "./runner.ts";
+import { HistoryWriter } from "../history/writer.ts";
+import { openHistory } from "../history/schema.ts";
+import { queryResults } from "../history/query.ts";
 
 async function withStore(fn: (ctx: RunStepContext, lines: string[]) => Promise<void>) {
   const dir = await Deno.makeTempDir({ prefix: "rkhil-runstep-" });
@@ -125,4 +128,66 @@ Deno.test("missingCapability: names what is missing and what the target has", ()
     missingCapability({ requires: ["npu"] }, { capabilities: new Set() }),
     "needs capability npu (this target has: none)",
   );
+});
+
+Deno.test("runStep: results go to the history after the store; a failing history loses nothing and is logged once", async () => {
+  await withStore(async (ctx, lines) => {
+    const dbPath = `${ctx.store.dir}/history.sqlite`;
+    const writer = HistoryWriter.open(dbPath, ctx.store.dir);
+    const c = { ...ctx, history: writer };
+    await runStep(c, "facts", () => Promise.resolve({ verdict: "PASS" }));
+    // The history's database goes away under the run (closed): every later write throws.
+    writer.close();
+    const a = await runStep(
+      c,
+      "oracle/driver",
+      () => Promise.resolve({ verdict: "FAIL", reason: "x" }),
+    );
+    const b = await runStep(c, "oracle/memory", () => Promise.resolve({ verdict: "PASS" }));
+    assert.deepEqual([a.verdict, a.reason, b.verdict], ["FAIL", "x", "PASS"]);
+    // results.jsonl has all three; the history has the one written before it failed.
+    assert.deepEqual((await stored(ctx)).map((r) => r.test), [
+      "facts",
+      "oracle/driver",
+      "oracle/memory",
+    ]);
+    const db = openHistory(dbPath);
+    try {
+      assert.deepEqual(queryResults(db).map((r) => [r.test, r.verdict]), [["facts", "PASS"]]);
+    } finally {
+      db.close();
+    }
+    const logged = lines.filter((l) => l.includes("history"));
+    assert.equal(logged.length, 1, lines.join("\n"));
+    assert.match(
+      logged[0],
+      /^ {2}history: could not record oracle\/driver \(.+\); results\.jsonl has every result/,
+    );
+    assert.deepEqual(lines.filter((l) => !l.includes("history")), [
+      "  PASS  facts",
+      "  FAIL  oracle/driver: x",
+      "  PASS  oracle/memory",
+    ]);
+  });
+});
+
+Deno.test("runStep: a history that throws something other than an Error still never fails the step", async () => {
+  await withStore(async (ctx, lines) => {
+    let calls = 0;
+    const history = {
+      record() {
+        calls++;
+        throw "disk full"; // a non-Error throw
+      },
+    };
+    const r = await runStep(
+      { ...ctx, history },
+      "facts",
+      () => Promise.resolve({ verdict: "PASS" }),
+    );
+    assert.equal(r.verdict, "PASS");
+    assert.equal(calls, 1);
+    assert.equal((await stored(ctx)).length, 1);
+    assert.equal(lines.length, 2);
+  });
 });

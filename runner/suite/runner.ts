@@ -24,7 +24,7 @@ import { InfraError } from "../errors.ts";
 import type { Interrupt } from "../jobs/interrupt.ts";
 import type { Target } from "../protocol/target.ts";
 import type { RunStore, TestResult } from "../results/store.ts";
-import { runStep, type RunStepContext, type StopState } from "./run_step.ts";
+import { type HistorySink, runStep, type RunStepContext, type StopState } from "./run_step.ts";
 import { commandOf } from "./target_io.ts";
 import type { StepContext, Suite, Variant } from "./types.ts";
 
@@ -65,6 +65,16 @@ export interface SuiteRunOptions {
   interrupt?: Interrupt;
   /** Progress lines. */
   log: (line: string) => void;
+  /** The results history every result is written to after the store (never fails the run). */
+  history?: HistorySink;
+  /**
+   * Earlier runs' samples of a measurement on this target, kernel and release (the history's
+   * {@linkcode import("../history/baseline.ts").baselineSamples}); steps see it as
+   * `StepContext.baseline`.
+   */
+  baseline?: (
+    q: { target: string; kernel: string; release: string; test: string; name: string },
+  ) => number[];
 }
 
 /** A name safe as one path component (`debian:trixie` → `debian_trixie`). */
@@ -149,6 +159,13 @@ function stepContext(
     },
     once,
     log: opts.log,
+    baseline(test, name) {
+      try {
+        return opts.baseline?.({ target: target.name, kernel, release, test, name }) ?? [];
+      } catch {
+        return []; // an unreadable history has no baseline; the run goes on
+      }
+    },
   };
 }
 
@@ -168,6 +185,7 @@ async function runOnTarget(
     state,
     interrupt: opts.interrupt,
     log: opts.log,
+    history: opts.history,
   };
   let opening: Promise<Target> | undefined;
   let main: Up | undefined;

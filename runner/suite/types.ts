@@ -59,6 +59,12 @@ export interface StepContext {
   once<T>(key: string, make: () => Promise<T>): Promise<T>;
   /** A progress line (not a result). */
   log(line: string): void;
+  /**
+   * This target's own baseline: the samples of measurement `name` of test `test` that earlier
+   * runs recorded in the results history on the same target, kernel and release (PASS/DONE
+   * results only, newest first); empty without a history or when it has none.
+   */
+  baseline?(test: string, name: string): number[];
 }
 
 /** One step of a suite. */
