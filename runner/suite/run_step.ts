@@ -63,6 +63,8 @@ export interface RunStepContext {
   readonly log: (line: string) => void;
   /** The run's results history, written after the store (e.g. `HistoryWriter`); optional. */
   readonly history?: HistorySink;
+  /** Called when a step starts (the farm's live progress): its suite and test id. */
+  readonly onStart?: (suite: string, test: string) => void;
 }
 
 /** Where results go after the run's store: the results history. `record` may throw. */
@@ -128,6 +130,7 @@ export async function runStep(
       durationMs: 0,
     });
   }
+  ctx.onStart?.(ctx.suite, name);
   const startedAt = new Date().toISOString();
   const t0 = performance.now();
   const watched = ctx.target;

@@ -26,7 +26,7 @@ import type { Target } from "../protocol/target.ts";
 import type { RunStore, TestResult } from "../results/store.ts";
 import { type HistorySink, runStep, type RunStepContext, type StopState } from "./run_step.ts";
 import { commandOf } from "./target_io.ts";
-import type { StepContext, Suite, Variant } from "./types.ts";
+import type { StepContext, StepOutcome, Suite, Variant } from "./types.ts";
 
 /** How to get one target on one kernel: what the runner opens and boots. */
 export interface TargetPlan {
@@ -65,6 +65,14 @@ export interface SuiteRunOptions {
   interrupt?: Interrupt;
   /** Progress lines. */
   log: (line: string) => void;
+  /** Called when a step starts (the farm's live progress). */
+  onStart?: (suite: string, test: string) => void;
+  /**
+   * Steps already recorded by the run this one resumes (`rkhil run --resume`): they are neither
+   * run nor recorded again. A `boot` already recorded boots the target again without a new
+   * record (a boot that fails this time is recorded).
+   */
+  done?: (suite: string, test: string) => boolean;
   /** The results history every result is written to after the store (never fails the run). */
   history?: HistorySink;
   /**
@@ -186,11 +194,12 @@ async function runOnTarget(
     interrupt: opts.interrupt,
     log: opts.log,
     history: opts.history,
+    onStart: opts.onStart,
   };
   let opening: Promise<Target> | undefined;
   let main: Up | undefined;
   try {
-    const boot = await runStep(base, "boot", async () => {
+    const bootWork = async (): Promise<StepOutcome> => {
       opening = plan.open(kernelDir);
       const target = await opening;
       opts.interrupt?.check();
@@ -208,7 +217,13 @@ async function runOnTarget(
         ],
         details: { release: target.release, ...plan.bootDetails },
       };
-    });
+    };
+    const boot = opts.done?.("boot", "boot")
+      ? await bootWork().then(
+        (r) => r,
+        (err) => runStep(base, "boot", () => Promise.reject(err)),
+      )
+      : await runStep(base, "boot", bootWork);
     if (boot.verdict !== "PASS" || !base.target) return;
     main = {
       target: base.target,
@@ -238,6 +253,7 @@ async function runSuite(
   const ctx: RunStepContext = { ...base, suite: suite.name, state: base.state };
   const results: TestResult[] = [];
   const missing = missingCapability(suite, main.target);
+  if (missing && opts.done?.(suite.name, suite.name)) return results;
   if (missing) {
     results.push(
       await runStep(ctx, suite.name, async () => {
@@ -269,6 +285,7 @@ async function runSuite(
   const variants = new Map<string, { ctx: RunStepContext; up?: Promise<Up> }>();
   try {
     for (const step of suite.steps(main.step)) {
+      if (opts.done?.(suite.name, step.name)) continue;
       if (!step.variant) {
         results.push(await runStep(ctx, step.name, () => step.run(main.step)));
         continue;
