@@ -11,11 +11,21 @@ import type { Suite } from "../runner/suite/types.ts";
 import { suite as boot } from "./boot.ts";
 import { suite as driver } from "./driver.ts";
 import { suite as iommu } from "./iommu.ts";
+import { suite as npuMobilenetV1 } from "./npu_mobilenet_v1.ts";
+import { suite as npuYolov5 } from "./npu_yolov5.ts";
 import { suite as probe } from "./probe.ts";
 import { suite as probeBoot } from "./probe_boot.ts";
 
 /** Every suite, in run order. */
-export const SUITES: readonly Suite[] = [boot, driver, iommu, probe, probeBoot];
+export const SUITES: readonly Suite[] = [
+  boot,
+  driver,
+  iommu,
+  probe,
+  probeBoot,
+  npuMobilenetV1,
+  npuYolov5,
+];
 
 /**
  * The suites named, in run order (all of them when `names` is empty).
