@@ -31,6 +31,7 @@ import {
   dbOption as historyDbOption,
 } from "./runner/history/cli.ts";
 import { addLabCommand } from "./runner/board/cli.ts";
+import { addFarmCommand, farmRunAction, jobsOption } from "./runner/farm/cli.ts";
 import { renderPrediction } from "./runner/report/prediction_text.ts";
 import { renderReleaseReport } from "./runner/report/release_report.ts";
 import { dtbIommuNodes } from "./runner/dtb.ts";
@@ -144,9 +145,19 @@ export function cli(): Command {
       historyDbOption,
     )
     .option("--no-history", "write no results history (results.jsonl only)")
+    .option(
+      "--farm <file>",
+      "run on the targets of this farm file (README: The board farm)",
+      opt.inputFile,
+    )
+    .option("--jobs <n>", "with --farm or --resume: most jobs at once (default 2)", jobsOption)
+    .option("--resume <run-dir>", "resume a farm run killed before it ended", opt.inputDir)
     .action(
       async (
         o: {
+          farm?: string;
+          resume?: string;
+          jobs?: number;
           kernel: string[];
           mem: string;
           board: string[];
@@ -160,6 +171,13 @@ export function cli(): Command {
         cmd: Command,
       ) => {
         // Everything is checked before the first boot: a mistake is exit 2 with one line.
+        if (o.farm || o.resume) {
+          const { DEFAULT_KERNELS } = await import("./runner/suite/plans.ts");
+          return await farmRunAction(o, cmd, () => runsRoot(o.runsDir), DEFAULT_KERNELS);
+        }
+        if (o.jobs !== undefined) {
+          throw new UserInputError("--jobs goes with --farm or --resume", "add --farm FILE");
+        }
         if (o.board.length && o.kernel.length) {
           throw new UserInputError(
             "--kernel cannot be used with --board: a board runs the kernel it boots",
@@ -563,6 +581,7 @@ export function cli(): Command {
   addReportCommand(program);
   addHistoryCommand(program);
   addLabCommand(program);
+  addFarmCommand(program);
 
   program.command("explain-log")
     .description(

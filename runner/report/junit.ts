@@ -19,6 +19,20 @@ export function xmlEscape(s: string): string {
 }
 
 /**
+ * Escape text for an XML attribute value: as {@linkcode xmlEscape}, and the characters a
+ * parser would otherwise change are character references (TAB, LF and CR become spaces by
+ * attribute-value normalisation; C1 controls such as NEL are line ends to some parsers).
+ */
+export function xmlAttr(s: string): string {
+  return xmlEscape(s).replace(/[\t\n\r\x7f-\x9f]/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+/** Element content: as {@linkcode xmlEscape}; CR and C1 controls kept as references. */
+function xmlContent(s: string): string {
+  return xmlEscape(s).replace(/[\r\x7f-\x9f]/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+/**
  * The JUnit XML of one run's results (`rows` of that run, in order). `runDir` is where the
  * console captures are (null: failures carry their reason only).
  */
@@ -40,7 +54,7 @@ export function renderJUnit(
     (rs.reduce((s, r) => s + r.durationMs, 0) / 1000).toFixed(3);
   const out = [
     '<?xml version="1.0" encoding="UTF-8"?>',
-    `<testsuites name="${xmlEscape(`rkhil ${runId}`)}" tests="${rows.length}" failures="${
+    `<testsuites name="${xmlAttr(`rkhil ${runId}`)}" tests="${rows.length}" failures="${
       count(rows, "FAIL")
     }" errors="${count(rows, "ERROR", "MISS")}" skipped="${count(rows, "SKIP")}" time="${
       secs(rows)
@@ -48,35 +62,35 @@ export function renderJUnit(
   ];
   for (const [name, rs] of groups) {
     out.push(
-      `  <testsuite name="${xmlEscape(name)}" tests="${rs.length}" failures="${
+      `  <testsuite name="${xmlAttr(name)}" tests="${rs.length}" failures="${
         count(rs, "FAIL")
       }" errors="${count(rs, "ERROR", "MISS")}" skipped="${count(rs, "SKIP")}" time="${
         secs(rs)
-      }" timestamp="${xmlEscape(rs[0].startedAt)}">`,
+      }" timestamp="${xmlAttr(rs[0].startedAt)}">`,
     );
     out.push(
-      `    <properties><property name="target" value="${xmlEscape(rs[0].target)}"/>` +
-        `<property name="kernel" value="${xmlEscape(rs[0].kernel)}"/>` +
-        `<property name="release" value="${xmlEscape(rs[0].release ?? "")}"/></properties>`,
+      `    <properties><property name="target" value="${xmlAttr(rs[0].target)}"/>` +
+        `<property name="kernel" value="${xmlAttr(rs[0].kernel)}"/>` +
+        `<property name="release" value="${xmlAttr(rs[0].release ?? "")}"/></properties>`,
     );
     for (const r of rs) {
-      const head = `    <testcase classname="${xmlEscape(r.suite)}" name="${
-        xmlEscape(r.test)
-      }" time="${(r.durationMs / 1000).toFixed(3)}"`;
+      const head = `    <testcase classname="${xmlAttr(r.suite)}" name="${xmlAttr(r.test)}" time="${
+        (r.durationMs / 1000).toFixed(3)
+      }"`;
       const reason = r.reason ?? "";
       const first = reason.split("\n")[0];
       if (r.verdict === "PASS" || r.verdict === "DONE") {
         out.push(`${head}/>`);
       } else if (r.verdict === "SKIP") {
-        out.push(`${head}><skipped message="${xmlEscape(first)}"/></testcase>`);
+        out.push(`${head}><skipped message="${xmlAttr(first)}"/></testcase>`);
       } else {
         const tag = r.verdict === "FAIL" ? "failure" : "error";
         const ex = consoleExcerpt(runDir, r.kernel, r.reason);
         const body = [reason, ...(ex ? [`console ${ex.file}:${ex.line}:`, ...ex.lines] : [])]
           .join("\n");
         out.push(
-          `${head}><${tag} type="${r.verdict}" message="${xmlEscape(first)}">${
-            xmlEscape(body)
+          `${head}><${tag} type="${r.verdict}" message="${xmlAttr(first)}">${
+            xmlContent(body)
           }</${tag}></testcase>`,
         );
       }

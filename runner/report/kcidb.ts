@@ -97,10 +97,24 @@ export function renderKcidb(rows: readonly HistoryRow[], runs: readonly RunRow[]
     }
     tests.push(t);
   }
-  return {
+  // KCIDB forbids NUL in every string (ids, comments, names): a NUL in a recorded name or
+  // reason would make the whole document invalid, so it is dropped everywhere.
+  return withoutNul({
     version: { major: 5, minor: 3 },
     checkouts: [...checkouts.values()],
     builds: [...builds.values()],
     tests,
-  };
+  });
+}
+
+/** `v` with every NUL character removed from its strings (keys included), deeply. */
+function withoutNul<T>(v: T): T {
+  if (typeof v === "string") return v.replaceAll("\0", "") as T;
+  if (Array.isArray(v)) return v.map(withoutNul) as T;
+  if (v && typeof v === "object") {
+    return Object.fromEntries(
+      Object.entries(v).map(([k, x]) => [k.replaceAll("\0", ""), withoutNul(x)]),
+    ) as T;
+  }
+  return v;
 }

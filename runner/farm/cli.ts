@@ -1,0 +1,165 @@
+/**
+ * The farm's command line: `rkhil run --farm FILE [--jobs N]`, `rkhil run --resume RUN_DIR`
+ * (the run command's farm branch), `rkhil farm status --farm FILE` and
+ * `rkhil farm release ID --farm FILE [--force]`.
+ *
+ * @module
+ */
+import { type Command, InvalidArgumentError } from "commander";
+import { loadFarm } from "../../boards/farm_load.ts";
+import { UserInputError } from "../errors.ts";
+import { Interrupt } from "../jobs/interrupt.ts";
+import * as opt from "../cli/options.ts";
+import { CliExit } from "../target/cli.ts";
+import { terminalSafe } from "../safe_text.ts";
+import { LeaseDir, staleReason } from "./lease.ts";
+
+/** `--jobs N`: 1 to 64. */
+export function jobsOption(value: string): number {
+  if (!/^[1-9][0-9]?$/.test(value) || Number(value) > 64) {
+    throw new InvalidArgumentError("expected a whole number of jobs from 1 to 64, e.g. --jobs 2");
+  }
+  return Number(value);
+}
+
+/** The options of `rkhil run` the farm branch reads. */
+export interface FarmRunCliOptions {
+  farm?: string;
+  resume?: string;
+  jobs?: number;
+  kernel: string[];
+  suite: string[];
+  predictBoard: string[];
+  board: string[];
+}
+
+/**
+ * `rkhil run --farm` / `--resume`: check everything, then run the farm.
+ *
+ * @throws {UserInputError} (exit 2) for options that do not go together, a bad farm file, a
+ *   board of it that cannot run as a board target, a run directory that is not a farm run.
+ * @throws {CliExit} with the run's exit status when it is not 0.
+ */
+export async function farmRunAction(
+  o: FarmRunCliOptions,
+  cmd: Command,
+  runsRoot: () => string,
+  defaultKernels: readonly string[],
+): Promise<void> {
+  const given = (name: string) => cmd.getOptionValueSource(name) === "cli";
+  if (o.farm && o.resume) {
+    throw new UserInputError(
+      "--farm cannot be used with --resume",
+      "the run directory names its farm",
+    );
+  }
+  for (const other of ["board", "mem", "boardsDir"]) {
+    if (given(other)) {
+      throw new UserInputError(
+        `--${other.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase())} cannot be used with ${
+          o.farm ? "--farm" : "--resume"
+        }: the farm file names the targets`,
+        "put the targets, their memory and board directories in the farm file",
+      );
+    }
+  }
+  const { selectSuites } = await import("../../tests/mod.ts");
+  const { checkFarm, loadResume, runFarm } = await import("./run_farm.ts");
+  let farm, kernels, suites, predictBoards, jobs;
+  if (o.resume) {
+    for (const other of ["kernel", "suite", "predictBoard", "runsDir"]) {
+      if (given(other)) {
+        throw new UserInputError(
+          `--resume runs the rest of the run as it was asked; --${
+            other.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase())
+          } does not go with it`,
+          "drop it (only --jobs may change)",
+        );
+      }
+    }
+    const r = await loadResume(o.resume);
+    farm = r.farm;
+    kernels = r.spec.kernels;
+    suites = selectSuites(r.spec.suites);
+    predictBoards = r.spec.predictBoards;
+    jobs = o.jobs ?? r.spec.jobs;
+  } else {
+    farm = await loadFarm(opt.userPath(o.farm!));
+    kernels = o.kernel.length ? o.kernel : [...defaultKernels];
+    suites = selectSuites(o.suite);
+    predictBoards = o.predictBoard.length ? o.predictBoard : ["rock-3b-8g"];
+    jobs = o.jobs ?? 2;
+  }
+  await checkFarm(farm);
+  const interrupt = Interrupt.listen();
+  const r = await runFarm({
+    farm,
+    kernels,
+    suites,
+    predictBoards,
+    jobs,
+    runsRoot: o.resume ? "" : runsRoot(),
+    resume: o.resume,
+    interrupt,
+  }).finally(() => interrupt.dispose());
+  if (r.exitCode !== 0) throw new CliExit(r.exitCode);
+}
+
+/** Add `rkhil farm status|release`. */
+export function addFarmCommand(program: Command): void {
+  const farm = program.command("farm").description(
+    "The leases of a farm's targets (one file per target in the farm's lease directory)",
+  );
+  farm.command("status")
+    .description("Who holds which target of the farm, since when, until when")
+    .requiredOption("--farm <file>", "the farm file", opt.inputFile)
+    .action(async (o: { farm: string }) => {
+      const f = await loadFarm(o.farm);
+      const dir = new LeaseDir(f.leaseDir);
+      const held = new Map((await dir.list()).map((l) => [l.target, l.lease]));
+      console.log(`farm ${f.name}: leases in ${terminalSafe(f.leaseDir)}`);
+      for (const t of f.targets) {
+        const l = held.get(t.id);
+        const what = !l
+          ? "free"
+          : l === "damaged"
+          ? "damaged lease file (rkhil farm release to remove it)"
+          : `${l.owner} pid ${l.pid} since ${l.start} until ${l.expires}${
+            l.run ? ` (${l.run})` : ""
+          }${staleReason(l) ? ` — stale: ${staleReason(l)}` : ""}`;
+        console.log(`  ${t.id.padEnd(16)} ${terminalSafe(what)}`);
+      }
+      for (const [id, l] of held) {
+        if (!f.targets.some((t) => t.id === id)) {
+          console.log(
+            `  ${id.padEnd(16)} not in the farm: ${l === "damaged" ? "damaged" : l.owner}`,
+          );
+        }
+      }
+    });
+  farm.command("release")
+    .description(
+      "Free a target's lease: a stale one (expired, or its holder on this host gone); with " +
+        "--force whoever holds it (the holder starts no further job on it)",
+    )
+    .argument("<id>", "the target's id")
+    .requiredOption("--farm <file>", "the farm file", opt.inputFile)
+    .option("--force", "free it although its holder is alive")
+    .action(async (id: string, o: { farm: string; force?: boolean }) => {
+      const f = await loadFarm(o.farm);
+      if (!f.targets.some((t) => t.id === id)) {
+        throw new UserInputError(
+          `farm ${f.name} has no target ${JSON.stringify(id.slice(0, 60))}`,
+          `use one of: ${f.targets.map((t) => t.id).join(", ")}`,
+        );
+      }
+      const freed = await new LeaseDir(f.leaseDir).free(id, !!o.force);
+      console.log(
+        !freed
+          ? `${id}: no lease`
+          : freed === "damaged"
+          ? `${id}: damaged lease file removed`
+          : `${id}: released (was ${freed.owner} pid ${freed.pid} since ${freed.start})`,
+      );
+    });
+}

@@ -1,0 +1,414 @@
+/**
+ * `rkhil run --farm lab.yaml`: suites × kernels × the farm's targets in one run directory.
+ *
+ * - **Jobs**: an embedded QEMU target has one job per kernel; a board one job (it runs its own
+ *   kernel). A job boots the target once and runs every suite on it (the suite runner).
+ * - **Scheduling**: each target runs its jobs one at a time, targets in parallel; a job starts
+ *   only when it fits `--jobs N` and the host's cores and memory ({@linkcode HostGate}).
+ * - **Health**: a target whose boot does not come up (MISS or ERROR), or that is lost during a
+ *   job, is taken out: each later job of it is one MISS `target taken out: <why>`; the rest go
+ *   on. A kernel that panics (FAIL) is the kernel's failure, not the target's.
+ * - **Leases**: a target is leased (runner/farm/lease.ts) before its first job and renewed
+ *   until its last; a target someone else holds is MISS `leased by ...` for every job; a stale
+ *   lease (a crashed runner's) is taken back and said so.
+ * - **One record**: every result goes through `runStep` into the run's one `results.jsonl`;
+ *   `jobs.jsonl` says which jobs ended; `farm.json` what the run was asked to do, so that
+ *   `rkhil run --resume RUN_DIR` after a SIGKILL runs the jobs that did not end, skipping the
+ *   steps they recorded (the interrupted step, never recorded, runs again).
+ *
+ * @module
+ */
+import { type Farm, type FarmTarget, type HostCost, loadFarm } from "../../boards/farm_load.ts";
+import { checkBoardTarget, openBoardTarget } from "../board/target.ts";
+import { InfraError, UserInputError } from "../errors.ts";
+import { type Interrupt, INTERRUPT_EXIT, InterruptedError } from "../jobs/interrupt.ts";
+import { QemuTarget } from "../qemu/target.ts";
+import { renderRunReport } from "../report/run_report.ts";
+import { parseResults, RunStore, tally, type TestResult } from "../results/store.ts";
+import { closeOpenTargets, runSuites, type TargetPlan } from "../suite/runner.ts";
+import { runStep } from "../suite/run_step.ts";
+import type { Suite } from "../suite/types.ts";
+import { costText, hostCapacity, HostGate } from "./capacity.ts";
+import { LeaseDir, LeaseHeldError, LeaseKeeper } from "./lease.ts";
+import { type FarmProgress, PlainProgress, TerminalProgress } from "./progress.ts";
+
+/** What `farm.json` of a farm run holds (what `--resume` runs again). */
+export interface FarmRunSpec {
+  /** Format version (1). */
+  version: 1;
+  /** The farm file, absolute. */
+  farm: string;
+  /** Kernel specs of the embedded targets. */
+  kernels: string[];
+  /** Suite names, in order. */
+  suites: string[];
+  /** Boards of the iommu suite's predictions. */
+  predictBoards: string[];
+  /** `--jobs`. */
+  jobs: number;
+}
+
+/** One job: a target on a kernel (a board: its own kernel). */
+export interface FarmJob {
+  /** `rock-1` or `qemu-1 debian:trixie`. */
+  key: string;
+  target: FarmTarget;
+  /** Kernel spec (embedded targets only). */
+  kernel?: string;
+}
+
+/** Options of {@linkcode runFarm}. */
+export interface FarmRunOptions {
+  /** The farm (loaded). */
+  farm: Farm;
+  /** Kernel specs for the embedded targets. */
+  kernels: readonly string[];
+  /** Suites, in order. */
+  suites: readonly Suite[];
+  /** Boards for the `iommu` suite's predictions. */
+  predictBoards: readonly string[];
+  /** Most jobs at once (`--jobs`, >= 1). */
+  jobs: number;
+  /** Root of run directories (a new run), ignored with `resume`. */
+  runsRoot: string;
+  /** The run directory of a run to resume. */
+  resume?: string;
+  /** The host's cores and memory (default: {@linkcode hostCapacity}). */
+  capacity?: HostCost;
+  /** SIGINT/SIGTERM. */
+  interrupt?: Interrupt;
+  /** Progress (default: live lines on a terminal, plain timestamped lines otherwise). */
+  progress?: FarmProgress;
+  /** Summary lines (default stdout). */
+  log?: (line: string) => void;
+}
+
+/** What {@linkcode runFarm} did. */
+export interface FarmRunResult {
+  /** The run directory. */
+  dir: string;
+  /** Every result of the run (earlier sessions of a resumed run included). */
+  results: TestResult[];
+  /** 0 when nothing failed, errored or went missing; 130 when interrupted; else 1. */
+  exitCode: number;
+  /** Wall time of this session in ms. */
+  wallMs: number;
+  /** Per job of this session: how long it held its target, in ms, and how it ended. */
+  jobTimes: { key: string; ms: number; state: string }[];
+  /** Most jobs that ran at once. */
+  peak: number;
+}
+
+/** The jobs of a farm for `kernels`, target by target. */
+export function farmJobs(farm: Farm, kernels: readonly string[]): FarmJob[] {
+  return farm.targets.flatMap((t): FarmJob[] =>
+    t.kind === "qemu"
+      ? kernels.map((kernel) => ({ key: `${t.id} ${kernel}`, target: t, kernel }))
+      : [{ key: t.id, target: t }]
+  );
+}
+
+/** Check every board target as one before any work (exit 2 on a mistake). */
+export async function checkFarm(farm: Farm): Promise<void> {
+  for (const t of farm.targets) if (t.kind === "board") await checkBoardTarget(t.board);
+}
+
+let prepareChain: Promise<unknown> = Promise.resolve();
+
+/** The plan of one job. QEMU targets are prepared one at a time (apt, initramfs builds). */
+function planOf(job: FarmJob): TargetPlan {
+  const t = job.target;
+  if (t.kind === "qemu") {
+    const kernel = job.kernel!;
+    return {
+      name: t.id,
+      kernel,
+      bootDetails: { memory: t.memory },
+      open: (dir, variant) => {
+        const p = prepareChain.then(() =>
+          QemuTarget.prepare({
+            kernel,
+            runDir: dir,
+            memory: variant?.memory ?? t.memory,
+            cpus: t.cpus,
+            extraAppend: variant?.append,
+          })
+        );
+        prepareChain = p.catch(() => {});
+        return p;
+      },
+    };
+  }
+  return {
+    name: t.id,
+    bootDetails: { group: t.group },
+    open: async (dir, variant) => {
+      if (variant) {
+        throw new InfraError(
+          `${t.id} cannot boot with ${JSON.stringify(variant)}: rkhil does not choose a ` +
+            "board's kernel command line or memory",
+          "kernel deployment to boards is not part of the farm yet",
+        );
+      }
+      return await openBoardTarget(t.board, { runDir: dir });
+    },
+  };
+}
+
+/** Appends job ends to `jobs.jsonl`, flushed. */
+class JobLog {
+  private constructor(private readonly file: Deno.FsFile) {}
+  static async open(dir: string): Promise<JobLog> {
+    return new JobLog(await Deno.open(`${dir}/jobs.jsonl`, { append: true, create: true }));
+  }
+  static async read(dir: string): Promise<Map<string, string>> {
+    const ended = new Map<string, string>();
+    let text = "";
+    try {
+      text = await Deno.readTextFile(`${dir}/jobs.jsonl`);
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    }
+    for (const line of text.split("\n")) {
+      try {
+        const j = JSON.parse(line);
+        if (typeof j?.job === "string" && typeof j?.state === "string") ended.set(j.job, j.state);
+      } catch { /* a line torn by a kill: that job did not end */ }
+    }
+    return ended;
+  }
+  async ended(job: string, state: string): Promise<void> {
+    const line = JSON.stringify({ job, state, at: new Date().toISOString() }) + "\n";
+    await this.file.write(new TextEncoder().encode("\n" + line));
+    await this.file.syncData();
+  }
+  close(): void {
+    try {
+      this.file.close();
+    } catch { /* closed */ }
+  }
+}
+
+/**
+ * Read `farm.json` of a run directory to resume it.
+ *
+ * @throws {UserInputError} when `dir` is not a farm run directory.
+ */
+export async function readFarmRunSpec(dir: string): Promise<FarmRunSpec> {
+  let spec: FarmRunSpec;
+  try {
+    spec = JSON.parse(await Deno.readTextFile(`${dir}/farm.json`));
+  } catch (err) {
+    throw new UserInputError(
+      `${dir} is not a farm run directory (${
+        err instanceof Deno.errors.NotFound ? "no farm.json" : "farm.json is damaged"
+      })`,
+      "give --resume the run directory a `rkhil run --farm` printed (runs/<time>-farm-<name>-...)",
+    );
+  }
+  if (
+    spec?.version !== 1 || typeof spec.farm !== "string" || !Array.isArray(spec.kernels) ||
+    !Array.isArray(spec.suites) || !Array.isArray(spec.predictBoards) ||
+    !Number.isInteger(spec.jobs)
+  ) {
+    throw new UserInputError(`${dir}/farm.json is not a farm run`, "check the run directory");
+  }
+  return spec;
+}
+
+/** Load what a resumed run needs: its spec and its farm. */
+export async function loadResume(dir: string): Promise<{ spec: FarmRunSpec; farm: Farm }> {
+  const spec = await readFarmRunSpec(dir);
+  return { spec, farm: await loadFarm(spec.farm) };
+}
+
+/** A step key of the done set: suite, test, target, kernel spec (boards: any kernel). */
+function stepKey(target: string, kernel: string | undefined, suite: string, test: string) {
+  return JSON.stringify([target, kernel ?? "", suite, test]);
+}
+
+/**
+ * Run the farm (see the module documentation). Returns when every job ended; `report.md` is
+ * written from `results.jsonl` at the end, also when interrupted.
+ */
+export async function runFarm(opts: FarmRunOptions): Promise<FarmRunResult> {
+  const log = opts.log ?? ((l: string) => console.log(l));
+  const jobs = farmJobs(opts.farm, opts.kernels);
+  const dir = opts.resume ?? RunStore.newDir(opts.runsRoot, `farm-${opts.farm.name}`);
+  const store = await RunStore.open(dir);
+  const jobLog = await JobLog.open(dir);
+  const ended = opts.resume ? await JobLog.read(dir) : new Map<string, string>();
+  if (!opts.resume) {
+    const spec: FarmRunSpec = {
+      version: 1,
+      farm: opts.farm.path,
+      kernels: [...opts.kernels],
+      suites: opts.suites.map((s) => s.name),
+      predictBoards: [...opts.predictBoards],
+      jobs: opts.jobs,
+    };
+    await Deno.writeTextFile(`${dir}/farm.json`, JSON.stringify(spec, null, 2) + "\n");
+  }
+  // Steps recorded before (a resumed run): not run again. An interrupted step runs again.
+  const done = new Set<string>();
+  if (opts.resume) {
+    const before = parseResults(await Deno.readTextFile(`${dir}/results.jsonl`)).results;
+    for (const r of before) {
+      if (r.verdict === "MISS" && /^interrupted \(/.test(r.reason ?? "")) continue;
+      const t = opts.farm.targets.find((x) => x.id === r.target);
+      done.add(
+        stepKey(r.target, t?.kind === "board" ? undefined : r.kernel, r.suite ?? "", r.test),
+      );
+    }
+  }
+  const perTarget = new Map<string, number>();
+  for (const j of jobs) perTarget.set(j.target.id, (perTarget.get(j.target.id) ?? 0) + 1);
+  const progress = opts.progress ??
+    (Deno.stderr.isTerminal() ? new TerminalProgress(perTarget) : new PlainProgress(log));
+  progress.note(
+    `rkhil run --farm ${opts.farm.name}: results in ${dir}${
+      opts.resume ? ` (resumed: ${ended.size} of ${jobs.length} jobs had ended)` : ""
+    }`,
+  );
+  const gate = new HostGate(opts.jobs, opts.capacity ?? hostCapacity());
+  const leases = new LeaseDir(opts.farm.leaseDir);
+  const jobTimes: FarmRunResult["jobTimes"] = [];
+  const t0 = performance.now();
+  let interrupted: InterruptedError | undefined;
+
+  const resultsSoFar = async () =>
+    parseResults(await Deno.readTextFile(`${dir}/results.jsonl`)).results;
+
+  /** Record one MISS for a job that cannot run on its target. */
+  const missJob = async (job: FarmJob, reason: string) => {
+    await runStep(
+      {
+        store,
+        suite: "boot",
+        targetName: job.target.id,
+        kernel: job.kernel ?? "(not booted)",
+        state: {},
+        log: (l) => progress.result(job.target.id, l),
+      },
+      "boot",
+      () => Promise.resolve({ verdict: "MISS", reason }),
+    );
+    await jobLog.ended(job.key, `out: ${reason}`);
+    progress.jobEnd(job.target.id, `out: ${reason}`);
+  };
+
+  const worker = async (target: FarmTarget, mine: FarmJob[]) => {
+    let out = gate.neverFits(target.cost);
+    let keeper: LeaseKeeper | undefined;
+    if (!out) {
+      try {
+        const { lease, recovered } = await leases.take(target.id, {
+          ttlS: opts.farm.leaseTtlS,
+          run: dir,
+        });
+        if (recovered) progress.note(`${target.id}: lease taken back from ${recovered}`);
+        keeper = new LeaseKeeper(leases, lease, opts.farm.leaseTtlS);
+      } catch (err) {
+        if (!(err instanceof LeaseHeldError)) throw err;
+        out = err.message;
+      }
+    }
+    try {
+      for (const job of mine) {
+        opts.interrupt?.check();
+        out ??= keeper?.lost;
+        if (out) {
+          await missJob(job, `target taken out: ${out}`);
+          continue;
+        }
+        const release = await gate.acquire(target.cost);
+        const start = performance.now();
+        let state = "done";
+        try {
+          opts.interrupt?.check();
+          const before = (await resultsSoFar()).length;
+          progress.jobStart(target.id, job.kernel ?? "own kernel");
+          await runSuites({
+            store,
+            dir,
+            suites: opts.suites,
+            plans: [planOf(job)],
+            predictBoards: opts.predictBoards,
+            interrupt: opts.interrupt,
+            log: (l) => progress.result(target.id, l),
+            onStart: (suite, test) => progress.step(target.id, suite, test),
+            done: opts.resume
+              ? (suite, test) => done.has(stepKey(target.id, job.kernel, suite, test))
+              : undefined,
+          });
+          const mineNow = (await resultsSoFar()).slice(before).filter((r) =>
+            r.target === target.id
+          );
+          const boot = mineNow.find((r) => r.test === "boot" && r.suite === "boot");
+          const lost = mineNow.find((r) => /^target lost: /.test(r.reason ?? ""));
+          if (boot && (boot.verdict === "MISS" || boot.verdict === "ERROR")) {
+            out = `health check failed: boot ${boot.verdict}: ${boot.reason ?? ""}`.slice(0, 300);
+          } else if (lost) {
+            out = `${lost.reason} (in ${lost.test})`.slice(0, 300);
+          }
+          if (out) state = `taken out: ${out}`;
+        } finally {
+          release();
+          jobTimes.push({ key: job.key, ms: performance.now() - start, state });
+        }
+        await jobLog.ended(job.key, state);
+        progress.jobEnd(target.id, state);
+      }
+    } finally {
+      await keeper?.stop();
+    }
+  };
+
+  try {
+    const byTarget = new Map<string, FarmJob[]>();
+    for (const j of jobs) {
+      if (ended.has(j.key)) continue;
+      byTarget.set(j.target.id, [...(byTarget.get(j.target.id) ?? []), j]);
+    }
+    const settled = await Promise.allSettled(
+      [...byTarget.values()].map((mine) => worker(mine[0].target, mine)),
+    );
+    const failures = settled.filter((s): s is PromiseRejectedResult => s.status === "rejected");
+    interrupted = failures.map((f) => f.reason).find((e) => e instanceof InterruptedError);
+    const bug = failures.map((f) => f.reason).find((e) => !(e instanceof InterruptedError));
+    if (interrupted || bug) {
+      await QemuTarget.powerOffAll().catch(() => {});
+      await closeOpenTargets();
+    }
+    if (bug && !interrupted) throw bug;
+  } finally {
+    progress.stop();
+    store.close();
+    jobLog.close();
+    const record = parseResults(await Deno.readTextFile(`${dir}/results.jsonl`));
+    await Deno.writeTextFile(`${dir}/report.md`, renderRunReport(record) + "\n").catch(() => {});
+  }
+  const wallMs = performance.now() - t0;
+  const results = await resultsSoFar();
+  const t = tally(results);
+  const sum = jobTimes.reduce((a, j) => a + j.ms, 0);
+  log(
+    `farm ${opts.farm.name}: ${jobTimes.length} jobs in ${(wallMs / 1000).toFixed(1)} s ` +
+      `(jobs summed ${(sum / 1000).toFixed(1)} s, at most ${gate.peak} at once, host ` +
+      `${costText(gate.capacity)})`,
+  );
+  log(
+    `${t.PASS} PASS, ${t.DONE} DONE, ${t.FAIL} FAIL, ${t.ERROR} ERROR, ${t.MISS} MISS, ` +
+      `${t.SKIP} SKIP — report: ${dir}/report.md${
+        interrupted ? ` (interrupted: rkhil run --resume ${dir})` : ""
+      }`,
+  );
+  return {
+    dir,
+    results,
+    exitCode: interrupted ? INTERRUPT_EXIT : t.FAIL + t.ERROR + t.MISS > 0 ? 1 : 0,
+    wallMs,
+    jobTimes,
+    peak: gate.peak,
+  };
+}
