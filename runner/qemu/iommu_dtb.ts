@@ -275,5 +275,6 @@ export async function writeEmuIommuDtb(
       { cause: err },
     );
   }
+  await Deno.remove(raw).catch(() => {});
   await Deno.writeFile(path, addEmuIommus(dtb, iommus));
 }
