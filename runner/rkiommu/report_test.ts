@@ -44,27 +44,34 @@ Deno.test("6.1.0-57, 8 GiB: the NPU MMU works (directory below 4 GiB), VOP2 too;
   assert.ok(!c.dmesg.includes("BUS_ERROR"));
 });
 
-Deno.test("6.12.118, 8 GiB: the real driver puts the NPU directory above 4 GiB and prints BUS_ERROR; VOP2 works; the oracle agrees", async () => {
-  const c = await capture("6.12-8g");
-  assert.equal(c.report.release, "6.12.118+deb13-arm64");
-  const npu = c.report.accesses.filter((a) => a.dev === "rkhil-npu-master");
-  assert.equal(npu.length, 8);
-  for (const a of npu) {
-    assert.equal(a.result, "bus_error");
-    assert.equal(a.irq, "handled");
-    assert.ok(a.dt >= 2 ** 32, `directory 0x${a.dt.toString(16)}`);
-    // The driver's own line, from its IRQ handler, for each IOVA the device used.
-    const iova = a.iova.toString(16).padStart(16, "0");
-    assert.match(c.dmesg, new RegExp(`rk_iommu fde4b000\\.iommu: BUS_ERROR occurred at 0x${iova}`));
-  }
-  assert.equal(outcomeOf(c.report, "fde4b000"), "BUS_ERROR");
-  assert.equal(outcomeOf(c.report, "fe043e00"), "OK");
-  const j = judgeEmu({ ...c, board: facts, bound: BOTH });
-  assert.equal(j.comparison.verdict, "agree", JSON.stringify(j.comparison));
-  const npuObs = j.observations.find((o) => o.unit === "fde4b000")!;
-  assert.ok(npuObs.dtPhys! >= 2 ** 32);
-  assert.equal(npuObs.dtBounced, false);
-});
+for (
+  const [tag, release] of [["6.12-8g", "6.12.118+deb13-arm64"], ["7.3-8g", "7.3.4+deb13-arm64"]]
+) {
+  Deno.test(`${release}, 8 GiB: the real driver puts the NPU directory above 4 GiB and prints BUS_ERROR; VOP2 works; the oracle agrees`, async () => {
+    const c = await capture(tag);
+    assert.equal(c.report.release, release);
+    const npu = c.report.accesses.filter((a) => a.dev === "rkhil-npu-master");
+    assert.equal(npu.length, 8);
+    for (const a of npu) {
+      assert.equal(a.result, "bus_error");
+      assert.equal(a.irq, "handled");
+      assert.ok(a.dt >= 2 ** 32, `directory 0x${a.dt.toString(16)}`);
+      // The driver's own line, from its IRQ handler, for each IOVA the device used.
+      const iova = a.iova.toString(16).padStart(16, "0");
+      assert.match(
+        c.dmesg,
+        new RegExp(`rk_iommu fde4b000\\.iommu: BUS_ERROR occurred at 0x${iova}`),
+      );
+    }
+    assert.equal(outcomeOf(c.report, "fde4b000"), "BUS_ERROR");
+    assert.equal(outcomeOf(c.report, "fe043e00"), "OK");
+    const j = judgeEmu({ ...c, board: facts, bound: BOTH });
+    assert.equal(j.comparison.verdict, "agree", JSON.stringify(j.comparison));
+    const npuObs = j.observations.find((o) => o.unit === "fde4b000")!;
+    assert.ok(npuObs.dtPhys! >= 2 ** 32);
+    assert.equal(npuObs.dtBounced, false);
+  });
+}
 
 Deno.test("6.12.118 with swiotlb=force: tables bounced, the walker reads zeroed PTEs, the driver prints page faults on both; the oracle agrees", async () => {
   const c = await capture("6.12-swiotlb-force");
