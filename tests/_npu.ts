@@ -247,7 +247,7 @@ export function workloadOutcome(
   if (v && v.correctness.verdict === "FAIL") problems.push(v.correctness.reason);
   if (v?.againstCpu?.verdict === "FAIL") problems.push(`against the cpu: ${v.againstCpu.reason}`);
   if (!v && observation.verdict) problems.push(`${observation.verdict}: ${observation.why}`);
-  if (oracle.verdict === "DISAGREE") problems.push(`the oracle ${oracle.summary}`);
+  if (oracle.verdict === "DISAGREE") problems.push(oracle.summary);
   const oracleDetails = {
     scenario: `workload ${backend}`,
     predicted: expectation.verdict,

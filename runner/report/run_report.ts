@@ -4,7 +4,8 @@
  * the same report from the same record. Grouped by target: per target a table with one row per
  * kernel (in the order the run met them) and a column per suite (the driver suite's steps each
  * get theirs); per predicted board, what each release's driver does; the suites a target
- * SKIPped and why; every result that did not pass; the interrupt and any damaged lines; the
+ * SKIPped and why; the NPU workloads per kernel and backend (runner/report/workload_report.ts);
+ * every result that did not pass; the interrupt and any damaged lines; the
  * verdict counts. Records of older runs (no `suite` field) are read too.
  *
  * @module
@@ -12,6 +13,7 @@
 import type { Outcome } from "../../oracle/types.ts";
 import { UserInputError } from "../errors.ts";
 import { parseResults, tally, type TestResult } from "../results/store.ts";
+import { renderWorkloadSection } from "./workload_report.ts";
 
 /** What the report is made from. */
 export interface RunRecord {
@@ -149,6 +151,8 @@ export function renderRunReport(record: RunRecord): string {
     out.push("");
   }
   if (out[out.length - 1] === "") out.pop();
+  const workloads = renderWorkloadSection(results);
+  if (workloads.length) out.push("", ...workloads);
   const boards = [
     ...new Set(
       results.filter((r) => r.test.startsWith("oracle/predict ")).map((r) =>

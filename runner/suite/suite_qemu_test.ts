@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { SUITES as ALL_SUITES } from "../../tests/mod.ts";
 
-/** The suites but the workload ones (runner/workload/workload_qemu_test.ts runs those once). */
+/** The suites but the workload ones (runner/workload/guest_qemu_test.ts runs those once). */
 const SUITES = ALL_SUITES.filter((s) => !s.name.startsWith("npu/"));
 import { parseResults } from "../results/store.ts";
 import { testRunRoot } from "../test_dirs.ts";
