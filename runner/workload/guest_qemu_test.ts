@@ -1,95 +1,152 @@
 /**
- * The workload program inside a real QEMU guest booting a real Debian arm64 kernel (trixie,
- * 6.12), reached only through the Target protocols: the bundle and the models are uploaded
- * (SHA-256 checked in the guest), rkwl runs with the bundle's own loader, and its output is
- * judged against the published references. The cpu backend classifies all four images with
- * MobileNetV1 1.0/224 (31 chained slices) and detects on bus.jpg with YOLOv5n; the rocket
- * backend (Mesa Teflon) finds no NPU and says why. Under TCG: MobileNetV1 about 1.3–1.7 s per
- * pass, YOLOv5n about 7–9 s.
+ * The workload suites `npu/mobilenet_v1` and `npu/yolov5` as `rkhil run` runs them, on the
+ * embedded target booting a real Debian arm64 kernel (trixie, 6.12), through the Target
+ * protocols only: the bundle and the models are uploaded (SHA-256 checked in the guest) and rkwl
+ * runs with the bundle's own loader. The cpu backend classifies all four images with
+ * MobileNetV1 1.0/224 (31 chained slices) and detects on bus.jpg with YOLOv5n, each judged
+ * against the published references and the oracle's workload verdict; rknn SKIPs for its
+ * missing capability; the target is given the `rocket` capability here (a qemu-virt board file
+ * cannot claim it) so the rocket backend runs Mesa Teflon, which finds no NPU and says why (a
+ * SKIP, as the oracle predicts: no NPU MMU on qemu-virt). Results go to the history as they are
+ * recorded. Few invokes (1 warm-up + 3 for MobileNetV1, 1 + 1 for YOLOv5n): under TCG a
+ * MobileNetV1 pass takes about 1.5 s, a YOLOv5n pass 7-12 s.
  */
 import assert from "node:assert/strict";
-import { ensureHostTools } from "../debian/host_tools.ts";
-import { QEMU_HOST_TOOLS, withQemuTarget } from "../qemu/target.ts";
+import type { Target } from "../protocol/target.ts";
+import { openHistory } from "../history/schema.ts";
+import { queryResults } from "../history/query.ts";
+import { parseResults } from "../results/store.ts";
+import { qemuPlans, shutdownQemu } from "../suite/plans.ts";
+import { runJob } from "../suite/run_job.ts";
+import type { TargetPlan } from "../suite/runner.ts";
 import { testRunRoot } from "../test_dirs.ts";
-import { buildWorkload } from "./build.ts";
-import { judgeClassification, judgeDetection } from "./judge.ts";
-import { MOBILENET_V1, YOLOV5N } from "./models.ts";
-import { installBundle, installModels, runOnTarget } from "./on_target.ts";
-import { MOBILENET_V1_REFERENCES, YOLOV5_BUS_REFERENCE } from "./references.ts";
-import { noDeviceReason, runTimes } from "./rkwl_output.ts";
+import { selectSuites } from "../../tests/mod.ts";
+import { waitNoneUnder } from "../jobs/_qemu_procs.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
-const runRoot = await testRunRoot("rkhil-workload-test-");
-await ensureHostTools([...QEMU_HOST_TOOLS]);
+
+/** The plan's target with `rocket` added to its capabilities (everything else the target's). */
+function withRocket(plan: TargetPlan): TargetPlan {
+  return {
+    ...plan,
+    open: async (dir, variant) => {
+      const t = await plan.open(dir, variant);
+      const caps = new Set([...t.capabilities, "rocket" as const]);
+      return new Proxy(t, {
+        get(o, k) {
+          if (k === "capabilities") return caps;
+          const v = Reflect.get(o, k, o);
+          return typeof v === "function" ? v.bind(o) : v;
+        },
+      }) as Target;
+    },
+  };
+}
 
 Deno.test({
   name:
-    "workload in a QEMU guest (debian:trixie): MobileNetV1 on four images, YOLOv5n on bus.jpg, Teflon SKIP",
+    "npu suites on debian:trixie: MobileNetV1 on four images and YOLOv5n on bus.jpg on the cpu; rknn and rocket SKIP with their reasons",
   ...opts,
   fn: async () => {
-    const bundle = await buildWorkload();
-    const images = MOBILENET_V1_REFERENCES.map((r) => r.image);
-    await withQemuTarget({
-      kernel: "debian:trixie",
-      runDir: `${runRoot}/trixie`,
-      bootTimeoutMs: 180_000,
-      sshTimeoutMs: 120_000,
-    }, async (target) => {
-      const root = await installBundle(target, bundle);
-      const remote = await installModels(target, [
-        ...MOBILENET_V1.files,
-        ...YOLOV5N.files,
-        ...images,
-      ]);
-      const chain = MOBILENET_V1.files.flatMap((f) => ["--model", remote.get(f)!]);
-      const times: string[] = [];
-      for (const ref of MOBILENET_V1_REFERENCES) {
-        const r = await runOnTarget(target, root, [
-          ...chain,
-          "--image",
-          remote.get(ref.image)!,
-          "--warmup",
-          "1",
-          "--loops",
-          "2",
-        ]);
-        await Deno.writeTextFile(
-          `${runRoot}/trixie/${ref.image.replace(/^images\/|\.\w+$/g, "")}.rkwl.txt`,
-          r.output,
-        );
-        assert.equal(r.exitStatus, 0, r.output);
-        assert.deepEqual(r.run.problems, []);
-        assert.equal(r.run.models.length, 31);
-        const j = judgeClassification(r.run, ref);
-        assert.equal(j.verdict, "PASS", `${ref.image}: ${j.reason}`);
-        times.push(`${ref.image}: ${runTimes(r.run).map((t) => t.toFixed(0)).join(", ")} ms`);
-      }
-      const det = await runOnTarget(target, root, [
-        "--model",
-        remote.get(YOLOV5N.files[0])!,
-        "--image",
-        remote.get(YOLOV5_BUS_REFERENCE.image)!,
-        "--task",
-        "detect",
-      ]);
-      await Deno.writeTextFile(`${runRoot}/trixie/yolov5n-bus.rkwl.txt`, det.output);
-      assert.equal(det.exitStatus, 0, det.output);
-      const j = judgeDetection(det.run, YOLOV5_BUS_REFERENCE);
-      assert.equal(j.verdict, "PASS", j.reason);
-      times.push(`yolov5n bus.jpg: ${runTimes(det.run).map((t) => t.toFixed(0)).join(", ")} ms`);
-      const rocket = await runOnTarget(target, root, [
-        ...chain,
-        "--image",
-        remote.get("images/dog_224x224.jpg")!,
-        "--delegate",
-        `${root}/${bundle.teflon}`,
-      ]);
-      await Deno.writeTextFile(`${runRoot}/trixie/teflon.rkwl.txt`, rocket.output);
-      assert.equal(rocket.exitStatus, 3, rocket.output);
-      assert.equal(noDeviceReason(rocket.run), "Couldn't open kernel device (libteflon.so)");
-      // Installed once: a second install finds the key and uploads nothing.
-      assert.equal(await installBundle(target, bundle), root);
-      console.log(`  invoke times in the guest (TCG):\n    ${times.join("\n    ")}`);
+    const root = await testRunRoot("rkhil-workload-test-");
+    const db = `${root}/history.sqlite`;
+    const lines: string[] = [];
+    const r = await runJob({
+      plans: qemuPlans(["debian:trixie"]).map(withRocket),
+      suites: selectSuites(["npu/mobilenet_v1", "npu/yolov5"]),
+      predictBoards: [],
+      runsRoot: root,
+      shutdown: shutdownQemu,
+      history: db,
+      log: (l) => lines.push(l),
     });
+    const by = new Map(r.results.map((x) => [x.test, x]));
+    const images = ["grace_hopper", "dog_224x224", "cat_224x224", "bus"];
+    assert.deepEqual(r.results.map((x) => x.test), [
+      "boot",
+      ...images.map((i) => `mobilenet_v1/cpu/${i}`),
+      "mobilenet_v1/cpu/latency",
+      "mobilenet_v1/rknn",
+      ...images.map((i) => `mobilenet_v1/rocket/${i}`),
+      "mobilenet_v1/rocket/latency",
+      "yolov5/cpu/bus",
+      "yolov5/cpu/latency",
+      "yolov5/rknn",
+      "yolov5/rocket/bus",
+      "yolov5/rocket/latency",
+    ], lines.join("\n"));
+    for (const x of r.results) {
+      const [, backend, what] = x.test.split("/");
+      const want = x.test === "boot"
+        ? "PASS"
+        : backend !== "cpu"
+        ? "SKIP"
+        : what === "latency"
+        ? "DONE"
+        : "PASS";
+      assert.equal(x.verdict, want, `${x.test}: ${x.reason}\n${lines.join("\n")}`);
+      assert.equal(x.kernel, "debian:trixie");
+    }
+    // Correctness and the oracle's verdict on the cpu: the four images and the bus's objects.
+    for (const i of images) {
+      const d = by.get(`mobilenet_v1/cpu/${i}`)!.details!;
+      assert.deepEqual([d.predicted, d.observed, d.verdict], [
+        "correct-output",
+        "correct-output",
+        "AGREE",
+      ]);
+      assert.equal((d.runMs as number[]).length, 3);
+      assert.equal((d.warmupMs as number[]).length, 1);
+    }
+    assert.match(
+      String(by.get("mobilenet_v1/cpu/dog_224x224")!.details!.summary),
+      /^156 Shih-Tzu 0\.\d\d; oracle agree$/,
+    );
+    const bus = by.get("yolov5/cpu/bus")!.details!;
+    assert.equal(bus.verdict, "AGREE");
+    assert.match(String(bus.summary), /person.*bus|bus.*person/);
+    // Latency: every timed pass a measurement, warm-ups apart.
+    const lat = by.get("mobilenet_v1/cpu/latency")!;
+    assert.equal(lat.measurements?.length, 12);
+    assert.ok(
+      lat.measurements!.every((m) => m.name === "invoke" && m.unit === "ms" && m.value > 50),
+    );
+    assert.equal((lat.details!.warmupMs as number[]).length, 4);
+    assert.match(String(lat.details!.summary), /^median \d+ ms \[\d+, \d+\]$/);
+    assert.equal(by.get("yolov5/cpu/latency")!.measurements?.length, 1);
+    // rknn: the capability is missing; rocket: Teflon's own no-device, as the oracle predicts.
+    assert.match(
+      by.get("mobilenet_v1/rknn")!.reason ?? "",
+      /^needs capability rknn \(this target has: .*rocket/,
+    );
+    const rocket = by.get("mobilenet_v1/rocket/grace_hopper")!;
+    assert.equal(rocket.reason, "Couldn't open kernel device (libteflon.so)");
+    assert.deepEqual(
+      [rocket.details!.predicted, rocket.details!.observed, rocket.details!.verdict],
+      [
+        "no-device",
+        "no-device",
+        "AGREE",
+      ],
+    );
+    // Later rocket steps SKIP with the same reason without running it again.
+    assert.equal(by.get("mobilenet_v1/rocket/dog_224x224")!.details!.command, undefined);
+    assert.equal(by.get("yolov5/rocket/bus")!.reason, "Couldn't open kernel device (libteflon.so)");
+    // The history has every result, written as the run went; the report shows the workloads.
+    const h = openHistory(db);
+    try {
+      assert.equal(queryResults(h).length, r.results.length);
+    } finally {
+      h.close();
+    }
+    const record = parseResults(await Deno.readTextFile(`${r.dir}/results.jsonl`));
+    assert.equal(record.results.length, r.results.length);
+    const report = await Deno.readTextFile(`${r.dir}/report.md`);
+    assert.match(report, /## NPU workloads/);
+    assert.match(report, /\| debian:trixie \| 6\.12\.[^|]+\| mobilenet_v1 \| cpu \| 4\/4 PASS: /);
+    assert.equal(r.exitCode, 0);
+    console.log(`  ${lines.filter((l) => /latency/.test(l)).join("\n  ")}`);
+    console.log(`  ${lat.details!.summary}`);
+    assert.deepEqual(await waitNoneUnder(root), []);
   },
 });
