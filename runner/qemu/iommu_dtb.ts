@@ -152,7 +152,9 @@ export function addEmuIommus(dtb: Uint8Array, iommus: readonly EmuIommu[]): Uint
   let phandle = 0;
   for (const n of tree.nodes) phandle = Math.max(phandle, n.phandle ?? 0);
   const spec = toSpec(root);
-  const clk = ++phandle;
+  // A tree that already has the emulation's clock (nodes added before) keeps it.
+  const oldClk = root.children.find((c) => c.name === "rkhil-iommu-clk")?.phandle;
+  const clk = oldClk ?? ++phandle;
   const windows = new Map<number, string[]>();
   for (const i of iommus) {
     const w = Math.floor(i.base / WINDOW) * WINDOW;
@@ -185,16 +187,26 @@ export function addEmuIommus(dtb: Uint8Array, iommus: readonly EmuIommu[]): Uint
       ],
     });
   }
-  children.push({
-    name: "rkhil-iommu-clk",
-    props: [
-      ["compatible", strings("fixed-clock")],
-      ["#clock-cells", cells(0)],
-      ["clock-frequency", cells(300_000_000)],
-      ["clock-output-names", strings("rkhil_iommu_clk")],
-      ["phandle", cells(clk)],
-    ],
-  });
+  if (oldClk === undefined) {
+    children.push({
+      name: "rkhil-iommu-clk",
+      props: [
+        ["compatible", strings("fixed-clock")],
+        ["#clock-cells", cells(0)],
+        ["clock-frequency", cells(300_000_000)],
+        ["clock-output-names", strings("rkhil_iommu_clk")],
+        ["phandle", cells(clk)],
+      ],
+    });
+  }
+  for (const i of iommus) {
+    if (children.some((c) => c.name === `iommu@${i.base.toString(16)}`)) {
+      throw new UserInputError(
+        `the DTB already has iommu@${i.base.toString(16)}`,
+        "add each emulated IOMMU once",
+      );
+    }
+  }
   for (const i of iommus) {
     const ph = ++phandle;
     const regCells: number[] = [];
