@@ -381,6 +381,11 @@ Deno.test("run --suite/--board/--kernel mistakes: exit 2 with what is known, bef
         /kernel deployment to boards comes with the farm issue/,
       ],
       [
+        ["run", "--no-history", "--db", `${tmp}/h.sqlite`],
+        /^error: --db cannot be used with --no-history$/,
+        /what to do: drop one of them/,
+      ],
+      [
         ["run", "--board", "lab-9", "--mem", "2G"],
         /^error: --mem cannot be used with --board/,
         /drop --mem/,

@@ -286,7 +286,7 @@ export type {
   SuiteStep,
   Variant,
 } from "./runner/suite/types.ts";
-export type { RunStepContext, StopState } from "./runner/suite/run_step.ts";
+export type { HistorySink, RunStepContext, StopState } from "./runner/suite/run_step.ts";
 export type { SuiteRunOptions, TargetPlan } from "./runner/suite/runner.ts";
 export type { RunJobOptions, RunJobResult } from "./runner/suite/run_job.ts";
 /** SIGINT/SIGTERM for jobs: the running step MISS "interrupted", targets off, exit 130. */
@@ -537,6 +537,35 @@ export {
 } from "./runner/workload/models.ts";
 export type { ManifestEntry, WorkloadModel } from "./runner/workload/models.ts";
 export { installBundle, installModels, runOnTarget } from "./runner/workload/on_target.ts";
+// What the workload suites conclude from a run (issue 9): backends, the oracle's workload
+// verdict against what happened, latency against the oracle's band and the target's baseline.
+export {
+  assessLatency,
+  BACKEND_CAPABILITY,
+  BACKENDS,
+  compareWithOracle,
+  failureEvidence,
+  judgeDetectionsAgainstCpu,
+  observeRknn,
+  observeRkwl,
+  oracleExpectation,
+  rknnDetections,
+  rknnTop,
+} from "./runner/workload/assess.ts";
+export type {
+  Backend,
+  Expectation,
+  LatencyAssessment,
+  LatencyRules,
+  Observation as WorkloadObservation,
+  ObservedVerdict,
+  OracleComparison,
+  WorkloadScene,
+} from "./runner/workload/assess.ts";
+export { baselineSamples } from "./runner/history/baseline.ts";
+export type { BaselineQuery } from "./runner/history/baseline.ts";
+export { renderWorkloadSection, workloadRows } from "./runner/report/workload_report.ts";
+export type { WorkloadRow } from "./runner/report/workload_report.ts";
 export type { TargetRun, WorkloadTarget } from "./runner/workload/on_target.ts";
 export {
   parseNpuDriverInit,

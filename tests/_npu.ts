@@ -176,11 +176,15 @@ function consoleSince(ctx: StepContext, mark: number): string[] {
   return text.slice(mark).split("\n");
 }
 
-/** Correctness and the cpu comparison of a finished run, in one judgement. */
-interface Verdicts {
+/** Correctness and the cpu comparison of a finished run. */
+export interface Verdicts {
+  /** Against the published reference. */
   correctness: Judgement;
+  /** Against the cpu result of the same image (NPU backends, when the cpu ran). */
   againstCpu?: Judgement;
+  /** The report's cell: `156 Shih-Tzu 0.99`, `3 person, bus`. */
   summary: string;
+  /** What the details keep of the output (top-k, detections). */
   result: Record<string, unknown>;
 }
 
@@ -234,7 +238,14 @@ export function detectionSummary(ds: readonly Detection[], labels: readonly stri
   return [...counts].map(([n, k]) => k > 1 ? `${k} ${n}` : n).join(", ");
 }
 
-/** Turn a judged run into the step's outcome (see the module documentation). */
+/**
+ * Turn a judged run into the step's outcome: PASS when the output is correct (and agrees with
+ * the cpu's) and the oracle does not disagree; FAIL otherwise, every reason in one line. The
+ * oracle comparison goes into `details.predicted`, `observed`, `verdict` (AGREE, DISAGREE,
+ * UNCERTAIN) and `scenario`, which the history records as an observation.
+ *
+ * @param v the judgements; undefined when the run gave no output to judge
+ */
 export function workloadOutcome(
   backend: Backend,
   expectation: Expectation,
