@@ -167,3 +167,17 @@ Deno.test("a farm whose board is unknown, repeated, or behind another jump host"
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("the README's lab file is a valid farm file", async () => {
+  const readme = await Deno.readTextFile(new URL("../README.md", import.meta.url));
+  const block = /```yaml\n(# lab\/farm\.yaml\n[\s\S]*?)```/.exec(readme);
+  assert.ok(block, "README has the lab/farm.yaml block");
+  const { spec } = parseFarm(block[1], "lab/farm.yaml");
+  assert.equal(spec.name, "rock-lab");
+  assert.deepEqual(spec.qemu.map((q) => q.id), ["qemu-1"]);
+  assert.equal(spec.groups[0].jump?.host, "lab-a.example.org");
+  assert.deepEqual(spec.groups[0].boards.map((b) => b.id ?? b.file), [
+    "rock-3b-1",
+    "boards/rock-3b-2.yaml",
+  ]);
+});

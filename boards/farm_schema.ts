@@ -38,10 +38,10 @@ const Id = z.string().regex(BOARD_ID_PATTERN, {
   error: "expected lower-case letters and digits separated by single dashes (rock-3b-1)",
 });
 
-/** A size such as `8G` or `512M`, output in bytes. */
+/** A size such as `8G` or `512M` (or 0), output in bytes. */
 const Size = z.union([z.string(), z.number()]).transform((value, ctx): number => {
-  const n = parseSize(value);
-  if (n === undefined || n <= 0) {
+  const n = value === 0 || value === "0" ? 0 : parseSize(value);
+  if (n === undefined) {
     ctx.addIssue({ code: "custom", message: `expected a size such as 8G or 512M (got ${value})` });
     return z.NEVER;
   }
