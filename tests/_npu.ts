@@ -14,7 +14,8 @@
  * cpu and rocket run rkhil's workload program (runner/workload/on_target.ts: bundle and models
  * installed once per target); rknn runs the RKNN SDK's programs from the board file's
  * `firmware_dir` (`bin/rknn_mobilenet_demo`, `bin/rknn_yolov5_demo`, `bin/rknn_benchmark`,
- * `lib/librknnrt.so`, `model/mobilenet_v1.rknn`, `model/yolov5s-640-640.rknn`), read with
+ * `lib/librknnrt.so`, `model/mobilenet_v1.rknn`, `model/yolov5s-640-640.rknn` and the YOLOv5
+ * demo's `model/coco_80_labels_list.txt`), read with
  * runner/workload/rknn_output.ts.
  *
  * @module
@@ -72,8 +73,11 @@ export interface NpuSuiteSpec {
   references: readonly ClassificationReference[] | readonly DetectionReference[];
   /** Passes per backend: few on the cpu (QEMU under TCG), more on an NPU. */
   passes: Readonly<Record<Backend, Passes>>;
-  /** The RKNN SDK program and model (in `firmware_dir`) for the rknn backend. */
-  rknn: { demo: string; model: string };
+  /**
+   * The RKNN SDK program and model (in `firmware_dir`) for the rknn backend, and other files the
+   * demo reads relative to it (`model/coco_80_labels_list.txt` for the YOLOv5 demo).
+   */
+  rknn: { demo: string; model: string; files?: readonly string[] };
 }
 
 /** `images/dog_224x224.jpg` → `dog_224x224`. */
@@ -379,6 +383,7 @@ export function rknnFiles(spec: NpuSuiteSpec): string[] {
     "bin/rknn_benchmark",
     "lib/librknnrt.so",
     `model/${spec.rknn.model}`,
+    ...spec.rknn.files ?? [],
   ];
 }
 

@@ -20,7 +20,7 @@ import { parseRknnOutput } from "../runner/workload/rknn_output.ts";
 import { parseRkwlOutput } from "../runner/workload/rkwl_output.ts";
 import { detectionSummary, imageName, rknnFiles, workloadOutcome } from "./_npu.ts";
 import { MOBILENET_V1_SPEC, suite as mobilenet } from "./npu_mobilenet_v1.ts";
-import { suite as yolo } from "./npu_yolov5.ts";
+import { suite as yolo, YOLOV5_SPEC } from "./npu_yolov5.ts";
 
 const data = (name: string) =>
   Deno.readTextFileSync(new URL(`../runner/workload/testdata/${name}`, import.meta.url));
@@ -54,6 +54,7 @@ Deno.test("npu suites: one SKIP per backend the target lacks, the cpu first, ima
     "lib/librknnrt.so",
     "model/mobilenet_v1.rknn",
   ]);
+  assert.equal(rknnFiles(YOLOV5_SPEC).at(-1), "model/coco_80_labels_list.txt");
 });
 
 Deno.test("workloadOutcome on real captures: PASS with AGREE, FAIL on a DISAGREE, FAIL on a submit failure", async () => {

@@ -27,7 +27,12 @@ export const YOLOV5_SPEC: NpuSuiteSpec = {
     rocket: { warmup: 2, loops: 10 },
     rknn: { warmup: 2, loops: 10 },
   },
-  rknn: { demo: "rknn_yolov5_demo", model: "yolov5s-640-640.rknn" },
+  rknn: {
+    demo: "rknn_yolov5_demo",
+    model: "yolov5s-640-640.rknn",
+    // The demo reads its labels from ./model/ (it runs in firmware_dir).
+    files: ["model/coco_80_labels_list.txt"],
+  },
 };
 
 /** The `npu/yolov5` suite. */
