@@ -1,0 +1,79 @@
+import assert from "node:assert/strict";
+import { UserInputError } from "../errors.ts";
+import { loadFarm } from "../../boards/farm_load.ts";
+import { farmJobs, readFarmRunSpec } from "./run_farm.ts";
+
+Deno.test("farmJobs: one job per QEMU target and kernel, one per board", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "rkhil-farm-jobs-" });
+  try {
+    await Deno.writeTextFile(
+      `${dir}/f.yaml`,
+      "name: f\nqemu:\n  - { id: qemu-1 }\n  - { id: qemu-2, memory: 2G }\n",
+    );
+    const farm = await loadFarm(`${dir}/f.yaml`);
+    assert.deepEqual(farmJobs(farm, ["debian:trixie", "debian:bookworm"]).map((j) => j.key), [
+      "qemu-1 debian:trixie",
+      "qemu-1 debian:bookworm",
+      "qemu-2 debian:trixie",
+      "qemu-2 debian:bookworm",
+    ]);
+    const board = {
+      ...farm,
+      targets: [{
+        kind: "board" as const,
+        id: "rock-1",
+        group: "g",
+        board: {} as never,
+        cost: { cpus: 0, memory: 0 },
+      }],
+    };
+    assert.deepEqual(farmJobs(board, ["debian:trixie"]).map((j) => [j.key, j.kernel]), [
+      ["rock-1", undefined],
+    ]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("--resume refuses what is not a farm run directory, with what to give", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "rkhil-farm-resume-" });
+  try {
+    await assert.rejects(
+      readFarmRunSpec(dir),
+      (e: Error) =>
+        e instanceof UserInputError &&
+        /is not a farm run directory \(no farm\.json\)/.test(e.message),
+    );
+    for (
+      const [text, why] of [
+        ['{"version": 1, "farm": "x.yaml", "kern', /farm\.json is damaged/],
+        ["\u0000\u0001", /farm\.json is damaged/],
+        [
+          '{"version": 2, "farm": "x", "kernels": [], "suites": [], "predictBoards": [], "jobs": 1}',
+          /is not a farm run/,
+        ],
+        [
+          '{"version": 1, "farm": 7, "kernels": [], "suites": [], "predictBoards": [], "jobs": 1}',
+          /is not a farm run/,
+        ],
+        ["[]", /is not a farm run/],
+        ["null", /is not a farm run/],
+      ] as const
+    ) {
+      await Deno.writeTextFile(`${dir}/farm.json`, text);
+      await assert.rejects(readFarmRunSpec(dir), why, text);
+    }
+    const ok = {
+      version: 1,
+      farm: "/lab/farm.yaml",
+      kernels: ["debian:trixie"],
+      suites: ["boot"],
+      predictBoards: ["rock-3b-8g"],
+      jobs: 2,
+    };
+    await Deno.writeTextFile(`${dir}/farm.json`, JSON.stringify(ok));
+    assert.deepEqual(await readFarmRunSpec(dir), ok);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
