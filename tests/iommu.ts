@@ -7,7 +7,9 @@
  * IOMMU (qemu-virt) the oracle predicts none, and that no `rk_iommu` line shows is checked, not
  * assumed. Then, per `--predict-board` board, what this release's driver does there
  * (`oracle/predict <board>`, DONE), with the board file's device tree and with the DTB the
- * kernel's Debian package ships. Needs nothing.
+ * kernel's Debian package ships. On a target with `rk-iommu` (emulated IOMMUs, issue 15),
+ * `iommu/emulated` runs the real driver's DMA on them and judges it (tests/_iommu_emulated.ts).
+ * Needs nothing.
  *
  * @module
  */
@@ -18,6 +20,7 @@ import { predict } from "../oracle/predict.ts";
 import type { InstancePrediction } from "../oracle/prediction.ts";
 import { isKnownRelease, parseRelease, releaseKey } from "../oracle/releases.ts";
 import { buildScenario } from "../oracle/scenario.ts";
+import { emulatedStep } from "./_iommu_emulated.ts";
 import type { Outcome } from "../oracle/types.ts";
 import { fetchKernel } from "../runner/debian/kernel.ts";
 import { dtbIommuNodes } from "../runner/dtb.ts";
@@ -185,6 +188,8 @@ export const suite: Suite = {
   requires: [],
   steps: (ctx) => [
     { name: "iommu/log", run: logStep },
+    // Emulated IOMMUs (issue 15): the real driver's DMA, judged against the oracle.
+    ...(ctx.target.capabilities.has("rk-iommu") ? [emulatedStep] : []),
     ...ctx.predictBoards.map(predictStep),
   ],
 };

@@ -3,7 +3,8 @@
  * on a Debian kernel, the one implementation of a target (`DriverTarget`,
  * runner/target/target.ts) over the QEMU driver (runner/qemu/driver.ts). Its name is the board
  * id (`qemu-virt-8g` for 8 GiB; boards/qemu-virt-8g.yaml), its capabilities the board file's plus
- * `boot-config` (rkhil chooses the kernel, command line and RAM of each boot).
+ * `boot-config` (rkhil chooses the kernel, command line and RAM of each boot), and `rk-iommu`
+ * with the `iommus` option (emulated Rockchip IOMMUs, runner/qemu/iommu_dtb.ts).
  *
  * {@linkcode QemuTarget.prepare} installs the host tools, fetches the kernel and builds (or
  * reuses) the initramfs; nothing runs until `ready()`. {@linkcode QemuTarget.powerOffAll} quits
@@ -110,7 +111,12 @@ export class QemuTarget extends DriverTarget<QemuDriver> {
     const image = await buildInitramfs(kernel, opts.initramfs);
     const name = qemuBoardId(opts.memory);
     const board = await qemuBoard(name);
-    const capabilities = new Set<Capability>([...board.board.capabilities, "boot-config"]);
+    const capabilities = new Set<Capability>([
+      ...board.board.capabilities,
+      "boot-config",
+      // Emulated Rockchip IOMMUs run the real rk_iommu driver (issue 15).
+      ...(iommus?.length ? ["rk-iommu" as const] : []),
+    ]);
     const driver = new QemuDriver({
       name,
       board,
