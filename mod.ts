@@ -658,3 +658,35 @@ export type { Ser2net, Ser2netPort } from "./runner/lab/ser2net.ts";
 export { labBoardYaml } from "./runner/lab/board_file.ts";
 export type { LabBoardFile, LabConsole, LabPower } from "./runner/lab/board_file.ts";
 export { DEFAULT_SHELL_PROMPT, TCP_CONSOLE_PROTOCOLS } from "./boards/schema.ts";
+/** Emulated Rockchip IOMMUs for the real rk_iommu driver (issue 15). */
+export {
+  addEmuIommus,
+  resolveEmuIommus,
+  ROCK3B_IOMMUS,
+  writeEmuIommuDtb,
+} from "./runner/qemu/iommu_dtb.ts";
+export type { EmuIommu, VirtShape } from "./runner/qemu/iommu_dtb.ts";
+export { buildEmuModule, EMU_SOURCE_DIR, EMU_SOURCES } from "./runner/rkiommu/build.ts";
+export type { EmuModule } from "./runner/rkiommu/build.ts";
+export {
+  EMU_REPORT_VERSION,
+  observationOf,
+  outcomeOf,
+  parseEmuReport,
+  swiotlbWindow as emuSwiotlbWindow,
+} from "./runner/rkiommu/report.ts";
+export type {
+  AccessResult,
+  EmuAccess,
+  EmuError,
+  EmuInstance,
+  EmuMapping,
+  EmuMaster,
+  EmuReport,
+  EmuStats,
+  Window,
+} from "./runner/rkiommu/report.ts";
+export { emuInsmodArgs, runEmu } from "./runner/rkiommu/run.ts";
+export type { EmuParams, EmuRun, EmuShell } from "./runner/rkiommu/run.ts";
+export { judgeEmu } from "./runner/rkiommu/judge.ts";
+export type { JudgeInput, Judgement as EmuJudgement } from "./runner/rkiommu/judge.ts";
