@@ -10,7 +10,7 @@
 import { InfraError } from "../errors.ts";
 import { cacheDir, exists, readJsonIfExists, sha256Hex, writeJsonAtomic } from "../debian/cache.ts";
 import { run, tail } from "../debian/proc.ts";
-import { type CrossToolchain, prepareToolchain } from "../probe/toolchain.ts";
+import { prepareToolchain } from "../probe/toolchain.ts";
 import { vermagicOf } from "../probe/build.ts";
 
 /** Source files of the module, relative to target/rkiommu-emu/. */
@@ -23,6 +23,7 @@ export const EMU_SOURCE_DIR = new URL("../../target/rkiommu-emu/", import.meta.u
 export interface EmuModule {
   /** Path of the .ko in the cache. */
   ko: string;
+  /** SHA-256 of the .ko (hex). */
   sha256: string;
   /** Kernel release it was built for (`uname -r`). */
   release: string;
@@ -43,9 +44,9 @@ export interface EmuModule {
  */
 export async function buildEmuModule(
   kernelSpec: string,
-  opts: { rebuild?: boolean; toolchain?: CrossToolchain } = {},
+  opts: { rebuild?: boolean } = {},
 ): Promise<EmuModule> {
-  const tc = opts.toolchain ?? await prepareToolchain(kernelSpec);
+  const tc = await prepareToolchain(kernelSpec);
   const parts: string[] = [];
   for (const f of EMU_SOURCES) {
     parts.push(`${f}\0${await sha256Hex(await Deno.readFile(new URL(f, EMU_SOURCE_DIR)))}`);

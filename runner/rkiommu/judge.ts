@@ -37,9 +37,13 @@ export interface JudgeInput {
 
 /** The prediction, what was observed per instance, and the comparison. */
 export interface Judgement {
+  /** The running kernel's release (`uname -r`). */
   release: string;
+  /** The oracle's prediction for the board as booted. */
   prediction: Prediction;
+  /** What the emulated device showed, per instance. */
   observations: InstanceObservation[];
+  /** The oracle's `compare()` of the two. */
   comparison: Comparison;
 }
 

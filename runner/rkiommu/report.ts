@@ -20,12 +20,15 @@ export interface EmuInstance {
   unit: string;
   /** Hardware revision the walker models (`1.0`, `2.0`). */
   revision: string;
+  /** Register banks (0x100 bytes each). */
   banks: number;
   /** Linux irq number and GIC hwirq (SPI + 32). */
   virq: number;
+  /** GIC hwirq (SPI + 32). */
   hwirq: number;
   /** Address bits the walker reads the directory / page tables and pages at. */
   dtReach: number;
+  /** Address bits the walker reads page tables and pages at. */
   ptReach: number;
   /** DTE_ADDR encoding the block decodes (1 or 2). */
   dteAddr: number;
@@ -33,9 +36,11 @@ export interface EmuInstance {
 
 /** One master (a `rkhil,iommu-master` node bound by the module). */
 export interface EmuMaster {
+  /** The master's device name (`rkhil-npu-master`). */
   dev: string;
   /** Unit of its IOMMU (`fde4b000`). */
   iommu: string;
+  /** True when that IOMMU is one the module emulates. */
   emulated: boolean;
   /** The IOMMU domain the core gave it (`dma`, `identity`, `unmanaged`, `none`). */
   domain: string;
@@ -43,7 +48,9 @@ export interface EmuMaster {
 
 /** A page a master mapped through the DMA API. */
 export interface EmuMapping {
+  /** The master's device name (`rkhil-npu-master`). */
   dev: string;
+  /** The IOVA (32-bit). */
   iova: number;
   /** Physical address of the page (bytes). */
   phys: number;
@@ -54,9 +61,13 @@ export type AccessResult = "ok" | "bus_error" | "page_fault" | "not_paging" | "s
 
 /** One access of the emulated device, with the walk the hardware did. */
 export interface EmuAccess {
+  /** The master's device name (`rkhil-npu-master`). */
   dev: string;
+  /** The IOVA (32-bit). */
   iova: number;
+  /** Whether the device read or wrote. */
   op: "read" | "write";
+  /** What the walk ended in. */
   result: AccessResult;
   /** What became of the interrupt: handled (the driver cleared it), unhandled, masked, none. */
   irq: string;
@@ -64,10 +75,15 @@ export interface EmuAccess {
   level: number;
   /** The DTE_ADDR register as read, and the directory address it decodes to. */
   dteAddr: number;
+  /** Physical address of the directory the walker read (decoded DTE_ADDR). */
   dt: number;
+  /** The directory entry read (0 when not reached). */
   dte: number;
+  /** Physical address of the page table (0 when not reached). */
   pt: number;
+  /** The page-table entry read (0 when not reached). */
   pte: number;
+  /** Physical address of the page (0 when not reached). */
   page: number;
   /** `match` / `mismatch` (the data the device and the CPU saw), `-` without data. */
   data: "match" | "mismatch" | "-";
@@ -75,28 +91,43 @@ export interface EmuAccess {
 
 /** An error line of the module (`what`: dma_set_mask, pm_runtime, dma_map_page, instance). */
 export interface EmuError {
+  /** The master's device name (`rkhil-npu-master`). */
   dev?: string;
+  /** What failed (`pm_runtime`, `dma_set_mask`, `dma_map_page`, `instance`). */
   what: string;
+  /** The kernel's return code, when given. */
   ret?: number;
+  /** The whole line (at most 300 characters). */
   line: string;
 }
 
 /** Counters of the register file (what the real driver asked of the hardware). */
 export interface EmuStats {
+  /** Unit address of the IOMMU (`fde4b000`). */
   unit: string;
+  /** Counter name → value (commands, interrupts raised, register values). */
   counters: Record<string, number>;
 }
 
 /** A parsed report. */
 export interface EmuReport {
+  /** The running kernel's release (`uname -r`). */
   release: string;
+  /** The module parameters it was loaded with. */
   params: Record<string, number>;
+  /** The emulated IOMMU instances. */
   instances: EmuInstance[];
+  /** The masters the module bound. */
   masters: EmuMaster[];
+  /** Pages the masters mapped. */
   mappings: EmuMapping[];
+  /** The device's accesses, in order. */
   accesses: EmuAccess[];
+  /** IOVAs unmapped before a fault-path access (`unmapped=1`). */
   unmaps: { dev: string; iova: number }[];
+  /** Error lines of the module. */
   errors: EmuError[];
+  /** Register-file counters per instance. */
   stats: EmuStats[];
   /** The `end` line was there (`status=ok`). */
   complete: boolean;
@@ -294,7 +325,9 @@ function isUnmappedProbe(r: EmuReport, a: EmuAccess): boolean {
 
 /** A physical range `[start, end)` (SWIOTLB's window from the kernel log). */
 export interface Window {
+  /** First byte (inclusive). */
   start: number;
+  /** End (exclusive). */
   end: number;
 }
 

@@ -7,7 +7,6 @@
  */
 
 import { InfraError, UserInputError } from "../errors.ts";
-import type { Shell } from "../probe/run.ts";
 import { type EmuReport, parseEmuReport } from "./report.ts";
 
 /** Module parameters (see target/rkiommu-emu/README.md). */
@@ -47,8 +46,20 @@ export function emuInsmodArgs(p: EmuParams = {}): string[] {
   ];
 }
 
+/**
+ * A command transport (the probe's `Shell`; `probeShellOf(target)` gives one): run a shell
+ * command, get its output and status; upload a file.
+ */
+export interface EmuShell {
+  /** Run `cmd`; stdout, stderr (may be merged into stdout) and the exit status. */
+  exec(cmd: string): Promise<{ stdout: string; stderr: string; status: number | null }>;
+  /** Write `data` to `remotePath` on the target. */
+  upload(data: Uint8Array, remotePath: string): Promise<void>;
+}
+
 /** What one run returned. */
 export interface EmuRun {
+  /** The parsed report. */
   report: EmuReport;
   /** `/proc/rkiommu_emu` as read. */
   raw: string;
@@ -60,6 +71,7 @@ export interface EmuRun {
   bound: Set<string>;
   /** `/proc/iomem` and `/proc/interrupts` lines of the IOMMUs (the binding's proof). */
   iomem: string[];
+  /** `/proc/interrupts` lines of the emulated IOMMUs. */
   interrupts: string[];
   /** Kernel log lines printed while the module unloaded. */
   unload: string[];
@@ -71,7 +83,7 @@ export interface EmuRun {
  * @throws {InfraError} when insmod or rmmod fail, or the report does not parse.
  */
 export async function runEmu(
-  shell: Shell,
+  shell: EmuShell,
   ko: Uint8Array,
   params: EmuParams = {},
   remotePath = "/tmp/rkiommu_emu.ko",
