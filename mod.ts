@@ -655,6 +655,27 @@ export { LAB_POWER_ACTIONS, labPower, PTY_SETTLE_MS } from "./runner/lab/power.t
 export type { LabPowerAction } from "./runner/lab/power.ts";
 export { ser2netConfig, startSer2net } from "./runner/lab/ser2net.ts";
 export type { Ser2net, Ser2netPort } from "./runner/lab/ser2net.ts";
+
+// --- The board farm (issue 10) ------------------------------------------------------------------
+/**
+ * Farm files (targets, groups behind a lab host, per-target limits), the farm scheduler
+ * (`rkhil run --farm`, `--resume`), leases on targets, the host gate and the progress display.
+ */
+export { loadFarm, parseFarm } from "./boards/farm_load.ts";
+export type { Farm, FarmTarget, HostCost, Locate } from "./boards/farm_load.ts";
+export type { FarmLimits, FarmSpec } from "./boards/farm_schema.ts";
+export { checkFarm, farmJobs, readFarmRunSpec, runFarm } from "./runner/farm/run_farm.ts";
+export type {
+  FarmJob,
+  FarmRunOptions,
+  FarmRunResult,
+  FarmRunSpec,
+} from "./runner/farm/run_farm.ts";
+export { LeaseDir, LeaseHeldError, LeaseKeeper, staleReason } from "./runner/farm/lease.ts";
+export type { Lease } from "./runner/farm/lease.ts";
+export { hostCapacity, HostGate, parseMeminfo } from "./runner/farm/capacity.ts";
+export { PlainProgress, TerminalProgress } from "./runner/farm/progress.ts";
+export type { FarmProgress } from "./runner/farm/progress.ts";
 export { labBoardYaml } from "./runner/lab/board_file.ts";
 export type { LabBoardFile, LabConsole, LabPower } from "./runner/lab/board_file.ts";
 export { DEFAULT_SHELL_PROMPT, TCP_CONSOLE_PROTOCOLS } from "./boards/schema.ts";

@@ -209,11 +209,12 @@ export function parseFarm(text: string, file: string): { spec: FarmSpec; locate:
   }
   const parsed = FarmSchema.safeParse(raw);
   if (!parsed.success) throw new BoardFileError(zodIssues(parsed.error, file, raw, root, lines));
-  return { spec: parsed.data, locate: (path) => locate(root, path, lines) };
+  const spec: FarmSpec = parsed.data;
+  return { spec, locate: (path) => locate(root, path, lines) };
 }
 
-/** Position of a field of the parsed farm file. */
-export type Locate = (path: readonly Seg[]) => { line: number; column: number };
+/** Position (1-based line and column) of a field of the parsed farm file, by its path. */
+export type Locate = (path: readonly (string | number)[]) => { line: number; column: number };
 
 function cost(limits: FarmLimits | undefined, dflt: HostCost): HostCost {
   return { cpus: limits?.host_cpus ?? dflt.cpus, memory: limits?.host_memory ?? dflt.memory };

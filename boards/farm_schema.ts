@@ -87,7 +87,7 @@ export const FarmGroupSchema = z.strictObject({
 });
 
 /** The farm file. */
-export const FarmSchema = z.strictObject({
+export const FarmSchema: z.ZodType<FarmSpec, unknown> = z.strictObject({
   name: Id,
   leases: z.strictObject({
     /** Directory of the lease files (relative to the farm file). */
@@ -100,7 +100,28 @@ export const FarmSchema = z.strictObject({
   groups: z.array(FarmGroupSchema).default([]),
 });
 
+/** Per-target limits as written (`host_memory` in bytes). */
+export interface FarmLimits {
+  /** Host cores one job of the target occupies. */
+  host_cpus?: number;
+  /** Host memory one job of the target occupies, in bytes. */
+  host_memory?: number;
+}
+
 /** A validated farm file, before its boards are loaded. */
-export type FarmSpec = z.output<typeof FarmSchema>;
-/** Per-target limits as written. */
-export type FarmLimits = z.output<typeof LimitsSchema>;
+export interface FarmSpec {
+  /** The farm's name. */
+  name: string;
+  /** Lease directory (relative to the farm file) and time-to-live in seconds. */
+  leases: { dir?: string; ttl_s: number };
+  /** Directories of board files (relative to the farm file). */
+  boards_dirs: string[];
+  /** Embedded QEMU targets. */
+  qemu: { id: string; memory: string; cpus: number; limits?: FarmLimits }[];
+  /** Boards behind lab hosts. */
+  groups: {
+    name: string;
+    jump?: { host: string; port: number; user: string; host_key_fingerprint?: string };
+    boards: { id?: string; file?: string; limits?: FarmLimits }[];
+  }[];
+}

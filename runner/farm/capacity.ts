@@ -55,11 +55,21 @@ export class HostGate {
   /** Most jobs that ran at once so far. */
   peak = 0;
 
+  /** Most jobs at once. */
+  readonly jobs: number;
+  /** The host's cores and memory. */
+  readonly capacity: HostCost;
+
   /**
+   * A gate for `jobs` jobs on a host of `capacity`.
+   *
    * @param jobs most jobs at once (>= 1)
    * @param capacity the host's cores and memory
    */
-  constructor(readonly jobs: number, readonly capacity: HostCost) {}
+  constructor(jobs: number, capacity: HostCost) {
+    this.jobs = jobs;
+    this.capacity = capacity;
+  }
 
   /** Why a job of `cost` can never run here (it does not fit an idle host), or undefined. */
   neverFits(cost: HostCost): string | undefined {

@@ -44,6 +44,11 @@ export interface Lease {
 export class LeaseHeldError extends RkhilError {
   /** The lease that holds it. */
   readonly lease: Lease;
+  /**
+   * The error for a target `lease` holds.
+   *
+   * @param lease the lease that holds the target
+   */
   constructor(lease: Lease) {
     super(
       `target ${lease.target} is leased by ${lease.owner} (pid ${lease.pid}) since ${lease.start}` +
@@ -93,8 +98,16 @@ const ID = /^[a-z0-9]+(?:-[a-z0-9]+)*$/;
 
 /** The lease directory of one farm (see the module documentation). */
 export class LeaseDir {
-  /** @param dir the lease directory (created on first use). */
-  constructor(readonly dir: string) {}
+  /** The lease directory (created on first use). */
+  readonly dir: string;
+  /**
+   * The lease directory at `dir`.
+   *
+   * @param dir the lease directory (created on first use)
+   */
+  constructor(dir: string) {
+    this.dir = dir;
+  }
 
   /** Path of `target`'s lease file. */
   path(target: string): string {
@@ -257,7 +270,19 @@ export class LeaseKeeper {
   /** Why the lease was lost, once it was. */
   lost?: string;
 
-  constructor(private readonly dir: LeaseDir, lease: Lease, private readonly ttlS: number) {
+  readonly #dir: LeaseDir;
+  readonly #ttlS: number;
+
+  /**
+   * Start renewing.
+   *
+   * @param dir the lease directory
+   * @param lease the lease just taken
+   * @param ttlS its time-to-live in seconds (renewed every third of it)
+   */
+  constructor(dir: LeaseDir, lease: Lease, ttlS: number) {
+    this.#dir = dir;
+    this.#ttlS = ttlS;
     this.#lease = lease;
     this.#timer = setInterval(() => this.#renew(), Math.max(1000, (ttlS * 1000) / 3));
   }
@@ -270,7 +295,7 @@ export class LeaseKeeper {
   async #renew(): Promise<void> {
     if (this.lost) return;
     try {
-      const next = await this.dir.renew(this.#lease, this.ttlS);
+      const next = await this.#dir.renew(this.#lease, this.#ttlS);
       if (next) this.#lease = next;
       else {
         this.lost = `lease of ${this.#lease.target} lost (released by force or taken back)`;
@@ -285,6 +310,6 @@ export class LeaseKeeper {
   async stop(): Promise<void> {
     if (this.#timer !== undefined) clearInterval(this.#timer);
     this.#timer = undefined;
-    await this.dir.release(this.#lease).catch(() => {});
+    await this.#dir.release(this.#lease).catch(() => {});
   }
 }

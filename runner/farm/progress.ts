@@ -36,6 +36,12 @@ export function parseResultLine(line: string): { verdict: Verdict; text: string 
 
 /** Plain timestamped lines (not a terminal). */
 export class PlainProgress implements FarmProgress {
+  /**
+   * Plain lines through `write`.
+   *
+   * @param write where lines go (default stdout)
+   * @param now the clock of the time stamps
+   */
   constructor(
     private readonly write: (line: string) => void = (l) => console.log(l),
     private readonly now: () => Date = () => new Date(),
@@ -78,6 +84,8 @@ export class TerminalProgress implements FarmProgress {
   #tick: ReturnType<typeof setInterval>;
 
   /**
+   * Start drawing: one line per target of `jobs`, and the overall bar.
+   *
    * @param jobs jobs per target (each target's line counts its own)
    * @param stream the terminal (default stderr, so stdout keeps the report)
    */

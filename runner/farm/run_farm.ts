@@ -52,6 +52,7 @@ export interface FarmRunSpec {
 export interface FarmJob {
   /** `rock-1` or `qemu-1 debian:trixie`. */
   key: string;
+  /** The target it runs on. */
   target: FarmTarget;
   /** Kernel spec (embedded targets only). */
   kernel?: string;
