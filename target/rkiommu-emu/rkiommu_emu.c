@@ -58,6 +58,9 @@
 #include <linux/utsname.h>
 #include <linux/sched.h>
 #include <linux/version.h>
+#include <linux/hrtimer.h>
+#include <linux/percpu.h>
+#include <linux/smp.h>
 
 #define EMU_FORMAT_VERSION 1
 #define MAX_INST 4
@@ -231,6 +234,76 @@ static int poller_fn(void *arg)
 		cond_resched();
 	}
 	return 0;
+}
+
+static void serve_all(void)
+{
+	int i, b;
+
+	for (i = 0; i < ninsts; i++) {
+		unsigned long flags;
+
+		spin_lock_irqsave(&insts[i].lock, flags);
+		for (b = 0; b < insts[i].nbanks; b++)
+			serve_bank(&insts[i], insts[i].regs[b]);
+		spin_unlock_irqrestore(&insts[i].lock, flags);
+	}
+}
+
+/*
+ * While the driver enables or disables an IOMMU (the master's runtime-PM get, the unload), a
+ * per-CPU hrtimer also serves the registers every 25 us, less than the driver's shortest poll
+ * sleep (usleep_range(26, 100) in readx_poll_timeout). When the host deschedules a vCPU's
+ * thread for longer than the driver's 1 ms bound, the poller kthread gets no guest time before
+ * the driver's wake-up; the expired hrtimers run in expiry order in one interrupt, ours (armed
+ * earlier) before the driver's, so the answer is there when the driver reads again.
+ */
+#define TICK_NS 25000
+static DEFINE_PER_CPU(struct hrtimer, tick_timer);
+static atomic_t ticking = ATOMIC_INIT(0);
+
+static enum hrtimer_restart tick_fn(struct hrtimer *t)
+{
+	if (!atomic_read(&ticking))
+		return HRTIMER_NORESTART;
+	serve_all();
+	hrtimer_forward_now(t, ns_to_ktime(TICK_NS));
+	return HRTIMER_RESTART;
+}
+
+static void tick_start_cpu(void *unused)
+{
+	hrtimer_start(this_cpu_ptr(&tick_timer), ns_to_ktime(TICK_NS), HRTIMER_MODE_REL_PINNED);
+}
+
+static void ticks_init(void)
+{
+	unsigned int cpu;
+
+	for_each_possible_cpu(cpu) {
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 13, 0)
+		hrtimer_setup(per_cpu_ptr(&tick_timer, cpu), tick_fn, CLOCK_MONOTONIC,
+			      HRTIMER_MODE_REL_PINNED);
+#else
+		hrtimer_init(per_cpu_ptr(&tick_timer, cpu), CLOCK_MONOTONIC, HRTIMER_MODE_REL_PINNED);
+		per_cpu_ptr(&tick_timer, cpu)->function = tick_fn;
+#endif
+	}
+}
+
+static void ticks_on(void)
+{
+	atomic_set(&ticking, 1);
+	on_each_cpu(tick_start_cpu, NULL, 1);
+}
+
+static void ticks_off(void)
+{
+	unsigned int cpu;
+
+	atomic_set(&ticking, 0);
+	for_each_possible_cpu(cpu)
+		hrtimer_cancel(per_cpu_ptr(&tick_timer, cpu));
 }
 
 /* Read or write len bytes of physical memory (RAM only); 0 or -EFAULT (a bus error). */
@@ -456,7 +529,9 @@ static int master_probe(struct platform_device *pdev)
 	if (ret)
 		out("error dev=%s what=dma_set_mask ret=%d\n", dev_name(dev), ret);
 	pm_runtime_enable(dev);
+	ticks_on();
 	ret = pm_runtime_resume_and_get(dev);
+	ticks_off();
 	if (ret) {
 		out("error dev=%s what=pm_runtime ret=%d\n", dev_name(dev), ret);
 		pm_runtime_disable(dev);
@@ -606,6 +681,7 @@ static void teardown(void)
 			break;
 		msleep(10);
 	}
+	ticks_off();
 	for (i = 0; i < MAX_POLLERS; i++) {
 		if (pollers[i])
 			kthread_stop(pollers[i]);
@@ -654,6 +730,7 @@ static int __init emu_init(void)
 	unsigned int cpu;
 	int ret = 0;
 
+	ticks_init();
 	report = kzalloc(REPORT_SIZE, GFP_KERNEL);
 	if (!report)
 		return -ENOMEM;
@@ -699,8 +776,9 @@ fail:
 
 static void __exit emu_exit(void)
 {
+	ticks_on();
 	platform_driver_unregister(&master_driver);
-	teardown();
+	teardown(); /* stops the ticks before the registers are unmapped */
 	proc_remove(proc_entry);
 	pr_info("rkiommu_emu: unloaded\n");
 	kfree(report);
