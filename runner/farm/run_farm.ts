@@ -90,7 +90,10 @@ export interface FarmRunResult {
   dir: string;
   /** Every result of the run (earlier sessions of a resumed run included). */
   results: TestResult[];
-  /** 0 when nothing failed, errored or went missing; 130 when interrupted; else 1. */
+  /**
+   * 0 when nothing failed, errored or went missing (a step interrupted and run again on resume
+   * counts by its last record); 130 when interrupted; else 1.
+   */
   exitCode: number;
   /** Wall time of this session in ms. */
   wallMs: number;
@@ -353,6 +356,9 @@ export async function runFarm(opts: FarmRunOptions): Promise<FarmRunResult> {
             out = `${lost.reason} (in ${lost.test})`.slice(0, 300);
           }
           if (out) state = `taken out: ${out}`;
+        } catch (err) {
+          state = err instanceof InterruptedError ? "interrupted" : `failed: ${err}`;
+          throw err;
         } finally {
           release();
           jobTimes.push({ key: job.key, ms: performance.now() - start, state });
@@ -391,7 +397,13 @@ export async function runFarm(opts: FarmRunOptions): Promise<FarmRunResult> {
   }
   const wallMs = performance.now() - t0;
   const results = await resultsSoFar();
-  const t = tally(results);
+  // A step interrupted in an earlier session and run again on resume counts once: its last record.
+  const last = new Map<string, TestResult>();
+  for (const r of results) {
+    const kind = opts.farm.targets.find((x) => x.id === r.target)?.kind;
+    last.set(stepKey(r.target, kind === "board" ? undefined : r.kernel, r.suite ?? "", r.test), r);
+  }
+  const t = tally([...last.values()]);
   const sum = jobTimes.reduce((a, j) => a + j.ms, 0);
   log(
     `farm ${opts.farm.name}: ${jobTimes.length} jobs in ${(wallMs / 1000).toFixed(1)} s ` +
