@@ -9,6 +9,10 @@ Deno.test("rkhil run --farm/--resume: bad input is exit 2 with one line, before 
     const farm = `${dir}/farm.yaml`;
     await Deno.writeTextFile(farm, FARM);
     await Deno.writeTextFile(`${dir}/bad.yaml`, "name: cli-farm\nqemu:\n  - { id: q, cpu: 2 }\n");
+    await Deno.writeTextFile(
+      `${dir}/ro.yaml`,
+      FARM.replace("dir: leases", "dir: /proc/rkhil-leases"),
+    );
     const cases: [string[], RegExp][] = [
       [["run", "--farm", `${dir}/none.yaml`], /--farm <file>.* is invalid\. no such file/],
       [["run", "--farm", farm, "--jobs", "0"], /expected a whole number of jobs from 1 to 64/],
@@ -22,6 +26,7 @@ Deno.test("rkhil run --farm/--resume: bad input is exit 2 with one line, before 
       [["run", "--farm", `${dir}/bad.yaml`], /bad\.yaml:3:\d+: qemu\[0\]\.cpu: unknown key "cpu"/],
       [["run", "--farm", farm, "--suite", "nope"], /unknown suite "nope"/],
       [["farm", "release", "qemu-9", "--farm", farm], /farm cli-farm has no target "qemu-9"/],
+      [["run", "--farm", `${dir}/ro.yaml`], /lease directory \/proc\/rkhil-leases is not writable/],
     ];
     for (const [args, message] of cases) {
       const r = await rkhil(...args);

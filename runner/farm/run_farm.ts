@@ -112,9 +112,27 @@ export function farmJobs(farm: Farm, kernels: readonly string[]): FarmJob[] {
   );
 }
 
-/** Check every board target as one before any work (exit 2 on a mistake). */
+/**
+ * Check, before any work, that every board of the farm can run as a board target and that the
+ * lease directory is writable.
+ *
+ * @throws {UserInputError} (exit 2) naming the board or the directory and what to do.
+ */
 export async function checkFarm(farm: Farm): Promise<void> {
   for (const t of farm.targets) if (t.kind === "board") await checkBoardTarget(t.board);
+  try {
+    await Deno.mkdir(farm.leaseDir, { recursive: true });
+    const probe = `${farm.leaseDir}/.probe-${Deno.pid}`;
+    await Deno.writeTextFile(probe, "");
+    await Deno.remove(probe);
+  } catch (err) {
+    throw new UserInputError(
+      `the farm's lease directory ${farm.leaseDir} is not writable: ${
+        (err as Error).message.split("\n")[0]
+      }`,
+      "set leases.dir in the farm file to a directory every runner of this host can write",
+    );
+  }
 }
 
 let prepareChain: Promise<unknown> = Promise.resolve();
