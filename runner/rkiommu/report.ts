@@ -345,7 +345,8 @@ export function swiotlbWindow(dmesg: string): Window | undefined {
  * The observation of one instance for `compare()` (oracle/compare.ts): outcome, the directory
  * (DTE_ADDR as the walker decoded it) and the page table of the first access that reached them,
  * whether each lies in SWIOTLB's window (bounced: then the table's own page is not known to the
- * device and is left out), and the driver's `rk_iommu <unit>.iommu:` lines.
+ * device and is left out), and the driver's lines: `rk_iommu <unit>.iommu:`, others naming
+ * `<unit>.iommu`, and rockchip-iommu.c's WARNING lines.
  */
 export function observationOf(
   r: EmuReport,
@@ -370,7 +371,12 @@ export function observationOf(
     dtBounced,
     ptPhys: withPt && !ptBounced ? withPt.pt : undefined,
     ptBounced,
-    logLines: dmesg.split("\n").filter((l) => l.includes(own)),
+    // Its own lines, and the driver's probe warnings (`WARNING: ... rockchip-iommu.c ...`,
+    // `probe of <unit>.iommu failed`), which carry no `rk_iommu <unit>.iommu:` prefix.
+    logLines: dmesg.split("\n").filter((l) =>
+      l.includes(own) || l.includes(`${unit}.iommu`) ||
+      /WARNING: .* at drivers\/iommu\/rockchip-iommu\.c/.test(l)
+    ),
     source: `rkiommu_emu on ${r.release}`,
   };
 }

@@ -166,3 +166,34 @@ Deno.test("hostile reports are refused with the line", async () => {
     [["rkhil-npu-master", "pm_runtime", -110]],
   );
 });
+
+Deno.test("6.12.118 with the NPU MMU bound as rockchip,iommu (v1 ops, probes first): VOP2's probe fails on the global rk_ops (PROBE_FAILED, agrees); the NPU's truncated v1 PTEs point below QEMU's RAM, so the walker sees a bus error where a ROCK 3B (RAM from 0) would read a wrong page", async () => {
+  const c = await capture("6.12-v1npu");
+  assert.match(
+    c.dmesg,
+    /WARNING: CPU: \d+ PID: \d+ at drivers\/iommu\/rockchip-iommu\.c:\d+ rk_iommu_probe/,
+  );
+  assert.match(
+    c.dmesg,
+    /rk_iommu fe043e00\.iommu: probe with driver rk_iommu failed with error -22/,
+  );
+  const npu = c.report.accesses.filter((a) => a.dev === "rkhil-npu-master");
+  for (const a of npu) {
+    // v1 mk_pte keeps bits 31:12 of a page above 4 GiB: the page's address mod 4 GiB.
+    const mapped = c.report.mappings.find((m) => m.iova === a.iova - (a.iova % 4096))!;
+    assert.ok(mapped.phys >= 2 ** 32);
+    assert.equal(a.page, mapped.phys % 2 ** 32);
+    assert.equal(a.result, "bus_error"); // below 0x4000_0000: no RAM on QEMU virt
+    assert.ok(a.dt < 2 ** 32, "v1 ops: GFP_DMA32 tables");
+  }
+  assert.equal(c.report.masters.find((m) => m.iommu === "fe043e00")?.domain, "none");
+  const j = judgeEmu({ ...c, board: facts, bound: new Set(["fde4b000"]) });
+  const vop = j.comparison.instances.find((i) => i.unit === "fe043e00")!;
+  assert.equal(vop.verdict, "agree", JSON.stringify(vop));
+  assert.deepEqual(j.comparison.difference, {
+    unit: "fde4b000",
+    fact: "outcome",
+    predicted: "WRONG_PAGE",
+    observed: "BUS_ERROR",
+  });
+});
