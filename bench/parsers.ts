@@ -9,8 +9,8 @@
  * @module
  */
 import { parseLog } from "../oracle/klog.ts";
-import { parsePatchText } from "../oracle/patch_text.ts";
-import { parseBoard } from "../boards/load.ts";
+import { MAX_PATCH_CHARS, parsePatchText } from "../oracle/patch_text.ts";
+import { MAX_BOARD_FILE_BYTES, parseBoard } from "../boards/load.ts";
 import {
   parseDmesg,
   parseIomem,
@@ -155,11 +155,13 @@ add("facts parseMeminfo", "random text", () => rndText, (s) => parseMeminfo(s));
 add("fdt parseFdt", "22 800 nodes", fdt10MB, (b) => parseFdt(b));
 add("btf parseBtf", "655 360 types", btf10MB, (b) => parseBtf(b));
 add("kcore base64", "76-column base64", () => b64, (s) => decodeBase64Lines(s));
-add("board YAML", "10 MB (refused)", () => "a: 1\n".repeat(MB10 / 5), (s) => {
-  try {
-    parseBoard(s, "big.yaml");
-  } catch { /* refused: the size bound */ }
-});
+// A board file is at most 1 MiB (MAX_BOARD_FILE_BYTES; 10 MB is refused before parsing): the
+// real rock-3b-8g file padded with comments to the bound.
+add("board YAML", "rock-3b-8g + comments, 1 MiB", () => {
+  const real = text("boards/rock-3b-8g.yaml");
+  const pad = "# padding to the size bound\n";
+  return real + pad.repeat(Math.floor((MAX_BOARD_FILE_BYTES - real.length) / pad.length));
+}, (s) => parseBoard(s, "rock-3b-8g.yaml"));
 add("rknn output", "random text", () => rndText, (s) => parseRknnOutput(s));
 add(
   "rknn output",
@@ -183,9 +185,9 @@ add(
   "patch text",
   "8 MB mailbox",
   () =>
-    text("oracle/testdata/patches/0001-rk3568-iommu-v1-compatible.patch").repeat(1000).slice(
+    text("oracle/testdata/patches/0001-rk3568-iommu-v1-compatible.patch").repeat(6000).slice(
       0,
-      8 << 20,
+      MAX_PATCH_CHARS - 1,
     ),
   (s) => {
     try {

@@ -3,7 +3,7 @@
  * framed SSH shell on one and the serial console on the other (two guests, Debian trixie),
  * every output checked byte for byte (a framing error is any command whose output or status
  * is not exactly what it printed, or that threw), the runner's RSS recorded before, every
- * 1 000 commands and after. Not in CI: the tests run a 1 000-command version
+ * 1 000 commands and after, with V8's live heap after a full collection. Not in CI: the tests run a 1 000-command version
  * (runner/target/faults_qemu_test.ts).
  *
  * `deno run -A bench/soak.ts [--count N] [--kernel debian:trixie]` writes
@@ -34,7 +34,12 @@ if (!/^debian:\S+$/.test(kernel)) {
 await ensureHostTools([...QEMU_HOST_TOOLS]);
 const runDir = await Deno.makeTempDir({ prefix: "rkhil-soak-" });
 const mib = () => Math.round(Deno.memoryUsage().rss / 2 ** 20 * 10) / 10;
-const rss: { commands: number; mib: number }[] = [];
+/** V8's live heap after a full collection (with `--v8-flags=--expose-gc`), in MiB. */
+const heapMiB = () => {
+  (globalThis as { gc?: () => void }).gc?.();
+  return Math.round(Deno.memoryUsage().heapUsed / 2 ** 20 * 10) / 10;
+};
+const rss: { commands: number; mib: number; heapMiB: number }[] = [];
 
 interface Lane {
   via: Via;
@@ -56,8 +61,9 @@ async function lane(t: QemuTarget, via: Via): Promise<Lane> {
     }
     l.ms.push(performance.now() - t0);
     if (via === "serial" && (i + 1) % 1000 === 0) {
-      rss.push({ commands: i + 1, mib: mib() });
-      console.log(`${i + 1} commands, RSS ${mib()} MiB`);
+      const heap = heapMiB();
+      rss.push({ commands: i + 1, mib: mib(), heapMiB: heap });
+      console.log(`${i + 1} commands, RSS ${mib()} MiB, heap after GC ${heap} MiB`);
     }
   }
   return l;
@@ -81,12 +87,13 @@ try {
     await targets[0].command.run("true", { via: "ssh-shell" });
     await targets[1].command.run("true", { via: "serial" });
   }
+  const heapBefore = heapMiB();
   const before = mib();
-  rss.push({ commands: 0, mib: before });
+  rss.push({ commands: 0, mib: before, heapMiB: heapBefore });
   const t0 = performance.now();
   const lanes = await Promise.all([lane(targets[0], "ssh-shell"), lane(targets[1], "serial")]);
   const wallS = (performance.now() - t0) / 1000;
-  (globalThis as { gc?: () => void }).gc?.();
+  const heapAfter = heapMiB();
   const after = mib();
   const report = {
     file: "bench/soak.ts",
@@ -102,7 +109,9 @@ try {
     release: targets[0].release,
     commandsPerTarget: count,
     wallSeconds: Math.round(wallS * 10) / 10,
+    gcExposed: typeof (globalThis as { gc?: unknown }).gc === "function",
     rssMiB: { before, after, growth: Math.round((after - before) * 10) / 10, samples: rss },
+    heapAfterGcMiB: { before: heapBefore, after: heapAfter },
     lanes: lanes.map((l) => ({
       via: l.via,
       commands: l.ms.length,
