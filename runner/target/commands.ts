@@ -52,8 +52,11 @@ export interface CommandHost {
   readonly faultGraceMs: number;
   /** Why the target is gone, if it is (QEMU exited, console device vanished). */
   gone(): string | undefined;
-  /** Resolves with the reason once the target is gone. */
-  goneSignal(): Promise<string>;
+  /**
+   * Call `cb` (once, with the reason) when the target goes away. Returns an unsubscribe: a
+   * command's subscription ends with it, so thousands of commands hold nothing.
+   */
+  onGone(cb: (reason: string) => void): () => void;
   /** The fatal fault seen in boot `boot`, if any. */
   faultIn(boot: number): KernelFault | undefined;
   /** Call `cb` on every fatal kernel event. Returns an unsubscribe. */
@@ -98,11 +101,11 @@ export async function guard<T>(
   const faultNow = () => host.faultIn(boot);
   const stop = new Promise<never>((_, reject) => {
     cleanups.push(host.onFault((f) => reject(new KernelFaultError(f, what))));
-    host.goneSignal().then((reason) => {
+    cleanups.push(host.onGone((reason) => {
       // A panic makes QEMU exit only with -no-reboot; a fault just before wins.
       const f = faultNow();
       reject(f ? new KernelFaultError(f, what) : goneErr(reason));
-    });
+    }));
     const hard = timeoutMs + 30_000;
     const t = setTimeout(
       () =>
@@ -131,7 +134,7 @@ export async function guard<T>(
         const t = setTimeout(r, host.faultGraceMs);
         cleanups.push(() => clearTimeout(t));
         cleanups.push(host.onFault(() => r()));
-        host.goneSignal().then(() => r());
+        cleanups.push(host.onGone(() => r()));
       });
       if (!faultNow()) await grace;
       const f = faultNow();
