@@ -107,15 +107,9 @@ function where(f: HistoryFilter, alias = "r"): { sql: string; args: SQLValue[] }
   return { sql: parts.length ? `WHERE ${parts.join(" AND ")}` : "", args };
 }
 
-/** Results matching `f`, oldest release first, then by run and position. */
-export function queryResults(db: Database, f: HistoryFilter = {}): HistoryRow[] {
-  const w = where(f);
-  const rows = db.prepare(
-    `SELECT run_id, seq, test, suite, target, kernel, release, release_order, verdict, reason,
-       started_at, duration_ms FROM results r ${w.sql}
-     ORDER BY release_order, run_id, seq`,
-  ).all(...w.args) as Record<string, SQLValue>[];
-  return rows.map((x) => ({
+/** One `results` row (the columns {@linkcode queryResults} selects) as a {@linkcode HistoryRow}. */
+function historyRowOf(x: Record<string, SQLValue>): HistoryRow {
+  return {
     runId: String(x.run_id),
     seq: Number(x.seq),
     test: String(x.test),
@@ -128,7 +122,18 @@ export function queryResults(db: Database, f: HistoryFilter = {}): HistoryRow[] 
     reason: x.reason === null ? null : String(x.reason),
     startedAt: String(x.started_at),
     durationMs: Number(x.duration_ms),
-  }));
+  };
+}
+
+/** Results matching `f`, oldest release first, then by run and position. */
+export function queryResults(db: Database, f: HistoryFilter = {}): HistoryRow[] {
+  const w = where(f);
+  const rows = db.prepare(
+    `SELECT run_id, seq, test, suite, target, kernel, release, release_order, verdict, reason,
+       started_at, duration_ms FROM results r ${w.sql}
+     ORDER BY release_order, run_id, seq`,
+  ).all(...w.args) as Record<string, SQLValue>[];
+  return rows.map(historyRowOf);
 }
 
 /** Measurement samples of the results matching `f`, per test, measurement and release. */
@@ -318,18 +323,7 @@ export function queryFirstBad(
   ).get(...w.args, cell.target, cell.suite, cell.test, cell.release);
   if (!x) return undefined;
   return {
-    runId: String(x.run_id),
-    seq: Number(x.seq),
-    test: String(x.test),
-    suite: String(x.suite ?? ""),
-    target: String(x.target),
-    kernel: String(x.kernel),
-    release: x.release === null ? null : String(x.release),
-    releaseOrder: x.release_order === null ? null : Number(x.release_order),
-    verdict: String(x.verdict) as Verdict,
-    reason: x.reason === null ? null : String(x.reason),
-    startedAt: String(x.started_at),
-    durationMs: Number(x.duration_ms),
+    ...historyRowOf(x),
     runDir: x.dir === null ? null : String(x.dir),
   };
 }
