@@ -9,9 +9,12 @@
 import type { HistoryRow } from "../history/query.ts";
 import { consoleExcerpt } from "./console_excerpt.ts";
 
-/** Escape text for XML content and attribute values (control characters dropped). */
+/**
+ * Escape text for XML content and attribute values: control characters XML 1.0 cannot hold
+ * dropped, a lone UTF-16 surrogate replaced by U+FFFD (as the UTF-8 file would hold it anyway).
+ */
 export function xmlEscape(s: string): string {
-  return s
+  return s.toWellFormed()
     // deno-lint-ignore no-control-regex
     .replace(/[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]/g, "")
     .replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;")
