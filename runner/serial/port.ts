@@ -441,17 +441,58 @@ export interface TcpConsoleOptions extends ConsoleOptions {
   connectTimeoutMs?: number;
 }
 
+/** Connect to a console server within `connectTimeoutMs` (default 5000 ms); `hint` says what to check. */
+async function connectConsoleServer(
+  opts: TcpConsoleOptions,
+  kind: string,
+  hint: string,
+): Promise<Deno.TcpConn> {
+  const ms = opts.connectTimeoutMs ?? 5000;
+  const label = `${opts.host}:${opts.port}`;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const connecting = Deno.connect({ hostname: opts.host, port: opts.port, transport: "tcp" });
+  try {
+    const conn = await Promise.race([
+      connecting,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new TimeoutError(`${kind} console connect ${label}`, ms, hint)),
+          ms,
+        );
+      }),
+    ]);
+    conn.setNoDelay(true);
+    return conn;
+  } catch (err) {
+    connecting.then((c) => c.close(), () => {});
+    if (err instanceof InfraError) throw err;
+    throw new InfraError(
+      `cannot connect to console ${label}: ${(err as Error).message}`,
+      hint,
+      { cause: err },
+    );
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /**
  * A raw TCP console. Bytes pass unchanged in both directions: use ser2net's `raw` mode (a
- * `telnet` port would interleave RFC 2217 negotiation bytes).
+ * `telnet` port would interleave RFC 2217 negotiation bytes; {@linkcode TelnetConsole} in
+ * `telnet.ts` extends this class for that).
  */
 export class TcpConsole extends BaseConsole {
   #conn: Deno.TcpConn;
   #pump: Promise<void>;
   #closing = false;
+  #out: Promise<void> = Promise.resolve();
+  /** `tcp` or `telnet`: the word the errors use. */
+  protected readonly kind: string;
 
-  private constructor(conn: Deno.TcpConn, opts: TcpConsoleOptions) {
-    super(`${opts.host}:${opts.port}`, opts);
+  /** Wrap a connected socket (use {@linkcode TcpConsole.open}); starts the reader. */
+  protected constructor(conn: Deno.TcpConn, opts: TcpConsoleOptions, kind = "tcp", name?: string) {
+    super(name ?? `${opts.host}:${opts.port}`, opts);
+    this.kind = kind;
     this.#conn = conn;
     this.#pump = this.#run();
   }
@@ -463,40 +504,33 @@ export class TcpConsole extends BaseConsole {
    * @throws {InfraError} when the connection is refused or fails.
    */
   static async open(opts: TcpConsoleOptions): Promise<TcpConsole> {
-    const ms = opts.connectTimeoutMs ?? 5000;
-    const label = `${opts.host}:${opts.port}`;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const connecting = Deno.connect({ hostname: opts.host, port: opts.port, transport: "tcp" });
-    try {
-      const conn = await Promise.race([
-        connecting,
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(
-            () =>
-              reject(
-                new TimeoutError(
-                  `tcp console connect ${label}`,
-                  ms,
-                  `check that the console server (ser2net) on ${label} is up and reachable`,
-                ),
-              ),
-            ms,
-          );
-        }),
-      ]);
-      conn.setNoDelay(true);
-      return new TcpConsole(conn, opts);
-    } catch (err) {
-      connecting.then((c) => c.close(), () => {});
-      if (err instanceof InfraError) throw err;
-      throw new InfraError(
-        `cannot connect to console ${label}: ${(err as Error).message}`,
-        `check that the console server (ser2net) on ${label} is up and reachable`,
-        { cause: err },
-      );
-    } finally {
-      clearTimeout(timer);
-    }
+    const hint =
+      `check that the console server (ser2net) on ${opts.host}:${opts.port} is up and reachable`;
+    return new TcpConsole(await connectConsoleServer(opts, "tcp", hint), opts);
+  }
+
+  /** Connect as {@linkcode TcpConsole.open} does, for a subclass's own `open`. */
+  protected static connect(
+    opts: TcpConsoleOptions,
+    kind: string,
+    hint: string,
+  ): Promise<Deno.TcpConn> {
+    return connectConsoleServer(opts, kind, hint);
+  }
+
+  /** What one chunk read from the server becomes: the raw console delivers it unchanged. */
+  protected receive(chunk: Uint8Array): void {
+    this.deliver(chunk.slice());
+  }
+
+  /** Write bytes to the server in order with everything else this console sends. */
+  protected send(bytes: Uint8Array): Promise<void> {
+    const job = this.#out.then(async () => {
+      let off = 0;
+      while (off < bytes.length) off += await this.#conn.write(bytes.subarray(off));
+    });
+    this.#out = job.catch(() => {});
+    return job;
   }
 
   async #run(): Promise<void> {
@@ -509,7 +543,7 @@ export class TcpConsole extends BaseConsole {
         if (this.#closing) return this.ended(undefined);
         return this.ended(
           new InfraError(
-            `tcp console ${this.name} lost: ${(err as Error).message}`,
+            `${this.kind} console ${this.name} lost: ${(err as Error).message}`,
             "check the console server and the network to it",
             { cause: err },
           ),
@@ -519,30 +553,34 @@ export class TcpConsole extends BaseConsole {
         if (this.#closing) return this.ended(undefined);
         return this.ended(
           new InfraError(
-            `tcp console ${this.name} closed by the server`,
+            `${this.kind} console ${this.name} closed by the server`,
             "check the console server (is another client connected? ser2net allows one)",
           ),
         );
       }
-      this.deliver(buf.slice(0, n));
+      this.receive(buf.subarray(0, n));
     }
   }
 
-  /** Write all of `data` to the device; an InfraError when the device refuses. */
+  /** What is written for `data`: the raw console writes it unchanged. */
+  protected encode(data: Uint8Array): Uint8Array {
+    return data;
+  }
+
+  /** Write all of `data` (as {@linkcode encode} makes it); an InfraError when the server refuses. */
   protected async rawWrite(data: Uint8Array): Promise<void> {
-    let off = 0;
     try {
-      while (off < data.length) off += await this.#conn.write(data.subarray(off));
+      await this.send(this.encode(data));
     } catch (err) {
       throw new InfraError(
-        `write to tcp console ${this.name} failed: ${(err as Error).message}`,
+        `write to ${this.kind} console ${this.name} failed: ${(err as Error).message}`,
         "check the console server",
         { cause: err },
       );
     }
   }
 
-  /** Close the device and wait for its reader to end. */
+  /** Close the connection and wait for its reader to end. */
   protected async rawClose(): Promise<void> {
     if (!this.#closing) {
       this.#closing = true;

@@ -14,8 +14,7 @@
  * @module
  */
 
-import { InfraError, TimeoutError } from "../errors.ts";
-import { BaseConsole, type TcpConsoleOptions } from "./port.ts";
+import { TcpConsole, type TcpConsoleOptions } from "./port.ts";
 
 /** Telnet command bytes (RFC 854). */
 export const TELNET = {
@@ -187,18 +186,13 @@ export class TelnetCodec {
  * {@linkcode TelnetCodec} before capture and listeners; negotiation answers go straight to the
  * server (never into the capture log's `tx` events).
  */
-export class TelnetConsole extends BaseConsole {
-  #conn: Deno.TcpConn;
-  #codec = new TelnetCodec();
-  #pump: Promise<void>;
-  #closing = false;
-  #out: Promise<void> = Promise.resolve();
+export class TelnetConsole extends TcpConsole {
+  #codec: TelnetCodec;
 
-  private constructor(conn: Deno.TcpConn, opts: TcpConsoleOptions) {
-    super(`telnet://${opts.host}:${opts.port}`, opts);
-    this.#conn = conn;
-    this.#send(this.#codec.offer()).catch(() => {});
-    this.#pump = this.#run();
+  private constructor(conn: Deno.TcpConn, opts: TcpConsoleOptions, codec: TelnetCodec) {
+    super(conn, opts, "telnet", `telnet://${opts.host}:${opts.port}`);
+    this.#codec = codec;
+    this.send(codec.offer()).catch(() => {});
   }
 
   /** The connection's telnet state (options agreed, commands dropped). */
@@ -212,100 +206,23 @@ export class TelnetConsole extends BaseConsole {
    * @throws {TimeoutError} when the connect takes longer.
    * @throws {InfraError} when the connection is refused or fails.
    */
-  static async open(opts: TcpConsoleOptions): Promise<TelnetConsole> {
-    const ms = opts.connectTimeoutMs ?? 5000;
-    const label = `${opts.host}:${opts.port}`;
-    const hint = `check that the console server (ser2net, telnet accepter) on ${label} is up`;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const connecting = Deno.connect({ hostname: opts.host, port: opts.port, transport: "tcp" });
-    try {
-      const conn = await Promise.race([
-        connecting,
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(
-            () => reject(new TimeoutError(`telnet console connect ${label}`, ms, hint)),
-            ms,
-          );
-        }),
-      ]);
-      conn.setNoDelay(true);
-      return new TelnetConsole(conn, opts);
-    } catch (err) {
-      connecting.then((c) => c.close(), () => {});
-      if (err instanceof InfraError) throw err;
-      throw new InfraError(
-        `cannot connect to console ${label}: ${(err as Error).message}`,
-        hint,
-        { cause: err },
-      );
-    } finally {
-      clearTimeout(timer);
-    }
+  static override async open(opts: TcpConsoleOptions): Promise<TelnetConsole> {
+    const hint =
+      `check that the console server (ser2net, telnet accepter) on ${opts.host}:${opts.port} is up`;
+    const conn = await TcpConsole.connect(opts, "telnet", hint);
+    return new TelnetConsole(conn, opts, new TelnetCodec());
   }
 
-  /** Write encoded bytes in order with everything else this console sends. */
-  #send(bytes: Uint8Array): Promise<void> {
-    const job = this.#out.then(async () => {
-      let off = 0;
-      while (off < bytes.length) off += await this.#conn.write(bytes.subarray(off));
-    });
-    this.#out = job.catch(() => {});
-    return job;
+  /** Decode a received chunk: console bytes delivered, negotiation answered. */
+  protected override receive(chunk: Uint8Array): void {
+    const { data, replies } = this.#codec.decode(chunk);
+    if (replies.length > 0) this.send(replies).catch(() => {});
+    if (data.length > 0) this.deliver(data);
   }
 
-  async #run(): Promise<void> {
-    const buf = new Uint8Array(65536);
-    for (;;) {
-      let n: number | null;
-      try {
-        n = await this.#conn.read(buf);
-      } catch (err) {
-        if (this.#closing) return this.ended(undefined);
-        return this.ended(
-          new InfraError(
-            `telnet console ${this.name} lost: ${(err as Error).message}`,
-            "check the console server and the network to it",
-            { cause: err },
-          ),
-        );
-      }
-      if (n === null) {
-        if (this.#closing) return this.ended(undefined);
-        return this.ended(
-          new InfraError(
-            `telnet console ${this.name} closed by the server`,
-            "check the console server (is another client connected? ser2net allows one)",
-          ),
-        );
-      }
-      const { data, replies } = this.#codec.decode(buf.subarray(0, n));
-      if (replies.length > 0) this.#send(replies).catch(() => {});
-      if (data.length > 0) this.deliver(data);
-    }
-  }
-
-  /** Encode and write all of `data`; an InfraError when the connection refuses. */
-  protected async rawWrite(data: Uint8Array): Promise<void> {
-    try {
-      await this.#send(this.#codec.encode(data));
-    } catch (err) {
-      throw new InfraError(
-        `write to telnet console ${this.name} failed: ${(err as Error).message}`,
-        "check the console server",
-        { cause: err },
-      );
-    }
-  }
-
-  /** Close the connection and wait for its reader to end. */
-  protected async rawClose(): Promise<void> {
-    if (!this.#closing) {
-      this.#closing = true;
-      try {
-        this.#conn.close();
-      } catch { /* already closed */ }
-    }
-    await this.#pump;
+  /** Telnet-encode what is written (0xFF doubled; bare CR as NVT until BINARY). */
+  protected override encode(data: Uint8Array): Uint8Array {
+    return this.#codec.encode(data);
   }
 }
 
