@@ -104,6 +104,10 @@ export const HOST_TOOLS: Readonly<Record<string, string>> = {
   chromium: "chromium",
   // The board lab (runner/lab): TCP consoles served the way a lab serves a board's UART.
   ser2net: "ser2net",
+  // The history and the farm's leases on PostgreSQL: the throwaway cluster of runner/pg/server.ts
+  // (/usr/lib/postgresql/<major>/bin/initdb and postgres, run as the postgres user by setpriv).
+  initdb: "postgresql",
+  postgres: "postgresql",
 };
 
 /**
