@@ -190,19 +190,30 @@ export class PrivateApt {
     ];
   }
 
-  /** Run apt-get/apt-cache in the private root. */
+  /**
+   * Run apt-get/apt-cache in the private root. apt's own locking is off (`Debug::NoLocking`:
+   * the root is not a system), so runs of rkhil on one host (a farm's runners, a test beside a
+   * run) are kept apart by an `flock` of `<root>/lock`: exclusive for `apt-get update`, which
+   * rewrites the lists, shared for everything that reads them.
+   */
   async apt(
     tool: "apt-get" | "apt-cache",
     args: string[],
     opts: { cwd?: string; timeoutMs?: number; allowFailure?: boolean } = {},
   ): Promise<RunResult> {
-    return await run(tool, [...this.aptOptions(), ...args], {
-      cwd: opts.cwd,
-      timeoutMs: opts.timeoutMs ?? 900_000,
-      owner: `private apt: ${tool} ${args[0] ?? ""}`,
-      allowFailure: opts.allowFailure,
-      env: { DEBIAN_FRONTEND: "noninteractive", LC_ALL: "C" },
-    });
+    const lock = await Deno.open(`${this.root}/lock`, { create: true, write: true });
+    try {
+      await lock.lock(tool === "apt-get" && args[0] === "update");
+      return await run(tool, [...this.aptOptions(), ...args], {
+        cwd: opts.cwd,
+        timeoutMs: opts.timeoutMs ?? 900_000,
+        owner: `private apt: ${tool} ${args[0] ?? ""}`,
+        allowFailure: opts.allowFailure,
+        env: { DEBIAN_FRONTEND: "noninteractive", LC_ALL: "C" },
+      });
+    } finally {
+      lock.close(); // closing releases the flock
+    }
   }
 
   /**
@@ -395,7 +406,9 @@ export class PrivateApt {
           index[`${p.pkg}=${p.version}`] = { sha256: stored.sha256, size };
           result.push({ ...p, path: stored.path, sha256: stored.sha256, size });
         }
-        await writeJsonAtomic(indexPath, index);
+        // Merged with what another run may have added meanwhile (the index is shared).
+        const current = await readJsonIfExists<typeof index>(indexPath) ?? {};
+        await writeJsonAtomic(indexPath, { ...current, ...index });
       } finally {
         await Deno.remove(dl, { recursive: true }).catch(() => {});
       }

@@ -3,7 +3,7 @@
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { suiteProblems } from "./apt.ts";
+import { PrivateApt, suiteProblems } from "./apt.ts";
 
 // apt 2.6's messages, as a fresh Debian 12 root printed them for a mirror whose sid Release file had
 // expired (only the mirror's host is replaced).
@@ -37,4 +37,44 @@ Deno.test("suiteProblems: hostile output never throws, values stay short", () =>
   );
   const long = `E: Release file for http://x/dists/sid/${"a".repeat(100_000)} is expired`;
   assert.equal(suiteProblems(long).sid.length, 300);
+});
+
+Deno.test("private apt: runs on one host are kept apart by the root's flock (update exclusive)", async () => {
+  const root = await Deno.makeTempDir({ prefix: "rkhil-apt-lock-" });
+  try {
+    const apt = await PrivateApt.open({
+      root,
+      mirrors: {
+        archive: { uri: "http://mirror.invalid/debian", components: ["main"] },
+        entries: [],
+      },
+      maxAgeMs: 3600_000,
+    });
+    // Another run holding the lock exclusively (its `apt-get update`): a read waits for it.
+    const other = await Deno.open(`${root}/lock`, { write: true, create: true });
+    await other.lock(true);
+    let settled = false;
+    const read = apt.apt("apt-cache", ["pkgnames", "linux-image"], { allowFailure: true })
+      .finally(() => settled = true);
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal(settled, false, "apt-cache ran while another run updated the lists");
+    other.close();
+    assert.equal((await read).code, 0);
+    // Another run reading (shared): reads go on beside it, an update waits.
+    const reader = await Deno.open(`${root}/lock`, { write: true, create: true });
+    await reader.lock(false);
+    assert.equal((await apt.apt("apt-cache", ["pkgnames", "x"], { allowFailure: true })).code, 0);
+    let updated = false;
+    const update = apt.apt("apt-get", ["update"], { allowFailure: true, timeoutMs: 120_000 })
+      .finally(() => updated = true);
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal(updated, false, "apt-get update ran while another run read the lists");
+    reader.close();
+    await update; // mirror.invalid: apt reports the failure, the lock is released either way
+    const again = await Deno.open(`${root}/lock`, { write: true, create: true });
+    await again.lock(true);
+    again.close();
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
 });
