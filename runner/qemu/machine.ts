@@ -191,10 +191,17 @@ export class QemuMachine {
       watchdog.status.finally(() => Deno.remove(qmpTempDir, { recursive: true }).catch(() => {}));
     }
     let early: Deno.CommandStatus | undefined;
-    watchdog.status.then((s) => (early = s));
+    // QEMU opens its QMP socket within a second when the host is idle, but on a loaded 2-core
+    // host it has taken over 15 s: wait up to 90 s while the process lives, no longer once it
+    // has exited.
+    const exited = new AbortController();
+    watchdog.status.then((s) => {
+      early = s;
+      exited.abort(`QEMU exited (code ${s.code})`);
+    });
     let qmp: QmpClient;
     try {
-      qmp = await QmpClient.connect(qmpPath, 15_000);
+      qmp = await QmpClient.connect(qmpPath, 90_000, exited.signal);
     } catch (err) {
       const log = await Deno.readTextFile(`${opts.runDir}/qemu.log`).catch(() => "");
       try {

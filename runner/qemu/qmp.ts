@@ -60,11 +60,23 @@ export class QmpClient {
     return this.#gate.handlerErrors;
   }
 
-  /** Connect to `path`, retrying until QEMU has created it, and negotiate capabilities. */
-  static async connect(path: string, timeoutMs = 10_000): Promise<QmpClient> {
+  /**
+   * Connect to `path`, retrying until QEMU has created it, and negotiate capabilities.
+   *
+   * @param timeoutMs bound for the whole connect (ms).
+   * @param signal ends the retries early (e.g. when the QEMU process exited): the error then
+   *   says why the signal was aborted.
+   * @throws {TimeoutError} when no QMP session was made in time.
+   * @throws {InfraError} when the signal was aborted first.
+   */
+  static async connect(
+    path: string,
+    timeoutMs = 10_000,
+    signal?: AbortSignal,
+  ): Promise<QmpClient> {
     const deadline = Date.now() + timeoutMs;
     let lastErr: unknown;
-    while (Date.now() < deadline) {
+    while (Date.now() < deadline && !signal?.aborted) {
       try {
         const conn = await Deno.connect({ transport: "unix", path });
         const qmp = new QmpClient(conn);
@@ -81,13 +93,17 @@ export class QmpClient {
         await new Promise((r) => setTimeout(r, 50));
       }
     }
+    const last = lastErr instanceof Error ? lastErr.message : String(lastErr);
+    if (signal?.aborted) {
+      throw new InfraError(
+        `QMP connect ${path}: ${signal.reason} before QEMU opened its QMP socket (${last})`,
+        "see qemu.log in the run directory",
+      );
+    }
     throw new TimeoutError(
       `QMP connect ${path}`,
       timeoutMs,
-      `QEMU did not open its QMP socket (${
-        lastErr instanceof Error ? lastErr.message : lastErr
-      }); ` +
-        "see qemu.log in the run directory",
+      `QEMU did not open its QMP socket (${last}); see qemu.log in the run directory`,
     );
   }
 

@@ -139,3 +139,21 @@ Deno.test("qmp: QEMU going away rejects pending commands with an InfraError", as
   listener.close();
   await Deno.remove(dir, { recursive: true });
 });
+
+Deno.test("QMP connect: retries while the socket is missing, and stops when told why", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "rkhil-qmp-" });
+  try {
+    const exited = new AbortController();
+    setTimeout(() => exited.abort("QEMU exited (code 1)"), 200);
+    await assert.rejects(
+      QmpClient.connect(`${dir}/never.sock`, 60_000, exited.signal),
+      (err: Error) => {
+        assert.ok(err instanceof InfraError);
+        assert.match(err.message, /: QEMU exited \(code 1\) before QEMU opened its QMP socket/);
+        return true;
+      },
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
