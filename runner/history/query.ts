@@ -131,7 +131,7 @@ export function queryResults(db: Database, f: HistoryFilter = {}): HistoryRow[] 
   const rows = db.prepare(
     `SELECT run_id, seq, test, suite, target, kernel, release, release_order, verdict, reason,
        started_at, duration_ms FROM results r ${w.sql}
-     ORDER BY release_order, run_id, seq`,
+     ORDER BY release_order NULLS FIRST, run_id, seq`,
   ).all(...w.args) as Record<string, SQLValue>[];
   return rows.map(historyRowOf);
 }
@@ -162,9 +162,12 @@ export interface SampleRow {
  */
 export function querySamples(db: Database, f: HistoryFilter = {}): SampleRow[] {
   const w = where(f);
+  const concat = db.dialect === "postgres"
+    ? "string_agg(CAST(m.value AS TEXT), ',')"
+    : "group_concat(m.value, ',')";
   const rows = db.prepare(
     `SELECT r.target, r.suite, r.test, r.release, MIN(r.release_order) AS release_order, m.name,
-       m.unit, group_concat(m.value, ',') AS vals
+       m.unit, ${concat} AS vals
      FROM results r JOIN measurements m ON m.run_id = r.run_id AND m.seq = r.seq
      ${w.sql ? `${w.sql} AND` : "WHERE"} r.release IS NOT NULL
      GROUP BY r.target, r.suite, r.test, m.name, m.unit, r.release`,

@@ -8,8 +8,10 @@
  * written by a newer rkhil is refused with {@linkcode HistorySchemaError} (never downgraded).
  *
  * Every column is a plain SQL type (TEXT, INTEGER, REAL; JSON kept as TEXT) and every table has
- * a primary key, so the same schema maps 1:1 onto PostgreSQL (TEXT, BIGINT, DOUBLE PRECISION,
- * JSONB) for the farm's shared history.
+ * a primary key, so the one schema serves both stores: {@linkcode openHistory} given a
+ * `postgres://` URL opens the history on PostgreSQL (runner/history/postgres.ts), where
+ * {@linkcode ddlFor} writes INTEGER as BIGINT and REAL as DOUBLE PRECISION (SQLite's INTEGER is
+ * 64-bit and its REAL a double). The migrations and the version are the same on both.
  *
  * @module
  */
@@ -18,6 +20,7 @@ import { observationsOf, oracleVerdict, ownRelease, releaseOrder, suiteOf } from
 import { type Database, openDatabase, type SQLValue } from "./sqlite.ts";
 import { dirname } from "node:path";
 import { UserInputError } from "../errors.ts";
+import { isPostgresUrl, openPostgres, redactUrl } from "./postgres.ts";
 
 /** The schema version this rkhil writes and reads. */
 export const SCHEMA_VERSION = 2;
@@ -127,17 +130,48 @@ const BACKFILL: Readonly<Record<number, (db: Database) => void>> = {
   },
 };
 
+/**
+ * A migration's SQL for `db`'s dialect: as written for SQLite; on PostgreSQL INTEGER becomes
+ * BIGINT and REAL becomes DOUBLE PRECISION (the same ranges SQLite's types have).
+ */
+export function ddlFor(db: Database, sql: string): string {
+  if (db.dialect !== "postgres") return sql;
+  return sql.replace(/\bINTEGER\b/g, "BIGINT").replace(/\bREAL\b/g, "DOUBLE PRECISION");
+}
+
+/** The names of `db`'s tables (SQLite's catalogue, or PostgreSQL's current schema), sorted. */
+export function tableNames(db: Database): string[] {
+  const sql = db.dialect === "postgres"
+    ? `SELECT table_name AS name FROM information_schema.tables
+       WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'`
+    : "SELECT name FROM sqlite_master WHERE type = 'table'";
+  return db.prepare(sql).all().map((t) => String(t.name)).sort();
+}
+
 /** The database was written by a newer rkhil, or is not a history database. */
 export class HistorySchemaError extends UserInputError {}
 
 /**
- * Open (creating when missing) the history at `path` (`:memory:` for a scratch one) and migrate
- * it to {@linkcode SCHEMA_VERSION}.
+ * Open (creating when missing) the history at `path` (`:memory:` for a scratch one; a
+ * `postgres://` or `postgresql://` URL for the history on PostgreSQL, whose database must exist)
+ * and migrate it to {@linkcode SCHEMA_VERSION}.
  *
  * @throws {HistorySchemaError} when the file holds a newer schema version than this rkhil knows,
- *   or is an SQLite database that is not an rkhil history, or not an SQLite database at all.
+ *   or is an SQLite database that is not an rkhil history, or not an SQLite database at all (on
+ *   PostgreSQL: a database with tables that are not an rkhil history).
+ * @throws {InfraError} when the PostgreSQL server cannot be reached.
  */
 export function openHistory(path: string): Database {
+  if (isPostgresUrl(path)) {
+    const db = openPostgres(path);
+    try {
+      migrate(db, redactUrl(path));
+    } catch (err) {
+      db.close();
+      throw err;
+    }
+    return db;
+  }
   if (path !== ":memory:") Deno.mkdirSync(dirname(path), { recursive: true });
   let db: Database;
   try {
@@ -166,19 +200,18 @@ export function openHistory(path: string): Database {
 
 /** The schema version of `db` (0 for an empty database). */
 export function schemaVersion(db: Database, path = "the database"): number {
-  let tables: { name: string }[];
+  let tables: string[];
   try {
-    tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as {
-      name: string;
-    }[];
+    tables = tableNames(db);
   } catch (err) {
+    if (db.dialect === "postgres") throw err;
     throw new HistorySchemaError(
       `${path} is not an SQLite database (${(err as Error).message})`,
       "give the path of an rkhil history (default runs/history.sqlite) or a new file",
     );
   }
   if (tables.length === 0) return 0;
-  if (!tables.some((t) => t.name === "schema_version")) {
+  if (!tables.includes("schema_version")) {
     throw new HistorySchemaError(
       `${path} is an SQLite database but not an rkhil history (no schema_version table)`,
       "give the path of an rkhil history (default runs/history.sqlite) or a new file",
@@ -190,20 +223,32 @@ export function schemaVersion(db: Database, path = "the database"): number {
   return row ? Number(row.version) : 0;
 }
 
-/** Apply the migrations from the database's version up to `target` in one transaction. */
+/** Key of the PostgreSQL advisory lock that serialises migrations (any fixed number). */
+const MIGRATION_LOCK = 0x726b68696c; // "rkhil"
+
+/**
+ * Apply the migrations from the database's version up to `target` in one transaction. Runners
+ * that open one history at once migrate it once: the version is read again under the
+ * transaction's lock (SQLite's write lock; a PostgreSQL advisory lock).
+ */
 export function migrate(db: Database, path = "the database", target = SCHEMA_VERSION): void {
-  const from = schemaVersion(db, path);
-  if (from > SCHEMA_VERSION) {
-    throw new HistorySchemaError(
-      `${path} has history schema version ${from}, newer than this rkhil knows (${SCHEMA_VERSION})`,
+  const newer = (v: number) =>
+    new HistorySchemaError(
+      `${path} has history schema version ${v}, newer than this rkhil knows (${SCHEMA_VERSION})`,
       "use the rkhil that wrote it (or a newer one), or give another --db",
     );
-  }
-  if (from >= target) return;
-  db.exec("BEGIN IMMEDIATE");
+  const seen = schemaVersion(db, path);
+  if (seen > SCHEMA_VERSION) throw newer(seen);
+  if (seen >= target) return;
+  if (db.dialect === "postgres") {
+    db.exec("BEGIN");
+    db.exec(`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK})`);
+  } else db.exec("BEGIN IMMEDIATE");
   try {
+    const from = schemaVersion(db, path);
+    if (from > SCHEMA_VERSION) throw newer(from);
     for (let v = from; v < target; v++) {
-      db.exec(MIGRATIONS[v]);
+      db.exec(ddlFor(db, MIGRATIONS[v]));
       BACKFILL[v]?.(db);
       db.prepare("UPDATE schema_version SET version = ?").run(v + 1);
     }

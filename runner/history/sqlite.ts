@@ -24,6 +24,12 @@ export interface Statement {
 
 /** An open database. */
 export interface Database {
+  /**
+   * `postgres` for the PostgreSQL history (runner/history/postgres.ts); absent for SQLite. The
+   * few statements that differ between the two (the schema's catalogue, string aggregation,
+   * column types, the migration lock) look at it.
+   */
+  readonly dialect?: "postgres";
   /** Run SQL statements (no results). */
   exec(sql: string): void;
   /** Prepare one statement. */

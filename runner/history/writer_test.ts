@@ -5,123 +5,130 @@ import { observationsOf, releaseOrder, suiteOf } from "./extract.ts";
 import { queryOutcomes, queryResults, querySamples } from "./query.ts";
 import { openHistory } from "./schema.ts";
 import { HistoryWriter, importRunDir, parseRunDirName } from "./writer.ts";
+import { historyTest } from "./stores_testutil.ts";
 
 const RUNS = fileURLToPath(new URL("./testdata/runs", import.meta.url));
 const MAIN = `${RUNS}/2026-11-30T02-49-14Z-main-50fb`;
 const CRASH = `${RUNS}/2026-11-30T01-00-55Z-main-f34d`;
 
-Deno.test("importing a real run keeps every field, derives the release, and twice adds nothing", () => {
-  const db = openHistory(":memory:");
-  const first = importRunDir(db, MAIN);
-  assert.deepEqual(first, {
-    run: "2026-11-30T02-49-14Z-main-50fb",
-    added: 39,
-    present: 0,
-    damagedLines: 0,
-  });
-  const again = importRunDir(db, MAIN);
-  assert.equal(again.added, 0);
-  assert.equal(again.present, 39);
-  const rows = queryResults(db);
-  assert.equal(rows.length, 39);
-  const text = Deno.readTextFileSync(`${MAIN}/results.jsonl`);
-  const original = parseResults(text).results;
-  // Every field of every result survives (details as JSON text, measurements as rows).
-  const stored = db.prepare("SELECT * FROM results ORDER BY seq").all() as Record<
-    string,
-    unknown
-  >[];
-  original.forEach((r, i) => {
-    const s = stored[i];
-    assert.equal(s.test, r.test);
-    assert.equal(s.target, r.target);
-    assert.equal(s.kernel, r.kernel);
-    assert.equal(s.verdict, r.verdict);
-    assert.equal(s.reason ?? undefined, r.reason);
-    assert.equal(s.started_at, r.startedAt);
-    assert.equal(s.duration_ms, r.durationMs);
-    assert.deepEqual(s.details === null ? undefined : JSON.parse(String(s.details)), r.details);
-  });
-  const releases = [...new Set(rows.map((r) => r.release))];
-  assert.deepEqual(releases, ["6.1.0-57-arm64", "6.12.118+deb13-arm64", "7.3.4+deb13-arm64"]);
-  const boot = querySamples(db).filter((m) => m.name === "boot to ssh");
-  assert.equal(boot.length, 3);
-  assert.ok(boot.every((m) => m.unit === "s" && m.values.length === 1));
-  const r0 = original.find((r) => r.test === "boot")!.measurements!.find((m) =>
-    m.name === "boot to ssh"
-  )!;
-  assert.deepEqual(boot.find((b) => b.release === "6.1.0-57-arm64")!.values, [r0.value]);
-  const npu = queryOutcomes(db).filter((o) => o.unit === "fde4b000" && o.kind === "outcome");
-  assert.deepEqual(npu.map((o) => o.outcome), ["OK", "BUS_ERROR", "BUS_ERROR"]);
-  db.close();
-});
-
-Deno.test("the live writer and a later import of the same run give one copy of each result", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
-    const runDir = `${dir}/2026-11-30T03-00-00Z-main-abcd`;
-    const store = await RunStore.open(runDir);
-    const w = HistoryWriter.open(`${dir}/history.sqlite`, runDir);
-    const { results } = parseResults(await Deno.readTextFile(`${CRASH}/results.jsonl`));
-    for (const r of results.slice(0, 5)) {
-      await store.record(r);
-      w.record(r);
-    }
-    w.close();
-    // The runner died here; the rest reached the JSONL only.
-    for (const r of results.slice(5)) await store.record(r);
-    store.close();
-    const db = openHistory(`${dir}/history.sqlite`);
-    const rep = importRunDir(db, runDir);
-    assert.equal(rep.added, results.length - 5);
-    assert.equal(rep.present, 5);
+historyTest(
+  "importing a real run keeps every field, derives the release, and twice adds nothing",
+  async (store) => {
+    const db = openHistory(await store.fresh());
+    const first = importRunDir(db, MAIN);
+    assert.deepEqual(first, {
+      run: "2026-11-30T02-49-14Z-main-50fb",
+      added: 39,
+      present: 0,
+      damagedLines: 0,
+    });
+    const again = importRunDir(db, MAIN);
+    assert.equal(again.added, 0);
+    assert.equal(again.present, 39);
     const rows = queryResults(db);
-    assert.equal(rows.length, results.length);
-    assert.ok(rows.every((r) => r.release === "6.12.118+deb13-arm64"));
-    assert.deepEqual(rows.map((r) => r.verdict), results.map((r) => r.verdict));
-    const run = db.prepare("SELECT name, started_at, source FROM runs").get() as Record<
+    assert.equal(rows.length, 39);
+    const text = Deno.readTextFileSync(`${MAIN}/results.jsonl`);
+    const original = parseResults(text).results;
+    // Every field of every result survives (details as JSON text, measurements as rows).
+    const stored = db.prepare("SELECT * FROM results ORDER BY seq").all() as Record<
       string,
       unknown
-    >;
-    assert.deepEqual({ ...run }, {
-      name: "main",
-      started_at: "2026-11-30T03:00:00Z",
-      source: "live",
+    >[];
+    original.forEach((r, i) => {
+      const s = stored[i];
+      assert.equal(s.test, r.test);
+      assert.equal(s.target, r.target);
+      assert.equal(s.kernel, r.kernel);
+      assert.equal(s.verdict, r.verdict);
+      assert.equal(s.reason ?? undefined, r.reason);
+      assert.equal(s.started_at, r.startedAt);
+      assert.equal(s.duration_ms, r.durationMs);
+      assert.deepEqual(s.details === null ? undefined : JSON.parse(String(s.details)), r.details);
     });
+    const releases = [...new Set(rows.map((r) => r.release))];
+    assert.deepEqual(releases, ["6.1.0-57-arm64", "6.12.118+deb13-arm64", "7.3.4+deb13-arm64"]);
+    const boot = querySamples(db).filter((m) => m.name === "boot to ssh");
+    assert.equal(boot.length, 3);
+    assert.ok(boot.every((m) => m.unit === "s" && m.values.length === 1));
+    const r0 = original.find((r) => r.test === "boot")!.measurements!.find((m) =>
+      m.name === "boot to ssh"
+    )!;
+    assert.deepEqual(boot.find((b) => b.release === "6.1.0-57-arm64")!.values, [r0.value]);
+    const npu = queryOutcomes(db).filter((o) => o.unit === "fde4b000" && o.kind === "outcome");
+    assert.deepEqual(npu.map((o) => o.outcome), ["OK", "BUS_ERROR", "BUS_ERROR"]);
     db.close();
-    // Reopening the writer continues after the last result.
-    const w2 = HistoryWriter.open(`${dir}/history.sqlite`, runDir);
-    w2.record({ ...results[0], test: "late" });
-    w2.close();
-    const db2 = openHistory(`${dir}/history.sqlite`);
-    const late = db2.prepare("SELECT seq FROM results WHERE test = 'late'").get() as {
-      seq: number;
-    };
-    assert.equal(late.seq, results.length);
-    db2.close();
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-});
+  },
+);
 
-Deno.test("import refuses a directory without results.jsonl and a file of something else", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
-    const db = openHistory(":memory:");
-    assert.throws(() => importRunDir(db, `${dir}/none`), /results\.jsonl: does not exist/);
-    await Deno.writeTextFile(`${dir}/results.jsonl`, '{"hello":1}\nnot json\n');
-    assert.throws(() => importRunDir(db, dir), /holds no rkhil result \(2 other lines\)/);
-    // A torn last line is counted, the rest imported.
-    const good = (await Deno.readTextFile(`${CRASH}/results.jsonl`)).split("\n").slice(0, 2);
-    await Deno.writeTextFile(`${dir}/results.jsonl`, good.join("\n") + '\n{"test":"fa');
-    const rep = importRunDir(db, dir);
-    assert.equal(rep.added, 2);
-    assert.equal(rep.damagedLines, 1);
-    db.close();
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-});
+historyTest(
+  "the live writer and a later import of the same run give one copy of each result",
+  async (store) => {
+    const dir = store.dir;
+    const history = await store.fresh();
+    {
+      const runDir = `${dir}/2026-11-30T03-00-00Z-main-abcd`;
+      const store = await RunStore.open(runDir);
+      const w = HistoryWriter.open(history, runDir);
+      const { results } = parseResults(await Deno.readTextFile(`${CRASH}/results.jsonl`));
+      for (const r of results.slice(0, 5)) {
+        await store.record(r);
+        w.record(r);
+      }
+      w.close();
+      // The runner died here; the rest reached the JSONL only.
+      for (const r of results.slice(5)) await store.record(r);
+      store.close();
+      const db = openHistory(history);
+      const rep = importRunDir(db, runDir);
+      assert.equal(rep.added, results.length - 5);
+      assert.equal(rep.present, 5);
+      const rows = queryResults(db);
+      assert.equal(rows.length, results.length);
+      assert.ok(rows.every((r) => r.release === "6.12.118+deb13-arm64"));
+      assert.deepEqual(rows.map((r) => r.verdict), results.map((r) => r.verdict));
+      const run = db.prepare("SELECT name, started_at, source FROM runs").get() as Record<
+        string,
+        unknown
+      >;
+      assert.deepEqual({ ...run }, {
+        name: "main",
+        started_at: "2026-11-30T03:00:00Z",
+        source: "live",
+      });
+      db.close();
+      // Reopening the writer continues after the last result.
+      const w2 = HistoryWriter.open(history, runDir);
+      w2.record({ ...results[0], test: "late" });
+      w2.close();
+      const db2 = openHistory(history);
+      const late = db2.prepare("SELECT seq FROM results WHERE test = 'late'").get() as {
+        seq: number;
+      };
+      assert.equal(late.seq, results.length);
+      db2.close();
+    }
+  },
+);
+
+historyTest(
+  "import refuses a directory without results.jsonl and a file of something else",
+  async (store) => {
+    const dir = store.dir;
+    {
+      const db = openHistory(await store.fresh());
+      assert.throws(() => importRunDir(db, `${dir}/none`), /results\.jsonl: does not exist/);
+      await Deno.writeTextFile(`${dir}/results.jsonl`, '{"hello":1}\nnot json\n');
+      assert.throws(() => importRunDir(db, dir), /holds no rkhil result \(2 other lines\)/);
+      // A torn last line is counted, the rest imported.
+      const good = (await Deno.readTextFile(`${CRASH}/results.jsonl`)).split("\n").slice(0, 2);
+      await Deno.writeTextFile(`${dir}/results.jsonl`, good.join("\n") + '\n{"test":"fa');
+      const rep = importRunDir(db, dir);
+      assert.equal(rep.added, 2);
+      assert.equal(rep.damagedLines, 1);
+      db.close();
+    }
+  },
+);
 
 Deno.test("release order, suite and observations derived from real records", () => {
   assert.ok(releaseOrder("6.1.0-57-arm64")! < releaseOrder("6.6")!);
@@ -164,8 +171,8 @@ Deno.test("release order, suite and observations derived from real records", () 
   assert.equal(parseRunDirName("my-run"), undefined);
 });
 
-Deno.test("filters: target, suite, release range and time", () => {
-  const db = openHistory(":memory:");
+historyTest("filters: target, suite, release range and time", async (store) => {
+  const db = openHistory(await store.fresh());
   for (const d of Deno.readDirSync(RUNS)) importRunDir(db, `${RUNS}/${d.name}`);
   const all = queryResults(db);
   assert.equal(all.length, 39 + 13 + 13 + 8);
@@ -184,22 +191,24 @@ Deno.test("filters: target, suite, release range and time", () => {
   db.close();
 });
 
-Deno.test("two writers on one history file, their records interleaved, both land in full", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
-    const { results } = parseResults(await Deno.readTextFile(`${MAIN}/results.jsonl`));
-    const a = HistoryWriter.open(`${dir}/h.sqlite`, `${dir}/2026-11-30T08-00-00Z-main-aaaa`);
-    const b = HistoryWriter.open(`${dir}/h.sqlite`, `${dir}/2026-11-30T08-00-01Z-main-bbbb`);
-    for (const r of results) {
-      a.record(r);
-      b.record(r);
+historyTest(
+  "two writers on one history, their records interleaved, both land in full",
+  async (store) => {
+    const dir = store.dir;
+    const h = await store.fresh();
+    {
+      const { results } = parseResults(await Deno.readTextFile(`${MAIN}/results.jsonl`));
+      const a = HistoryWriter.open(h, `${dir}/2026-11-30T08-00-00Z-main-aaaa`);
+      const b = HistoryWriter.open(h, `${dir}/2026-11-30T08-00-01Z-main-bbbb`);
+      for (const r of results) {
+        a.record(r);
+        b.record(r);
+      }
+      a.close();
+      b.close();
+      const db = openHistory(h);
+      assert.equal(queryResults(db).length, 2 * results.length);
+      db.close();
     }
-    a.close();
-    b.close();
-    const db = openHistory(`${dir}/h.sqlite`);
-    assert.equal(queryResults(db).length, 2 * results.length);
-    db.close();
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-});
+  },
+);

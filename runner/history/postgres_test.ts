@@ -1,0 +1,73 @@
+import assert from "node:assert/strict";
+import { InfraError, UserInputError } from "../errors.ts";
+import {
+  checkPostgresUrl,
+  isPostgresUrl,
+  openPostgres,
+  redactUrl,
+  toPositional,
+} from "./postgres.ts";
+import { openHistory } from "./schema.ts";
+
+Deno.test("placeholders are numbered in order, never inside literals, identifiers or comments", () => {
+  assert.equal(
+    toPositional("INSERT INTO t (a, b) VALUES (?, ?) ON CONFLICT DO NOTHING"),
+    "INSERT INTO t (a, b) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+  );
+  assert.equal(
+    toPositional(`SELECT '?', 'it''s ?', "we?ird" FROM t WHERE a = ? -- b = ?\n AND c = ?`),
+    `SELECT '?', 'it''s ?', "we?ird" FROM t WHERE a = $1 -- b = ?\n AND c = $2`,
+  );
+  assert.equal(toPositional("/* ? */ SELECT ?"), "/* ? */ SELECT $1");
+  // Hostile: an unterminated literal or comment swallows the rest, never throws.
+  assert.equal(toPositional("SELECT 'abc ?"), "SELECT 'abc ?");
+  assert.equal(toPositional("SELECT ? /* ?"), "SELECT $1 /* ?");
+  assert.equal(toPositional(""), "");
+  assert.equal(toPositional("?".repeat(3)), "$1$2$3");
+});
+
+Deno.test("PostgreSQL URLs: recognised, checked before any work, passwords never shown", () => {
+  assert.ok(isPostgresUrl("postgres://u@h/db"));
+  assert.ok(isPostgresUrl("postgresql://u@h:5433/db"));
+  assert.ok(!isPostgresUrl("runs/history.sqlite"));
+  assert.ok(!isPostgresUrl("postgres:/nope"));
+  assert.equal(
+    redactUrl("postgres://rkhil:s3cret@db.lab/history"),
+    "postgres://rkhil:***@db.lab/history",
+  );
+  assert.equal(redactUrl("postgres://rkhil@db.lab/history"), "postgres://rkhil@db.lab/history");
+  checkPostgresUrl("postgres://rkhil@db.lab:5432/history");
+  for (
+    const bad of [
+      "postgres://",
+      "postgres://db.lab",
+      "postgres://db.lab/",
+      "postgres://u:pw@[::1/x",
+    ]
+  ) {
+    assert.throws(() => checkPostgresUrl(bad), (e: unknown) => {
+      assert.ok(e instanceof UserInputError, bad);
+      assert.doesNotMatch(e.message, /pw/);
+      return true;
+    });
+  }
+});
+
+Deno.test("a server that is not there is an infrastructure error naming it, quickly", () => {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  const url = `postgres://rkhil:hunter2@127.0.0.1:${port}/history`;
+  const t0 = performance.now();
+  assert.throws(() => openHistory(url), (e: unknown) => {
+    assert.ok(e instanceof InfraError, String(e));
+    assert.match(e.message, new RegExp(`127\\.0\\.0\\.1:${port}/history: cannot connect`));
+    assert.doesNotMatch(e.message, /hunter2/);
+    return true;
+  });
+  assert.ok(performance.now() - t0 < 15_000);
+  // A closed database refuses further calls.
+  const db = openPostgres(url);
+  db.close();
+  assert.throws(() => db.exec("SELECT 1"), /closed/);
+});
