@@ -14,6 +14,7 @@ import { bootstrapMedian, judgeReleases, mannWhitney, medianInPlace } from "./la
 import { median } from "simple-statistics";
 import fc from "fast-check";
 import { pickExcerpt } from "./console_excerpt.ts";
+import { historyTest } from "../history/stores_testutil.ts";
 
 const RUNS = fileURLToPath(new URL("../history/testdata/runs", import.meta.url));
 const MAIN = `${RUNS}/2026-11-30T02-49-14Z-main-50fb`;
@@ -26,93 +27,99 @@ function recordRun(db: Database, id: string, results: TestResult[]): void {
   for (const r of results) w.record(r);
 }
 
-Deno.test("showcase: KB predictions 6.1 → 7.3 plus a real run: the NPU MMU goes OK → BUS_ERROR at 6.6 (2a7e6400f72b), the VOP2 MMU stays OK", async () => {
-  const db = openHistory(":memory:");
-  importRunDir(db, MAIN);
-  const releases = RELEASES.slice(RELEASES.indexOf("6.1"));
-  assert.equal(
-    await recordPredictions(db, "2026-11-30T00-00-00Z-kb-0000", "rock-3b-8g", releases),
-    releases.length,
-  );
-  const report = await buildHistoryReport(db);
-  const npu = report.outcomes.find((o) =>
-    o.board === "rock-3b-8g" && o.kind === "outcome" && o.unit === "fde4b000"
-  )!;
-  const at = (rel: string) => npu.cells.find((c) => c.release === rel)?.outcome;
-  assert.equal(at("6.5"), "OK");
-  assert.equal(at("6.6"), "BUS_ERROR");
-  assert.equal(at("6.1.0-57-arm64"), "OK"); // the real run's prediction on its running release
-  assert.equal(at("6.12.118+deb13-arm64"), "BUS_ERROR");
-  const regressions = report.outcomeChanges.filter((c) =>
-    c.history.unit === "fde4b000" && c.history.kind === "outcome" &&
-    c.transition.kind === "regression"
-  );
-  assert.equal(regressions.length, 1);
-  const r = regressions[0];
-  assert.equal(r.transition.from, "6.5");
-  assert.equal(r.transition.to, "6.6");
-  assert.deepEqual(r.explanation?.facts.map((f) => [f.path, f.commit]), [[
-    "rockchip,rk3568-iommu gfp zone",
-    "2a7e6400f72b",
-  ]]);
-  assert.match(
-    r.explanation!.facts[0].source,
-    /Allocate tables from all available memory for IOMMU v2/,
-  );
-  const vop = report.outcomes.find((o) => o.kind === "outcome" && o.unit === "fe043e00")!;
-  assert.ok(
-    vop.cells.every((c) => c.outcome === "OK"),
-    "the VOP2 MMU is unaffected on every release",
-  );
-  assert.ok(!report.outcomeChanges.some((c) => c.history.unit === "fe043e00"));
-  const md = renderHistoryText(report, { markdown: true });
-  assert.match(
-    md,
-    /\*\*REGRESSION\*\* fde4b000: OK → BUS_ERROR \(last OK 6\.5, first BUS_ERROR 6\.6\)/,
-  );
-  assert.match(md, /gfp zone: GFP_DMA32 → none \(commit 2a7e6400f72b\)/);
-  assert.match(md, /Unchanged on every release: fdfe0800 DISABLED, fe043e00 OK\./);
-  db.close();
-});
+historyTest(
+  "showcase: KB predictions 6.1 → 7.3 plus a real run: the NPU MMU goes OK → BUS_ERROR at 6.6 (2a7e6400f72b), the VOP2 MMU stays OK",
+  async (store) => {
+    const db = openHistory(await store.fresh());
+    importRunDir(db, MAIN);
+    const releases = RELEASES.slice(RELEASES.indexOf("6.1"));
+    assert.equal(
+      await recordPredictions(db, "2026-11-30T00-00-00Z-kb-0000", "rock-3b-8g", releases),
+      releases.length,
+    );
+    const report = await buildHistoryReport(db);
+    const npu = report.outcomes.find((o) =>
+      o.board === "rock-3b-8g" && o.kind === "outcome" && o.unit === "fde4b000"
+    )!;
+    const at = (rel: string) => npu.cells.find((c) => c.release === rel)?.outcome;
+    assert.equal(at("6.5"), "OK");
+    assert.equal(at("6.6"), "BUS_ERROR");
+    assert.equal(at("6.1.0-57-arm64"), "OK"); // the real run's prediction on its running release
+    assert.equal(at("6.12.118+deb13-arm64"), "BUS_ERROR");
+    const regressions = report.outcomeChanges.filter((c) =>
+      c.history.unit === "fde4b000" && c.history.kind === "outcome" &&
+      c.transition.kind === "regression"
+    );
+    assert.equal(regressions.length, 1);
+    const r = regressions[0];
+    assert.equal(r.transition.from, "6.5");
+    assert.equal(r.transition.to, "6.6");
+    assert.deepEqual(r.explanation?.facts.map((f) => [f.path, f.commit]), [[
+      "rockchip,rk3568-iommu gfp zone",
+      "2a7e6400f72b",
+    ]]);
+    assert.match(
+      r.explanation!.facts[0].source,
+      /Allocate tables from all available memory for IOMMU v2/,
+    );
+    const vop = report.outcomes.find((o) => o.kind === "outcome" && o.unit === "fe043e00")!;
+    assert.ok(
+      vop.cells.every((c) => c.outcome === "OK"),
+      "the VOP2 MMU is unaffected on every release",
+    );
+    assert.ok(!report.outcomeChanges.some((c) => c.history.unit === "fe043e00"));
+    const md = renderHistoryText(report, { markdown: true });
+    assert.match(
+      md,
+      /\*\*REGRESSION\*\* fde4b000: OK → BUS_ERROR \(last OK 6\.5, first BUS_ERROR 6\.6\)/,
+    );
+    assert.match(md, /gfp zone: GFP_DMA32 → none \(commit 2a7e6400f72b\)/);
+    assert.match(md, /Unchanged on every release: fdfe0800 DISABLED, fe043e00 OK\./);
+    db.close();
+  },
+);
 
-Deno.test("a FAIL on a later release is a regression with last good, first bad, the driver facts and console lines", async () => {
-  const db = openHistory(":memory:");
-  importRunDir(db, MAIN);
-  // The crash run's oracle/driver FAIL on 6.12, recorded as a second run where 6.1 passed.
-  const crash = parseResults(Deno.readTextFileSync(`${CRASH}/results.jsonl`)).results;
-  const pass61 = realMain().filter((r) => r.kernel === "debian:bookworm");
-  recordRun(db, "2026-11-30T05-00-00Z-main-0001", [...pass61, ...crash]);
-  const report = await buildHistoryReport(db, { runs: ["2026-11-30T05-00-00Z-main-0001"] });
-  const reg = report.changes.filter((c) => c.transition.kind === "regression");
-  assert.deepEqual(reg.map((c) => [c.test.test, c.transition.from, c.transition.to]), [
-    ["oracle/driver", "6.1.0-57-arm64", "6.12.118+deb13-arm64"],
-  ]);
-  assert.match(reg[0].reason!, /Kernel panic - not syncing: sysrq triggered crash/);
-  assert.ok(reg[0].explanation!.facts.some((f) => f.commit === "2a7e6400f72b"));
-  // MISS never counts: the validate/* steps MISSed on 6.12 after the crash and are no regression.
-  assert.ok(!report.changes.some((c) => c.test.test.startsWith("validate/")));
-  // The crash run's directory is elsewhere: the excerpt comes from a run dir that has it.
-  db.close();
-  const db2 = openHistory(":memory:");
-  importRunDir(db2, CRASH);
-  const rows = queryResults(db2);
-  const xml = renderJUnit("2026-11-30T01-00-55Z-main-f34d", CRASH, rows);
-  assert.equal((xml.match(/<testcase /g) ?? []).length, 13);
-  assert.match(
-    xml,
-    /<failure type="FAIL" message="kernel panic: Kernel panic - not syncing: sysrq triggered crash">/,
-  );
-  assert.match(
-    xml,
-    /console .*debian_trixie\/console\.log:241:\n\[\+ +6\.028502\] \[ +4\.848027\] Kernel panic/,
-  );
-  assert.equal((xml.match(/<error type="MISS"/g) ?? []).length, 10);
-  assert.match(
-    xml,
-    /<testsuites name="rkhil 2026-11-30T01-00-55Z-main-f34d" tests="13" failures="1" errors="10" skipped="0"/,
-  );
-  db2.close();
-});
+historyTest(
+  "a FAIL on a later release is a regression with last good, first bad, the driver facts and console lines",
+  async (store) => {
+    const db = openHistory(await store.fresh());
+    importRunDir(db, MAIN);
+    // The crash run's oracle/driver FAIL on 6.12, recorded as a second run where 6.1 passed.
+    const crash = parseResults(Deno.readTextFileSync(`${CRASH}/results.jsonl`)).results;
+    const pass61 = realMain().filter((r) => r.kernel === "debian:bookworm");
+    recordRun(db, "2026-11-30T05-00-00Z-main-0001", [...pass61, ...crash]);
+    const report = await buildHistoryReport(db, { runs: ["2026-11-30T05-00-00Z-main-0001"] });
+    const reg = report.changes.filter((c) => c.transition.kind === "regression");
+    assert.deepEqual(reg.map((c) => [c.test.test, c.transition.from, c.transition.to]), [
+      ["oracle/driver", "6.1.0-57-arm64", "6.12.118+deb13-arm64"],
+    ]);
+    assert.match(reg[0].reason!, /Kernel panic - not syncing: sysrq triggered crash/);
+    assert.ok(reg[0].explanation!.facts.some((f) => f.commit === "2a7e6400f72b"));
+    // MISS never counts: the validate/* steps MISSed on 6.12 after the crash and are no regression.
+    assert.ok(!report.changes.some((c) => c.test.test.startsWith("validate/")));
+    // The crash run's directory is elsewhere: the excerpt comes from a run dir that has it.
+    db.close();
+    const db2 = openHistory(":memory:");
+    importRunDir(db2, CRASH);
+    const rows = queryResults(db2);
+    const xml = renderJUnit("2026-11-30T01-00-55Z-main-f34d", CRASH, rows);
+    assert.equal((xml.match(/<testcase /g) ?? []).length, 13);
+    assert.match(
+      xml,
+      /<failure type="FAIL" message="kernel panic: Kernel panic - not syncing: sysrq triggered crash">/,
+    );
+    assert.match(
+      xml,
+      /console .*debian_trixie\/console\.log:241:\n\[\+ +6\.028502\] \[ +4\.848027\] Kernel panic/,
+    );
+    assert.equal((xml.match(/<error type="MISS"/g) ?? []).length, 10);
+    assert.match(
+      xml,
+      /<testsuites name="rkhil 2026-11-30T01-00-55Z-main-f34d" tests="13" failures="1" errors="10" skipped="0"/,
+    );
+    db2.close();
+  },
+);
 
 Deno.test("no false regressions: MISS and ERROR never count, a retry that passed is flaky, other targets never pair", async () => {
   const base = realMain().find((r) =>
