@@ -15,6 +15,7 @@
  */
 
 import { z } from "zod";
+import { DeploySchema } from "./deploy_schema.ts";
 
 /** SoCs a board file may name. `qemu-virt` is QEMU's `-M virt` machine. */
 export const SOCS = ["rk3568", "rk3566", "rk3588", "qemu-virt"] as const;
@@ -580,7 +581,19 @@ export const BoardSchema = z.strictObject({
   }).optional(),
   capabilities: Capabilities,
   qemu: QemuSchema.optional(),
+  /** Kernel deployment through U-Boot with a known-good fallback (`deploy_schema.ts`). */
+  deploy: DeploySchema.optional(),
 }).superRefine((b, ctx) => {
+  if (b.deploy && b.power?.type !== "command" && b.power?.type !== "qmp") {
+    fail(
+      ctx,
+      b.power?.type ?? "(no power)",
+      "kernel deployment needs a power adapter rkhil can cycle",
+      "give the board power.type command (relay, PDU) or qmp: a kernel that does not come " +
+        "up is followed by the known-good one only after a power cycle",
+      ["deploy", "method"],
+    );
+  }
   const bootConfig = b.capabilities.indexOf("boot-config");
   if (bootConfig >= 0) {
     fail(
@@ -700,4 +713,5 @@ export const KNOWN_KEYS: Readonly<Record<string, readonly string[]>> = {
   "ssh.jump": Object.keys(SshJumpSchema.shape),
   "power": Object.keys(PowerSchema.shape),
   "qemu": Object.keys(QemuSchema.shape),
+  "deploy": Object.keys(DeploySchema.shape),
 };
