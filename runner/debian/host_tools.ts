@@ -108,6 +108,11 @@ export const HOST_TOOLS: Readonly<Record<string, string>> = {
   // (/usr/lib/postgresql/<major>/bin/initdb and postgres, run as the postgres user by setpriv).
   initdb: "postgresql",
   postgres: "postgresql",
+  // labgrid side by side (bench/labgrid.ts): the system Python that runs labgrid (Debian's
+  // python3-labgrid, installed by the benchmark with aptInstall when `import labgrid` fails)
+  // and the OpenSSH client its SSHDriver starts.
+  python3: "python3",
+  ssh: "openssh-client",
 };
 
 /**
