@@ -141,7 +141,8 @@ export function cli(): Command {
     .option("--runs-dir <dir>", RUNS_DIR_HELP, opt.outputDir)
     .option(
       "--db <path>",
-      "results history written as the run goes (default: history.sqlite in the runs directory)",
+      "results history written as the run goes (default: history.sqlite in the runs directory; " +
+        "postgres://USER@HOST[:PORT]/DB for the history on PostgreSQL)",
       historyDbOption,
     )
     .option("--no-history", "write no results history (results.jsonl only)")

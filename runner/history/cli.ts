@@ -12,11 +12,16 @@ import { compareRelease, parseRelease, releaseKey, RELEASES } from "../../oracle
 import * as opt from "../cli/options.ts";
 import { UserInputError } from "../errors.ts";
 import { escapeControls, shown } from "../safe_text.ts";
+import { checkPostgresUrl, isPostgresUrl } from "./postgres.ts";
 
 /** The history's default path: `runs/history.sqlite` of this checkout. */
 export const DEFAULT_DB = fileURLToPath(new URL("../../runs/history.sqlite", import.meta.url));
 
-/** Output formats of `rkhil report`. */
+/** Help of every `--db` option of the history commands. */
+const DB_HELP =
+  "the history database: a file (default: runs/history.sqlite) or postgres://USER@HOST[:PORT]/DB";
+
+/** Output formats of `rkhil report --history`. */
 export const FORMATS = ["text", "markdown", "html", "junit", "kcidb"] as const;
 
 /** `--from`/`--to`: a kernel release (`6.6`, `6.12.57`, `6.12.118+deb13-arm64`). */
@@ -54,8 +59,22 @@ function nameOption(value: string): string {
 }
 
 /** A path for the history database (its directory must be writable or creatable). */
-/** `--db PATH`: a path whose directory can be written (the history file may not exist yet). */
+/**
+ * `--db PATH|URL`: a path whose directory can be written (the history file may not exist yet),
+ * or a `postgres://` / `postgresql://` URL (the history on PostgreSQL; its shape is checked
+ * here, the server when the history is opened).
+ *
+ * @throws {InvalidArgumentError} for a path that cannot be written or a URL that is not one.
+ */
 export function dbOption(value: string): string {
+  if (isPostgresUrl(value)) {
+    try {
+      checkPostgresUrl(value);
+    } catch (err) {
+      throw new InvalidArgumentError((err as Error).message.replace(/^--db: /, ""));
+    }
+    return value;
+  }
   const path = opt.userPath(value);
   opt.outputDir(path.slice(0, path.lastIndexOf("/")) || "/");
   return path;
@@ -86,7 +105,7 @@ export function addReportCommand(program: Command): void {
     )
     .argument("[run-dir]", "a run directory (rkhil run prints it)", opt.inputDir)
     .option("--history", "report over the results history instead of one run")
-    .option("--db <path>", "the history database (default: runs/history.sqlite)", dbOption)
+    .option("--db <path>", DB_HELP, dbOption)
     .addOption(
       new Option("--format <format>", "output format").choices([...FORMATS]).default("text"),
     )
@@ -153,7 +172,7 @@ export function addReportCommand(program: Command): void {
         importRunDir(db, runDir);
       } else {
         const path = o.db ?? DEFAULT_DB;
-        if (!(await Deno.stat(path).then(() => true, () => false))) {
+        if (!isPostgresUrl(path) && !(await Deno.stat(path).then(() => true, () => false))) {
           throw new UserInputError(
             `${path}: no history there`,
             "import runs first: rkhil history import RUN_DIR... (or give --db PATH)",
@@ -252,7 +271,7 @@ export function addHistoryCommand(program: Command): void {
         opt.inputDir(v),
       ],
     )
-    .option("--db <path>", "the history database (default: runs/history.sqlite)", dbOption)
+    .option("--db <path>", DB_HELP, dbOption)
     .action(async (dirs: string[], o: { db?: string }) => {
       const { openHistory } = await import("./schema.ts");
       const { importRunDir } = await import("./writer.ts");
@@ -289,7 +308,7 @@ export function addHistoryCommand(program: Command): void {
     .requiredOption("--board <id>", "board id (see `rkhil boards`)", opt.builtinBoardId)
     .option("--from <release>", "first release", opt.knownRelease, "6.1")
     .option("--to <release>", "last release", opt.knownRelease, RELEASES[RELEASES.length - 1])
-    .option("--db <path>", "the history database (default: runs/history.sqlite)", dbOption)
+    .option("--db <path>", DB_HELP, dbOption)
     .action(async (o: { board: string; from: string; to: string; db?: string }) => {
       const a = parseRelease(o.from)!, b = parseRelease(o.to)!;
       if (compareRelease(a, b) > 0) {

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { noStackTrace, rkhil, withTempDir } from "../cli/testutil.ts";
+import { PgServer } from "../pg/server.ts";
 
 const RUNS = fileURLToPath(new URL("./testdata/runs", import.meta.url));
 const MAIN = `${RUNS}/2026-11-30T02-49-14Z-main-50fb`;
@@ -142,6 +143,11 @@ Deno.test("bad input is exit 2 with one line before anything is read or written"
         ["history", "predict", "--board", "rock-3b-8g", "--from", "7.3", "--to", "6.1", "--db", db],
         /comes after/,
       ],
+      [
+        ["history", "import", MAIN, "--db", "postgres://rkhil:hunter2@db.lab"],
+        /names no database: postgres:\/\/rkhil:\*\*\*@db\.lab/,
+      ],
+      [["report", "--history", "--db", "postgresql://"], /names no host/],
     ];
     for (const [args, re] of cases) {
       const r = await rkhil(...args);
@@ -166,4 +172,25 @@ Deno.test("bad input is exit 2 with one line before anything is read or written"
       new RegExp(`schema version ${SCHEMA_VERSION + 5}, newer than this rkhil`),
     );
   });
+});
+
+Deno.test("rkhil history import and report --history with --db postgres://", async () => {
+  await using pg = await PgServer.start();
+  const url = await pg.createDatabase("cli");
+  let r = await rkhil("history", "import", MAIN, CRASH, "--db", url);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /2026-11-30T02-49-14Z-main-50fb: 39 added, 0 already present/);
+  r = await rkhil("history", "import", MAIN, "--db", url);
+  assert.match(r.stdout, /0 added, 39 already present/);
+  r = await rkhil("report", "--history", "--db", url, "--format", "markdown", "--from", "6.12");
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^# rkhil history report/);
+  assert.match(r.stdout, /6\.12\.118\+deb13-arm64/);
+  assert.doesNotMatch(r.stdout, /6\.1\.0-57-arm64/);
+  // A server that is down: one line naming it, exit 1 (infrastructure), no stack trace.
+  await pg.stop();
+  r = await rkhil("history", "import", MAIN, "--db", url);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /cannot connect/);
+  noStackTrace(r, "history import on a stopped server");
 });
