@@ -113,6 +113,20 @@ export const HOST_TOOLS: Readonly<Record<string, string>> = {
   // and the OpenSSH client its SSHDriver starts.
   python3: "python3",
   ssh: "openssh-client",
+  // Kernel deployment through U-Boot (runner/board/deploy.ts, runner/lab/uboot.ts): the
+  // modules tarball, and the lab's boot disk (MBR partition table, ext4 built from a directory).
+  tar: "tar",
+  sfdisk: "fdisk",
+  mke2fs: "e2fsprogs",
+};
+
+/**
+ * Host files that are not programs (firmware QEMU loads), with the Debian package that ships
+ * them: installed by {@linkcode ensureHostFile} before first use, like the programs above.
+ */
+export const HOST_FILES: Readonly<Record<string, string>> = {
+  // U-Boot for QEMU's -M virt (the U-Boot lab of runner/lab/uboot.ts boots a disk with it).
+  "/usr/lib/u-boot/qemu_arm64/u-boot.bin": "u-boot-qemu",
 };
 
 /**
@@ -394,5 +408,27 @@ export async function ensureSpawnable(cmd: string, args: readonly string[]): Pro
   const path = await ensureHostTool(cmd);
   const script = shellScriptOf(cmd, args);
   if (script !== undefined) await ensureHostTools(await scriptHostTools(script, `${cmd} -c`));
+  return path;
+}
+
+/**
+ * Make sure the host file `path` (declared in {@linkcode HOST_FILES}) exists, installing its
+ * package when it does not; returns `path`.
+ *
+ * @throws {UndeclaredToolError} for a path that is not declared.
+ * @throws {InfraError} when the install fails or the package does not provide the file.
+ */
+export async function ensureHostFile(path: string): Promise<string> {
+  const pkg = Object.hasOwn(HOST_FILES, path) ? HOST_FILES[path] : undefined;
+  if (pkg === undefined) throw new UndeclaredToolError(path, "ensureHostFile");
+  const present = () => Deno.stat(path).then((st) => st.isFile, () => false);
+  if (await present()) return path;
+  await aptInstall([pkg], `missing host file ${path} (package ${pkg})`);
+  if (!await present()) {
+    throw new InfraError(
+      `apt-get installed ${pkg} but ${path} is still missing`,
+      `check the package contents (dpkg -L ${pkg})`,
+    );
+  }
   return path;
 }
