@@ -43,6 +43,12 @@ export interface QemuLaunchOptions {
   openConsole?: (ptyPath: string, logPath: string) => Promise<ConsoleStream>;
   qemuBinary?: string;
   extraArgs?: string[];
+  /**
+   * Firmware that boots the guest instead of QEMU's direct kernel boot (`-bios`, e.g. U-Boot's
+   * qemu_arm64 `u-boot.bin`): `kernel`, `initrd` and `append` are then not passed (the
+   * firmware loads them from a disk in `extraArgs`).
+   */
+  bios?: string;
 }
 
 /** Default kernel command line. */
@@ -151,12 +157,14 @@ export class QemuMachine {
       "-display",
       "none",
       "-S",
-      "-kernel",
-      opts.kernel,
-      "-initrd",
-      opts.initrd,
-      "-append",
-      opts.append ?? DEFAULT_APPEND,
+      ...(opts.bios !== undefined ? ["-bios", opts.bios] : [
+        "-kernel",
+        opts.kernel,
+        "-initrd",
+        opts.initrd,
+        "-append",
+        opts.append ?? DEFAULT_APPEND,
+      ]),
       "-chardev",
       "pty,id=con0",
       "-serial",
