@@ -96,8 +96,37 @@ function isLease(v: unknown): v is Lease {
 
 const ID = /^[a-z0-9]+(?:-[a-z0-9]+)*$/;
 
+/**
+ * Where a farm's leases live: the lease directory ({@linkcode LeaseDir}, one host) or the
+ * farm's PostgreSQL database (runner/farm/pg_store.ts, several lab hosts). The scheduler,
+ * {@linkcode LeaseKeeper} and `rkhil farm status|release` use either through this.
+ */
+export interface LeaseStore {
+  /**
+   * Take `target` for `ttlS` seconds, taking a stale lease back (`recovered` says from whom).
+   *
+   * @throws {LeaseHeldError} (MISS) when a live holder has it.
+   */
+  take(
+    target: string,
+    opts: { ttlS: number; run?: string },
+  ): Promise<{ lease: Lease; recovered?: string }>;
+  /** Extend `lease` by `ttlS` seconds from now; undefined when it is no longer ours. */
+  renew(lease: Lease, ttlS: number): Promise<Lease | undefined>;
+  /** Give `lease` back (nothing when it is no longer ours). */
+  release(lease: Lease): Promise<void>;
+  /**
+   * Remove `target`'s lease when stale (or damaged); with `force`, whoever holds it.
+   *
+   * @throws {LeaseHeldError} when a live holder has it and `force` is not set.
+   */
+  free(target: string, force?: boolean): Promise<Lease | "damaged" | undefined>;
+  /** Every lease, by target. */
+  list(): Promise<{ target: string; lease: Lease | "damaged" }[]>;
+}
+
 /** The lease directory of one farm (see the module documentation). */
-export class LeaseDir {
+export class LeaseDir implements LeaseStore {
   /** The lease directory (created on first use). */
   readonly dir: string;
   /**
@@ -270,17 +299,17 @@ export class LeaseKeeper {
   /** Why the lease was lost, once it was. */
   lost?: string;
 
-  readonly #dir: LeaseDir;
+  readonly #dir: LeaseStore;
   readonly #ttlS: number;
 
   /**
    * Start renewing.
    *
-   * @param dir the lease directory
+   * @param dir the lease directory or database
    * @param lease the lease just taken
    * @param ttlS its time-to-live in seconds (renewed every third of it)
    */
-  constructor(dir: LeaseDir, lease: Lease, ttlS: number) {
+  constructor(dir: LeaseStore, lease: Lease, ttlS: number) {
     this.#dir = dir;
     this.#ttlS = ttlS;
     this.#lease = lease;

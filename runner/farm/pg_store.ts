@@ -1,0 +1,365 @@
+/**
+ * The farm's leases and job queue in PostgreSQL, for a farm that spans lab hosts (the farm
+ * file's `database: postgres://...`; without it the lease files of runner/farm/lease.ts stay the
+ * default). The same database holds the results history (runner/history/).
+ *
+ * - **Leases**: a row per target (`farm_leases`: owner `user@host`, pid and its start time, run,
+ *   token, start, renewal, expiry). Every decision runs in one transaction holding an advisory
+ *   lock of the farm (what the lease directory's `flock` is on one host), and expiry is judged
+ *   by the database's clock (`now()`), so the hosts' clocks do not matter. A lease past its
+ *   expiry is taken back by anyone; one whose holder is on this host and gone (a SIGKILLed
+ *   runner) at once; another host's holder only after expiry (its pid cannot be checked here).
+ * - **Queue**: a row per job (`farm_jobs`: run, key, target, kernel, position, state, runner).
+ *   A runner takes the next queued job of a target with `SELECT ... FOR UPDATE SKIP LOCKED`,
+ *   so two runners working one queue never take one job; a job whose runner was killed or
+ *   interrupted goes back to the queue when its target is next taken.
+ *
+ * @module
+ */
+// @ts-types="@types/pg"
+import pg from "pg";
+import { InfraError } from "../errors.ts";
+import { redactUrl } from "../history/postgres.ts";
+import { type Lease, LeaseHeldError, type LeaseStore, processStart } from "./lease.ts";
+
+/** The tables, created when missing (under the schema lock). */
+const FARM_DDL = `
+CREATE TABLE IF NOT EXISTS farm_leases (
+  farm TEXT NOT NULL,
+  target TEXT NOT NULL,
+  owner TEXT NOT NULL,
+  host TEXT NOT NULL,
+  pid BIGINT NOT NULL,
+  pid_start BIGINT,
+  run TEXT,
+  token TEXT NOT NULL,
+  start_at TIMESTAMPTZ NOT NULL,
+  renewed_at TIMESTAMPTZ NOT NULL,
+  expires_at TIMESTAMPTZ NOT NULL,
+  PRIMARY KEY (farm, target)
+);
+CREATE TABLE IF NOT EXISTS farm_jobs (
+  farm TEXT NOT NULL,
+  run TEXT NOT NULL,
+  key TEXT NOT NULL,
+  target TEXT NOT NULL,
+  kernel TEXT,
+  pos INTEGER NOT NULL,
+  state TEXT NOT NULL DEFAULT 'queued',
+  runner TEXT,
+  taken_at TIMESTAMPTZ,
+  ended_at TIMESTAMPTZ,
+  PRIMARY KEY (run, key)
+);
+CREATE INDEX IF NOT EXISTS farm_jobs_queued ON farm_jobs (run, target, state, pos);`;
+
+/** Advisory lock keys: the schema, and one per farm (its name hashed by the server). */
+const SCHEMA_LOCK = 0x726b66; // "rkf"
+
+/** The host name this runner gives in leases: `RKHIL_HOST` when set, else the host's name. */
+export function leaseHost(): string {
+  return Deno.env.get("RKHIL_HOST") || Deno.hostname();
+}
+
+function userName(): string {
+  return Deno.env.get("USER") ?? (Deno.uid() === 0 ? "root" : String(Deno.uid()));
+}
+
+interface LeaseRow {
+  target: string;
+  owner: string;
+  host: string;
+  pid: string | number;
+  pid_start: string | number | null;
+  run: string | null;
+  token: string;
+  start_at: Date;
+  renewed_at: Date;
+  expires_at: Date;
+  expired?: boolean;
+}
+
+function leaseOf(r: LeaseRow): Lease {
+  return {
+    target: r.target,
+    owner: r.owner,
+    host: r.host,
+    pid: Number(r.pid),
+    ...(r.pid_start === null ? {} : { pidStart: Number(r.pid_start) }),
+    ...(r.run === null ? {} : { run: r.run }),
+    token: r.token,
+    start: r.start_at.toISOString(),
+    renewed: r.renewed_at.toISOString(),
+    expires: r.expires_at.toISOString(),
+  };
+}
+
+/** Why a lease row may be taken back now (the database judged `expired`), or undefined. */
+function staleRow(r: LeaseRow): string | undefined {
+  if (r.expired) return `expired at ${r.expires_at.toISOString()}`;
+  if (r.host === leaseHost()) {
+    const start = processStart(Number(r.pid));
+    if (start === undefined) return `its holder (pid ${r.pid}) is gone`;
+    if (r.pid_start !== null && start !== Number(r.pid_start)) {
+      return `its holder (pid ${r.pid}) is gone (the pid is another process now)`;
+    }
+  }
+  return undefined;
+}
+
+/** One queued or taken job as the queue holds it. */
+export interface QueuedJob {
+  /** The job's key (`qemu-1 debian:trixie`, `rock-3b-1`). */
+  key: string;
+  /** Its target's id. */
+  target: string;
+  /** Kernel spec (embedded targets). */
+  kernel?: string;
+}
+
+/**
+ * The leases and the job queue of one farm in PostgreSQL (see the module documentation).
+ * Implements {@linkcode LeaseStore}, so the scheduler and `rkhil farm status|release` use it as
+ * they use the lease directory.
+ */
+export class PgFarmStore implements LeaseStore {
+  #pool: pg.Pool;
+  /** The farm's name (rows are per farm: one database serves several farms). */
+  readonly farm: string;
+  /** The database URL, its password hidden (for messages). */
+  readonly where: string;
+
+  private constructor(pool: pg.Pool, farm: string, url: string) {
+    this.#pool = pool;
+    this.farm = farm;
+    this.where = redactUrl(url);
+  }
+
+  /**
+   * Connect to `url` and create the farm tables when missing.
+   *
+   * @throws {InfraError} when the server cannot be reached or refuses.
+   */
+  static async open(url: string, farm: string): Promise<PgFarmStore> {
+    const pool = new pg.Pool({ connectionString: url, connectionTimeoutMillis: 10_000, max: 4 });
+    // An idle connection that dies (a server restart) must not crash the runner.
+    pool.on("error", () => {});
+    const store = new PgFarmStore(pool, farm, url);
+    try {
+      await store.#tx(async (c) => {
+        await c.query(`SELECT pg_advisory_xact_lock(${SCHEMA_LOCK})`);
+        await c.query(FARM_DDL);
+      });
+    } catch (err) {
+      await pool.end().catch(() => {});
+      throw new InfraError(
+        `the farm's database ${store.where}: ${(err as Error).message.split("\n")[0]}`,
+        "check the farm file's database URL and that the server is reachable from this host",
+      );
+    }
+    return store;
+  }
+
+  /** Run `fn` in one transaction holding the farm's lock (lease decisions). */
+  async #tx<T>(fn: (c: pg.PoolClient) => Promise<T>, farmLock = false): Promise<T> {
+    const c = await this.#pool.connect();
+    try {
+      await c.query("BEGIN");
+      if (farmLock) {
+        await c.query("SELECT pg_advisory_xact_lock(hashtext('rkhil-farm'), hashtext($1))", [
+          this.farm,
+        ]);
+      }
+      const out = await fn(c);
+      await c.query("COMMIT");
+      return out;
+    } catch (err) {
+      await c.query("ROLLBACK").catch(() => {});
+      throw err;
+    } finally {
+      c.release();
+    }
+  }
+
+  async #row(c: pg.PoolClient, target: string): Promise<LeaseRow | undefined> {
+    const r = await c.query<LeaseRow>(
+      `SELECT *, expires_at <= now() AS expired FROM farm_leases WHERE farm = $1 AND target = $2`,
+      [this.farm, target],
+    );
+    return r.rows[0];
+  }
+
+  /**
+   * Take `target` for `ttlS` seconds; a stale lease is taken back (`recovered` says from whom)
+   * and the jobs its holder had taken go back to the queue.
+   *
+   * @throws {LeaseHeldError} (MISS) when a live holder has it.
+   */
+  take(
+    target: string,
+    opts: { ttlS: number; run?: string },
+  ): Promise<{ lease: Lease; recovered?: string }> {
+    return this.#tx(async (c) => {
+      const old = await this.#row(c, target);
+      let recovered: string | undefined;
+      if (old) {
+        const why = staleRow(old);
+        if (!why) throw new LeaseHeldError(leaseOf(old));
+        recovered = `${old.owner} (pid ${old.pid}): ${why}`;
+      }
+      // Only a target's holder runs its jobs: one left running now lost its runner (killed, or
+      // interrupted and its lease given back) and goes back to the queue.
+      await c.query(
+        `UPDATE farm_jobs SET state = 'queued', runner = NULL, taken_at = NULL
+         WHERE farm = $1 AND target = $2 AND state = 'running'`,
+        [this.farm, target],
+      );
+      const host = leaseHost();
+      const r = await c.query<LeaseRow>(
+        `INSERT INTO farm_leases (farm, target, owner, host, pid, pid_start, run, token, start_at,
+           renewed_at, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now(), now(), now() + $9 * interval '1 second')
+         ON CONFLICT (farm, target) DO UPDATE SET owner = EXCLUDED.owner, host = EXCLUDED.host,
+           pid = EXCLUDED.pid, pid_start = EXCLUDED.pid_start, run = EXCLUDED.run,
+           token = EXCLUDED.token, start_at = EXCLUDED.start_at,
+           renewed_at = EXCLUDED.renewed_at, expires_at = EXCLUDED.expires_at
+         RETURNING *`,
+        [
+          this.farm,
+          target,
+          `${userName()}@${host}`,
+          host,
+          Deno.pid,
+          processStart(Deno.pid) ?? null,
+          opts.run ?? null,
+          crypto.randomUUID(),
+          opts.ttlS,
+        ],
+      );
+      return { lease: leaseOf(r.rows[0]), ...(recovered ? { recovered } : {}) };
+    }, true);
+  }
+
+  /** Extend `lease` by `ttlS` from now; undefined when it is no longer ours. */
+  async renew(lease: Lease, ttlS: number): Promise<Lease | undefined> {
+    const r = await this.#pool.query<LeaseRow>(
+      `UPDATE farm_leases SET renewed_at = now(), expires_at = now() + $4 * interval '1 second'
+       WHERE farm = $1 AND target = $2 AND token = $3 RETURNING *`,
+      [this.farm, lease.target, lease.token, ttlS],
+    );
+    return r.rows[0] ? leaseOf(r.rows[0]) : undefined;
+  }
+
+  /** Give `lease` back (nothing when it is no longer ours). */
+  async release(lease: Lease): Promise<void> {
+    await this.#pool.query(
+      "DELETE FROM farm_leases WHERE farm = $1 AND target = $2 AND token = $3",
+      [this.farm, lease.target, lease.token],
+    );
+  }
+
+  /**
+   * `rkhil farm release ID`: remove `target`'s lease when it is stale; with `force`, whoever
+   * holds it.
+   *
+   * @throws {LeaseHeldError} when a live holder has it and `force` is not set.
+   */
+  free(target: string, force = false): Promise<Lease | undefined> {
+    return this.#tx(async (c) => {
+      const cur = await this.#row(c, target);
+      if (!cur) return undefined;
+      if (!force && !staleRow(cur)) throw new LeaseHeldError(leaseOf(cur));
+      await c.query("DELETE FROM farm_leases WHERE farm = $1 AND target = $2", [
+        this.farm,
+        target,
+      ]);
+      return leaseOf(cur);
+    }, true);
+  }
+
+  /** Every lease of the farm, by target. */
+  async list(): Promise<{ target: string; lease: Lease }[]> {
+    const r = await this.#pool.query<LeaseRow>(
+      "SELECT * FROM farm_leases WHERE farm = $1 ORDER BY target",
+      [this.farm],
+    );
+    return r.rows.map((x) => ({ target: x.target, lease: leaseOf(x) }));
+  }
+
+  /** Why `lease` may be taken back now by the database's clock, or undefined when it holds. */
+  async stale(lease: Lease): Promise<string | undefined> {
+    const r = await this.#pool.query<{ expired: boolean }>(
+      "SELECT $1::timestamptz <= now() AS expired",
+      [lease.expires],
+    );
+    return staleRow({
+      ...lease,
+      pid_start: lease.pidStart ?? null,
+      run: lease.run ?? null,
+      start_at: new Date(lease.start),
+      renewed_at: new Date(lease.renewed),
+      expires_at: new Date(lease.expires),
+      expired: r.rows[0].expired,
+    });
+  }
+
+  /**
+   * Queue the jobs of run `run` (in order). Jobs the queue already has (a resumed run) are left
+   * as they are.
+   */
+  async enqueue(run: string, jobs: readonly QueuedJob[]): Promise<void> {
+    await this.#tx(async (c) => {
+      for (const [i, j] of jobs.entries()) {
+        await c.query(
+          `INSERT INTO farm_jobs (farm, run, key, target, kernel, pos) VALUES ($1, $2, $3, $4, $5, $6)
+           ON CONFLICT (run, key) DO NOTHING`,
+          [this.farm, run, j.key, j.target, j.kernel ?? null, i],
+        );
+      }
+    });
+  }
+
+  /**
+   * Take the next queued job of `run` on `target` for the holder of `lease` (`FOR UPDATE SKIP
+   * LOCKED`: a job another runner is taking is passed over, never taken twice). Undefined when
+   * none is left.
+   */
+  async next(run: string, target: string, lease: Lease): Promise<QueuedJob | undefined> {
+    const r = await this.#pool.query<{ key: string; target: string; kernel: string | null }>(
+      `UPDATE farm_jobs SET state = 'running', runner = $3, taken_at = now()
+       WHERE (run, key) = (
+         SELECT run, key FROM farm_jobs WHERE run = $1 AND target = $2 AND state = 'queued'
+         ORDER BY pos FOR UPDATE SKIP LOCKED LIMIT 1)
+       RETURNING key, target, kernel`,
+      [run, target, lease.token],
+    );
+    const x = r.rows[0];
+    return x
+      ? { key: x.key, target: x.target, ...(x.kernel ? { kernel: x.kernel } : {}) }
+      : undefined;
+  }
+
+  /** Mark job `key` of `run` ended with `state` (`done`, `taken out: ...`, `interrupted`). */
+  async end(run: string, key: string, state: string): Promise<void> {
+    await this.#pool.query(
+      "UPDATE farm_jobs SET state = $3, ended_at = now() WHERE run = $1 AND key = $2",
+      [run, key, state.slice(0, 500)],
+    );
+  }
+
+  /** The jobs of `run` with their states, in queue order. */
+  async jobs(
+    run: string,
+  ): Promise<{ key: string; target: string; state: string; runner: string | null }[]> {
+    const r = await this.#pool.query(
+      "SELECT key, target, state, runner FROM farm_jobs WHERE run = $1 ORDER BY pos",
+      [run],
+    );
+    return r.rows;
+  }
+
+  /** Close the connections. Idempotent; never throws. */
+  async close(): Promise<void> {
+    await this.#pool.end().catch(() => {});
+  }
+}
