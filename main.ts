@@ -108,7 +108,8 @@ export function cli(): Command {
 
   program.command("run")
     .description(
-      "Run the suites of tests/ (boot, driver, iommu, probe, probe-boot) on targets: by default " +
+      "Run the suites of tests/ (boot, driver, iommu, iommu-emulated, probe, probe-boot, npu/...) " +
+        "on targets: by default " +
         "the embedded target (QEMU aarch64, 8 GiB) on real Debian kernels; with --board, boards " +
         "reached through their board files. Report per target, kernel and suite",
     )

@@ -373,7 +373,7 @@ Deno.test("run --suite/--board/--kernel mistakes: exit 2 with what is known, bef
       [
         ["run", "--suite", "nope", "--suite", "boot"],
         /^error: unknown suite "nope"$/,
-        /what to do: use one of: boot, driver, iommu, probe, probe-boot, npu\/mobilenet_v1, npu\/yolov5\n/,
+        /what to do: use one of: boot, driver, iommu, iommu-emulated, probe, probe-boot, npu\/mobilenet_v1, npu\/yolov5\n/,
       ],
       [
         ["run", "--board", "rock-3b-8g", "--kernel", "debian:trixie"],

@@ -6,6 +6,11 @@
  * `--predict-board` board with a Rockchip SoC (the board whose IOMMUs are emulated), with the
  * target's live device tree (`/sys/firmware/fdt`), RAM, release and command line.
  *
+ * On a target that can boot them (`boot-config`: the QEMU targets of `rkhil run`) the suite runs
+ * the {@linkcode EMU_SCENARIOS}, each on a boot of its own with the scenario's emulated IOMMUs,
+ * memory and command line; the result's details carry the scenario, so the run's report shows
+ * release × instance × scenario (runner/rkiommu/table.ts).
+ *
  * @module
  */
 
@@ -18,7 +23,46 @@ import { judgeEmu } from "../runner/rkiommu/judge.ts";
 import { runEmu } from "../runner/rkiommu/run.ts";
 import { debianSpecOf } from "../runner/suite/debian_kernel.ts";
 import { probeShellOf } from "../runner/suite/target_io.ts";
-import type { StepContext, StepOutcome, SuiteStep } from "../runner/suite/types.ts";
+import type { StepContext, StepOutcome, SuiteStep, Variant } from "../runner/suite/types.ts";
+
+/** One emulated-IOMMU scenario of the main job: a boot of its own (a {@linkcode Variant}). */
+export interface EmuScenario {
+  /** Short id, as the report's scenario column shows it (`8g`, `swiotlb-force`). */
+  id: string;
+  /** The step's test id (`iommu/emulated/<id>`). */
+  step: string;
+  /** What the scenario is, one line. */
+  description: string;
+  /** The boot: emulated IOMMUs (in probe order), memory, command line. */
+  variant: Variant;
+}
+
+/**
+ * The scenarios `rkhil run` gives every kernel (issue 15): the ROCK 3B's NPU MMU (v1.0) and
+ * VOP2's MMU (v2.0) as rk356x-base.dtsi binds them; the same with `swiotlb=force` (every table
+ * bounced); and the Rocket RFC's tree, the NPU MMU bound as `rockchip,iommu` (v1 ops) probing
+ * before VOP2's. Each is one boot per kernel of the base target's memory.
+ */
+export const EMU_SCENARIOS: readonly EmuScenario[] = [
+  {
+    id: "dtsi",
+    step: "iommu/emulated/dtsi",
+    description: "NPU MMU and VOP2 MMU as rockchip,rk3568-iommu (rk356x-base.dtsi)",
+    variant: { iommus: ["npu", "vop"] },
+  },
+  {
+    id: "swiotlb-force",
+    step: "iommu/emulated/swiotlb-force",
+    description: "the same with swiotlb=force: every table is bounced",
+    variant: { append: "swiotlb=force", iommus: ["npu", "vop"] },
+  },
+  {
+    id: "npu-rockchip-iommu",
+    step: "iommu/emulated/npu-rockchip-iommu",
+    description: "the Rocket RFC's tree: the NPU MMU as rockchip,iommu, probing before VOP2's",
+    variant: { iommus: ["npu-rfc", "vop"] },
+  },
+];
 
 async function liveFdt(ctx: StepContext): Promise<Uint8Array> {
   const r = await ctx.target.command.run("base64 /sys/firmware/fdt", { timeoutMs: 30_000 });
@@ -32,7 +76,7 @@ async function liveFdt(ctx: StepContext): Promise<Uint8Array> {
   return Uint8Array.from(bin, (c) => c.charCodeAt(0));
 }
 
-async function run(ctx: StepContext): Promise<StepOutcome> {
+async function run(ctx: StepContext, scenario?: EmuScenario): Promise<StepOutcome> {
   const rel = parseRelease(ctx.release);
   if (!rel || !isKnownRelease(rel)) {
     return {
@@ -60,6 +104,8 @@ async function run(ctx: StepContext): Promise<StepOutcome> {
   const emu = await runEmu(probeShellOf(ctx.target, 120_000), ko);
   await Deno.mkdir(`${ctx.dir}/rkiommu`, { recursive: true });
   await Deno.writeTextFile(`${ctx.dir}/rkiommu/rkiommu_emu.txt`, emu.raw);
+  await Deno.writeTextFile(`${ctx.dir}/rkiommu/dmesg.txt`, emu.dmesg);
+  await Deno.writeFile(`${ctx.dir}/rkiommu/live.dtb`, dtb);
   const j = judgeEmu({
     report: emu.report,
     dmesg: emu.dmesg,
@@ -70,6 +116,8 @@ async function run(ctx: StepContext): Promise<StepOutcome> {
   });
   const details = {
     board: modelled.board.id,
+    scenario: scenario?.id ?? "target",
+    release: emu.report.release,
     instances: j.observations.map((o) => ({
       unit: o.unit,
       observed: o.outcome ?? null,
@@ -103,4 +151,9 @@ async function run(ctx: StepContext): Promise<StepOutcome> {
 }
 
 /** The step (added by the `iommu` suite when the target has `rk-iommu`). */
-export const emulatedStep: SuiteStep = { name: "iommu/emulated", run };
+export const emulatedStep: SuiteStep = { name: "iommu/emulated", run: (ctx) => run(ctx) };
+
+/** The step of one scenario, on a boot of its own (added on targets with `boot-config`). */
+export function emulatedScenarioStep(scenario: EmuScenario): SuiteStep {
+  return { name: scenario.step, variant: scenario.variant, run: (ctx) => run(ctx, scenario) };
+}

@@ -11,6 +11,7 @@ import type { Suite } from "../runner/suite/types.ts";
 import { suite as boot } from "./boot.ts";
 import { suite as driver } from "./driver.ts";
 import { suite as iommu } from "./iommu.ts";
+import { suite as iommuEmulated } from "./iommu_emulated.ts";
 import { suite as npuMobilenetV1 } from "./npu_mobilenet_v1.ts";
 import { suite as npuYolov5 } from "./npu_yolov5.ts";
 import { suite as probe } from "./probe.ts";
@@ -21,6 +22,7 @@ export const SUITES: readonly Suite[] = [
   boot,
   driver,
   iommu,
+  iommuEmulated,
   probe,
   probeBoot,
   npuMobilenetV1,

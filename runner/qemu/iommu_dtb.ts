@@ -58,6 +58,18 @@ export const ROCK3B_IOMMUS: Readonly<Record<string, EmuIommu>> = {
     spi: 151,
     revision: "1.0",
   },
+  // The NPU MMU as the Rocket RK3568 RFC v4 binds it (2026-06-13, research/rockchip-iommu.md
+  // §2): `rockchip,iommu`, the v1 ops (32-bit mask, GFP_DMA32, v1 entries). Its node comes
+  // first in the tree, so it probes before VOP2's: with a global rk_ops (before 414cb6f3ac62)
+  // VOP2's probe then fails, and the v1 PTEs keep only bits 31:12 of the NPU's pages.
+  "npu-rfc": {
+    name: "npu",
+    base: 0xfde4b000,
+    banks: 1,
+    compatible: ["rockchip,iommu"],
+    spi: 151,
+    revision: "1.0",
+  },
   vop: {
     name: "vop",
     base: 0xfe043e00,
@@ -70,6 +82,30 @@ export const ROCK3B_IOMMUS: Readonly<Record<string, EmuIommu>> = {
 
 /** The reserved windows are 64 KiB, aligned, each holding the banks that fall inside it. */
 const WINDOW = 0x10000;
+
+/** QEMU virt's RAM starts at 1 GiB (hw/arm/virt.c base_memmap[VIRT_MEM]). */
+export const VIRT_RAM_BASE = 0x4000_0000;
+
+/**
+ * Why a QEMU virt guest of `memoryBytes` cannot hold `iommus`' register windows, or undefined
+ * when it can: the windows lie at the board's addresses inside guest RAM
+ * (`0x4000_0000 + memoryBytes`), so a guest below ~3 GiB has no RAM there (a 2 GiB guest's RAM
+ * ends at 0xc000_0000; the ROCK 3B windows end at 0xfe05_0000). The windows are not moved: the
+ * oracle finds each block's hardware revision (and so its walker's reach) in the SoC catalog by
+ * the board's unit address, and its expected lines name `<unit>.iommu`, the driver's device
+ * name: a relocated block would be an unknown revision (UNCERTAIN) with other log lines.
+ */
+export function emuRamRefusal(
+  memoryBytes: number,
+  iommus: readonly EmuIommu[],
+): string | undefined {
+  const end = VIRT_RAM_BASE + memoryBytes;
+  const out = iommus.find((i) => Math.floor(i.base / WINDOW) * WINDOW + WINDOW > end);
+  if (!out) return undefined;
+  return `the registers of ${out.name} (0x${out.base.toString(16)}) are outside guest RAM ` +
+    `0x${VIRT_RAM_BASE.toString(16)}..0x${end.toString(16)}: emulated IOMMUs need 3G or more ` +
+    "(the register windows are guest RAM at the board's addresses)";
+}
 
 /**
  * The instances for a QemuTarget option: ids of {@linkcode ROCK3B_IOMMUS} or full instances.

@@ -14,6 +14,7 @@ import type { Outcome } from "../../oracle/types.ts";
 import { UserInputError } from "../errors.ts";
 import { parseResults, tally, type TestResult } from "../results/store.ts";
 import { renderWorkloadSection } from "./workload_report.ts";
+import { renderEmulatedSection } from "../rkiommu/table.ts";
 
 /** What the report is made from. */
 export interface RunRecord {
@@ -153,6 +154,9 @@ export function renderRunReport(record: RunRecord): string {
   if (out[out.length - 1] === "") out.pop();
   const workloads = renderWorkloadSection(results);
   if (workloads.length) out.push("", ...workloads);
+  // The real driver on emulated IOMMUs: release × scenario × instance (issue 15).
+  const emulated = renderEmulatedSection(results);
+  if (emulated.length) out.push("", ...emulated);
   const boards = [
     ...new Set(
       results.filter((r) => r.test.startsWith("oracle/predict ")).map((r) =>

@@ -2,9 +2,10 @@
  * The real rockchip-iommu driver of Debian 6.1 and 6.12 on emulated IOMMUs (issue 15): 8 GiB
  * QEMU guests booted with QEMU's own virt tree plus the ROCK 3B's NPU MMU (v1.0 hardware, bound
  * as `rockchip,rk3568-iommu`) and VOP2's MMU (v2.0), the emulator module loaded, a master per
- * IOMMU mapping pages through the DMA API. Two boots: 6.1 directly (runEmu), 6.12 through the
- * `iommu` suite on a QemuTarget with `iommus` (capability `rk-iommu`, step `iommu/emulated`);
- * 7.3 and swiotlb=force are held as captures in report_test.ts.
+ * IOMMU mapping pages through the DMA API. 6.1 directly (runEmu, one boot); 6.12 as `rkhil run`
+ * plans it: the `iommu-emulated` suite on the embedded target, each scenario a boot of its own
+ * (dtsi, swiotlb=force, the NPU MMU as rockchip,iommu probing first; four boots with the base);
+ * 7.3 and the other releases' scenarios are held as captures in report_test.ts.
  */
 import assert from "node:assert/strict";
 import { findBoard } from "../../boards/load.ts";
@@ -16,8 +17,7 @@ import { buildEmuModule } from "./build.ts";
 import { judgeEmu } from "./judge.ts";
 import { runEmu } from "./run.ts";
 import { selectSuites } from "../../tests/mod.ts";
-import { QemuTarget } from "../qemu/target.ts";
-import { shutdownQemu } from "../suite/plans.ts";
+import { qemuPlans, shutdownQemu } from "../suite/plans.ts";
 import { runJob } from "../suite/run_job.ts";
 import { waitNoneUnder } from "../jobs/_qemu_procs.ts";
 
@@ -103,41 +103,65 @@ for (const [spec, npuOutcome] of [["debian:bookworm", "OK"]] as const) {
 }
 
 Deno.test(
-  "debian:trixie: the iommu suite on a QEMU target with emulated IOMMUs (rk-iommu): iommu/emulated PASS with the real driver's BUS_ERROR on the NPU MMU, VOP2 OK",
+  "debian:trixie: rkhil run's iommu-emulated suite, a boot per scenario: the NPU MMU's BUS_ERROR (dtsi), page faults on bounced tables (swiotlb=force), VOP2's failed probe and the NPU's wrong pages (rockchip,iommu first); every instance agrees with the oracle; report.md's table",
   opts,
   async () => {
-    const kernel = "debian:trixie";
     const root = `${runRoot}/suite`;
+    // The main job's own planning (rkhil run): the plain embedded target, each scenario a
+    // variant boot with its emulated IOMMUs.
     const job = await runJob({
-      plans: [{
-        name: "qemu-virt-8g",
-        kernel,
-        bootDetails: { memory: "8G", iommus: "npu,vop" },
-        open: (dir) =>
-          QemuTarget.prepare({ kernel, runDir: dir, memory: "8G", iommus: ["npu", "vop"] }),
-      }],
-      suites: selectSuites(["boot", "iommu"]),
+      plans: qemuPlans(["debian:trixie"]),
+      suites: selectSuites(["boot", "iommu-emulated"]),
       predictBoards: ["rock-3b-8g"],
       runsRoot: root,
       shutdown: shutdownQemu,
       log: () => {},
     });
     const by = new Map(job.results.map((r) => [r.test, r]));
-    // No rk_iommu line at boot: the fresh tree's IOMMUs probe quietly (fixed clocks given).
-    assert.equal(by.get("iommu/log")?.verdict, "PASS", JSON.stringify(by.get("iommu/log")));
-    const emu = by.get("iommu/emulated")!;
-    assert.equal(emu.verdict, "PASS", JSON.stringify(emu));
-    assert.match(emu.reason ?? "", /agree with the oracle \(fde4b000 BUS_ERROR, fe043e00 OK\)/);
-    const inst = (emu.details as { instances: { unit: string; dt: string; lines: string[] }[] })
-      .instances;
-    assert.ok(BigInt(inst[0].dt) >= BigInt(FOUR_GIB), inst[0].dt);
+    type Inst = {
+      unit: string;
+      observed: string;
+      predicted: string;
+      dt: string | null;
+      dtBounced: boolean | null;
+      lines: string[];
+    };
+    const inst = (test: string) => {
+      const r = by.get(test)!;
+      assert.equal(r?.verdict, "PASS", JSON.stringify(r));
+      return (r.details as { instances: Inst[] }).instances;
+    };
+    const dtsi = inst("iommu/emulated/dtsi");
+    assert.deepEqual(dtsi.map((i) => [i.unit, i.observed]), [
+      ["fde4b000", "BUS_ERROR"],
+      ["fe043e00", "OK"],
+    ]);
+    assert.ok(BigInt(dtsi[0].dt!) >= BigInt(FOUR_GIB), dtsi[0].dt!);
     assert.ok(
-      inst[0].lines.some((l) =>
+      dtsi[0].lines.some((l) =>
         l.includes("rk_iommu fde4b000.iommu: BUS_ERROR occurred at 0x00000000fffff040")
       ),
-      inst[0].lines.join("\n"),
+      dtsi[0].lines.join("\n"),
     );
-    assert.deepEqual(inst[1].lines, []);
+    assert.deepEqual(dtsi[1].lines, []);
+    const bounced = inst("iommu/emulated/swiotlb-force");
+    assert.deepEqual(bounced.map((i) => [i.observed, i.dtBounced]), [
+      ["PAGE_FAULT", true],
+      ["PAGE_FAULT", true],
+    ]);
+    assert.ok(bounced[0].lines.some((l) => /rk_iommu fde4b000\.iommu: Page fault at/.test(l)));
+    const rfc = inst("iommu/emulated/npu-rockchip-iommu");
+    assert.deepEqual(rfc.map((i) => [i.unit, i.observed, i.predicted]), [
+      ["fde4b000", "WRONG_PAGE", "WRONG_PAGE"],
+      ["fe043e00", "PROBE_FAILED", "PROBE_FAILED"],
+    ]);
+    assert.ok(!rfc[0].lines.some((l) => l.includes("BUS_ERROR")), rfc[0].lines.join("\n"));
+    assert.ok(
+      rfc[1].lines.some((l) => l.includes("probe with driver rk_iommu failed with error -22")),
+    );
+    const report = await Deno.readTextFile(`${job.dir}/report.md`);
+    assert.match(report, /## The real rk_iommu driver on emulated IOMMUs/);
+    assert.match(report, /\| npu-rockchip-iommu \| fe043e00 \| PROBE_FAILED \|.*\| agree \|/);
     assert.equal(
       job.exitCode,
       0,

@@ -56,8 +56,18 @@ export interface EmuMapping {
   phys: number;
 }
 
-/** Results of one device access (`result`). */
-export type AccessResult = "ok" | "bus_error" | "page_fault" | "not_paging" | "stalled";
+/**
+ * Results of one device access (`result`). `master_error`: the walk translated the IOVA, but the
+ * page it gave is not memory, so the master's own transfer failed and the MMU raised nothing
+ * (module parameter `page_bus_error=0`, the default).
+ */
+export type AccessResult =
+  | "ok"
+  | "bus_error"
+  | "page_fault"
+  | "not_paging"
+  | "stalled"
+  | "master_error";
 
 /** One access of the emulated device, with the walk the hardware did. */
 export interface EmuAccess {
@@ -171,7 +181,14 @@ function str(f: Record<string, string>, key: string, n: number, re = /^[\w.@,:-]
   return v;
 }
 
-const RESULTS: readonly AccessResult[] = ["ok", "bus_error", "page_fault", "not_paging", "stalled"];
+const RESULTS: readonly AccessResult[] = [
+  "ok",
+  "bus_error",
+  "page_fault",
+  "not_paging",
+  "stalled",
+  "master_error",
+];
 
 /**
  * Parse `/proc/rkiommu_emu`.
@@ -204,6 +221,8 @@ export function parseEmuReport(text: string): EmuReport {
   for (const k of ["npages", "dt_reach_v1", "pt_reach_v1", "dte_addr_v1", "unmapped"]) {
     r.params[k] = num(h, k, 1);
   }
+  // Reports before the parameter existed raised BUS_ERROR for a page that is not memory.
+  r.params.page_bus_error = h.page_bus_error === undefined ? 1 : num(h, "page_bus_error", 1);
   const unitOf = (name: string, n: number) => {
     const m = name.match(/^([0-9a-f]{1,16})\.iommu$/);
     if (!m) throw bad(n, `instance name ${name.slice(0, 30)} is not <unit>.iommu`);
@@ -302,7 +321,7 @@ export function parseEmuReport(text: string): EmuReport {
 /**
  * The real driver's outcome on one instance, from what its master's device saw: BUS_ERROR if
  * any access raised one, else PAGE_FAULT, else WRONG_PAGE (data the CPU and the device disagree
- * on), else OK; PROBE_FAILED when rk_iommu is not bound to the instance (`bound` false);
+ * on, or a translated page that is not memory: `master_error`), else OK; PROBE_FAILED when rk_iommu is not bound to the instance (`bound` false);
  * `undefined` when nothing was accessed or the emulation failed (not_paging, stalled, a
  * pm_runtime error): that is no outcome of the driver's.
  */
@@ -314,7 +333,9 @@ export function outcomeOf(r: EmuReport, unit: string, bound = true): Outcome | u
   if (acc.some((a) => a.result === "not_paging" || a.result === "stalled")) return undefined;
   if (acc.some((a) => a.result === "bus_error")) return "BUS_ERROR";
   if (acc.some((a) => a.result === "page_fault")) return "PAGE_FAULT";
-  if (acc.some((a) => a.data === "mismatch")) return "WRONG_PAGE";
+  // The device read or wrote another page than the one mapped: the data check failed, or the
+  // translated page was no memory at all (the master's own transfer failed; the MMU is silent).
+  if (acc.some((a) => a.data === "mismatch" || a.result === "master_error")) return "WRONG_PAGE";
   return "OK";
 }
 

@@ -167,8 +167,9 @@ Deno.test("hostile reports are refused with the line", async () => {
   );
 });
 
-Deno.test("6.12.118 with the NPU MMU bound as rockchip,iommu (v1 ops, probes first): VOP2's probe fails on the global rk_ops (PROBE_FAILED, agrees); the NPU's truncated v1 PTEs point below QEMU's RAM, so the walker sees a bus error where a ROCK 3B (RAM from 0) would read a wrong page", async () => {
+Deno.test("6.12.118 with the NPU MMU bound as rockchip,iommu (v1 ops, probes first): VOP2's probe fails on the global rk_ops (PROBE_FAILED); the NPU's v1 PTEs truncate its pages above 4 GiB, the walk succeeds and the master's transfer goes to the alias (WRONG_PAGE, the MMU silent); both agree with the oracle", async () => {
   const c = await capture("6.12-v1npu");
+  assert.equal(c.report.params.page_bus_error, 0);
   assert.match(
     c.dmesg,
     /WARNING: CPU: \d+ PID: \d+ at drivers\/iommu\/rockchip-iommu\.c:\d+ rk_iommu_probe/,
@@ -178,15 +179,39 @@ Deno.test("6.12.118 with the NPU MMU bound as rockchip,iommu (v1 ops, probes fir
     /rk_iommu fe043e00\.iommu: probe with driver rk_iommu failed with error -22/,
   );
   const npu = c.report.accesses.filter((a) => a.dev === "rkhil-npu-master");
+  assert.equal(npu.length, 8);
   for (const a of npu) {
     // v1 mk_pte keeps bits 31:12 of a page above 4 GiB: the page's address mod 4 GiB.
     const mapped = c.report.mappings.find((m) => m.iova === a.iova - (a.iova % 4096))!;
     assert.ok(mapped.phys >= 2 ** 32);
     assert.equal(a.page, mapped.phys % 2 ** 32);
-    assert.equal(a.result, "bus_error"); // below 0x4000_0000: no RAM on QEMU virt
     assert.ok(a.dt < 2 ** 32, "v1 ops: GFP_DMA32 tables");
+    // The alias lies below QEMU's RAM (1 GiB base): the master's transfer, no MMU interrupt.
+    assert.ok(a.page < 0x4000_0000);
+    assert.deepEqual([a.result, a.irq, a.level], ["master_error", "none", 3]);
   }
-  assert.equal(c.report.masters.find((m) => m.iommu === "fe043e00")?.domain, "none");
+  assert.ok(!c.dmesg.includes("BUS_ERROR"));
+  assert.equal(outcomeOf(c.report, "fde4b000"), "WRONG_PAGE");
+  // VOP2's master waits for an IOMMU that never probed (deferred: no master line this time; the
+  // earlier capture's bound with no domain): either way no access of it reached a walk.
+  assert.ok(
+    c.report.masters.filter((m) => m.iommu === "fe043e00").every((m) => m.domain === "none"),
+  );
+  assert.ok(!c.report.accesses.some((a) => a.dev === "rkhil-vop-master" && a.level > 0));
+  const j = judgeEmu({ ...c, board: facts, bound: new Set(["fde4b000"]) });
+  assert.equal(j.comparison.verdict, "agree", JSON.stringify(j.comparison));
+  assert.deepEqual(j.observations.map((o) => o.outcome), ["WRONG_PAGE", "PROBE_FAILED"]);
+});
+
+Deno.test("the same tree with the emulator raising the MMU's BUS_ERROR for a translated page that is not memory (page_bus_error=1, the earlier capture): the disagreement names the outcome", async () => {
+  const c = await capture("6.12-v1npu-page-bus-error");
+  // Captured before the parameter existed: such reports read as page_bus_error=1.
+  assert.equal(c.report.params.page_bus_error, 1);
+  const npu = c.report.accesses.filter((a) => a.dev === "rkhil-npu-master");
+  for (const a of npu) {
+    assert.deepEqual([a.result, a.level], ["bus_error", 3]);
+    assert.ok(a.page < 0x4000_0000, "the alias is below QEMU's RAM");
+  }
   const j = judgeEmu({ ...c, board: facts, bound: new Set(["fde4b000"]) });
   const vop = j.comparison.instances.find((i) => i.unit === "fe043e00")!;
   assert.equal(vop.verdict, "agree", JSON.stringify(vop));
@@ -196,4 +221,14 @@ Deno.test("6.12.118 with the NPU MMU bound as rockchip,iommu (v1 ops, probes fir
     predicted: "WRONG_PAGE",
     observed: "BUS_ERROR",
   });
+});
+
+Deno.test("master_error is an access result the parser knows; a page_bus_error that is not a number is refused", async () => {
+  const good = await read("6.12-v1npu.proc");
+  assert.throws(
+    () => parseEmuReport(good.replace("page_bus_error=0", "page_bus_error=yes")),
+    /page_bus_error=yes is not a decimal number/,
+  );
+  const asOk = parseEmuReport(good.replaceAll("result=master_error", "result=ok"));
+  assert.equal(outcomeOf(asOk, "fde4b000"), "OK");
 });

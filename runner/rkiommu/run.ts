@@ -21,6 +21,11 @@ export interface EmuParams {
   dteAddrV1?: 1 | 2;
   /** Also read one IOVA after unmapping it (the driver's page-fault path). */
   unmapped?: boolean;
+  /**
+   * A translated page that is not memory raises the MMU's BUS_ERROR (`true`) instead of failing
+   * the master's own transfer with the MMU silent (default; target/rkiommu-emu/README.md).
+   */
+  pageBusError?: boolean;
 }
 
 /** The `insmod` arguments for `p`. @throws {UserInputError} for a value out of range. */
@@ -43,6 +48,7 @@ export function emuInsmodArgs(p: EmuParams = {}): string[] {
     ...(p.ptReachV1 ? [`pt_reach_v1=${p.ptReachV1}`] : []),
     ...(p.dteAddrV1 ? [`dte_addr_v1=${p.dteAddrV1}`] : []),
     ...(p.unmapped ? ["unmapped=1"] : []),
+    ...(p.pageBusError ? ["page_bus_error=1"] : []),
   ];
 }
 

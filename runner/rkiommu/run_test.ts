@@ -6,8 +6,22 @@ import { emuInsmodArgs } from "./run.ts";
 Deno.test("emuInsmodArgs: defaults are the module's; each parameter maps to its name", () => {
   assert.deepEqual(emuInsmodArgs(), []);
   assert.deepEqual(
-    emuInsmodArgs({ npages: 16, dtReachV1: 40, ptReachV1: 32, dteAddrV1: 1, unmapped: true }),
-    ["npages=16", "dt_reach_v1=40", "pt_reach_v1=32", "dte_addr_v1=1", "unmapped=1"],
+    emuInsmodArgs({
+      npages: 16,
+      dtReachV1: 40,
+      ptReachV1: 32,
+      dteAddrV1: 1,
+      unmapped: true,
+      pageBusError: true,
+    }),
+    [
+      "npages=16",
+      "dt_reach_v1=40",
+      "pt_reach_v1=32",
+      "dte_addr_v1=1",
+      "unmapped=1",
+      "page_bus_error=1",
+    ],
   );
 });
 

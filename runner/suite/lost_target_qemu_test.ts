@@ -9,8 +9,11 @@
 import assert from "node:assert/strict";
 import { SUITES as ALL_SUITES } from "../../tests/mod.ts";
 
-/** The suites but the workload ones (runner/workload/guest_qemu_test.ts runs those once). */
-const SUITES = ALL_SUITES.filter((s) => !s.name.startsWith("npu/"));
+/**
+ * The suites but the workload ones (runner/workload/guest_qemu_test.ts runs those once) and
+ * iommu-emulated (a boot per scenario; runner/rkiommu/emu_qemu_test.ts runs it once).
+ */
+const SUITES = ALL_SUITES.filter((s) => !s.name.startsWith("npu/") && s.name !== "iommu-emulated");
 import { testRunRoot } from "../test_dirs.ts";
 import { qemuUnder, waitNoneUnder } from "../jobs/_qemu_procs.ts";
 import { runFacts } from "../introspect/facts_cmd.ts";

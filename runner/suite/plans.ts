@@ -7,7 +7,9 @@
  */
 import { findBoard } from "../../boards/load.ts";
 import { checkBoardTarget, openBoardTarget } from "../board/target.ts";
-import { InfraError } from "../errors.ts";
+import { parseSize } from "../../boards/schema.ts";
+import { InfraError, RkhilError } from "../errors.ts";
+import { emuRamRefusal, resolveEmuIommus } from "../qemu/iommu_dtb.ts";
 import { qemuBoardId, QemuTarget } from "../qemu/target.ts";
 import type { TargetPlan } from "./runner.ts";
 import type { Variant } from "./types.ts";
@@ -21,8 +23,10 @@ export const DEFAULT_KERNELS: readonly string[] = [
 
 /**
  * One plan per kernel for the embedded target with `memory` (QEMU syntax, default 8G). A
- * variant boots another guest on the same kernel with the variant's memory and command line
- * (`boot-config`).
+ * variant boots another guest on the same kernel with the variant's memory, command line and
+ * emulated IOMMUs (`boot-config`; the `iommu` suite's `iommu/emulated` scenarios, issue 15).
+ * A variant with emulated IOMMUs on a guest too small to hold their register windows is SKIP
+ * with the reason (see {@linkcode emuRamRefusal}), before any boot.
  */
 export function qemuPlans(
   kernels: readonly string[],
@@ -33,13 +37,23 @@ export function qemuPlans(
     name: qemuBoardId(memory),
     kernel,
     bootDetails: { memory, ...(extraAppend ? { append: extraAppend } : {}) },
-    open: (dir: string, variant?: Variant) =>
-      QemuTarget.prepare({
+    open: async (dir: string, variant?: Variant) => {
+      const mem = variant?.memory ?? memory;
+      const bytes = parseSize(mem);
+      if (variant?.iommus?.length && bytes !== undefined) {
+        const refusal = emuRamRefusal(bytes, resolveEmuIommus(variant.iommus));
+        if (refusal) {
+          throw new RkhilError(refusal, "run the emulated IOMMUs with --mem 3G or more", "SKIP");
+        }
+      }
+      return await QemuTarget.prepare({
         kernel,
         runDir: dir,
-        memory: variant?.memory ?? memory,
+        memory: mem,
         extraAppend: [extraAppend, variant?.append].filter(Boolean).join(" ") || undefined,
-      }),
+        iommus: variant?.iommus,
+      });
+    },
   }));
 }
 

@@ -291,7 +291,11 @@ async function runSuite(
         continue;
       }
       const variant = step.variant;
-      const key = JSON.stringify([variant.memory ?? "", variant.append ?? ""]);
+      const key = JSON.stringify([
+        variant.memory ?? "",
+        variant.append ?? "",
+        variant.iommus?.join(",") ?? "",
+      ]);
       let v = variants.get(key);
       if (!v) {
         v = { ctx: { ...ctx, target: undefined, state: base.state } };
@@ -302,7 +306,10 @@ async function runSuite(
         await runStep(slot.ctx, step.name, async () => {
           slot.up ??= (async () => {
             const dir = `${kernelDir}/${
-              dirName([variant.memory, variant.append].filter(Boolean).join("-"))
+              dirName(
+                [variant.memory, variant.append, variant.iommus?.join("+")].filter(Boolean)
+                  .join("-"),
+              )
             }`;
             const target = await plan.open(dir, variant);
             if (opts.interrupt?.signal) {

@@ -8,8 +8,11 @@
 import assert from "node:assert/strict";
 import { SUITES as ALL_SUITES } from "../../tests/mod.ts";
 
-/** The suites but the workload ones (runner/workload/guest_qemu_test.ts runs those once). */
-const SUITES = ALL_SUITES.filter((s) => !s.name.startsWith("npu/"));
+/**
+ * The suites but the workload ones (runner/workload/guest_qemu_test.ts runs those once) and
+ * iommu-emulated (a boot per scenario; runner/rkiommu/emu_qemu_test.ts runs it once).
+ */
+const SUITES = ALL_SUITES.filter((s) => !s.name.startsWith("npu/") && s.name !== "iommu-emulated");
 import { parseResults } from "../results/store.ts";
 import { testRunRoot } from "../test_dirs.ts";
 import { waitNoneUnder } from "../jobs/_qemu_procs.ts";

@@ -28,6 +28,12 @@ export interface Variant {
   memory?: string;
   /** Kernel command line appended to the default one (`swiotlb=force`, `mem=3G`). */
   append?: string;
+  /**
+   * Emulated Rockchip IOMMUs in the boot device tree (issue 15), ids of `ROCK3B_IOMMUS`
+   * (runner/qemu/iommu_dtb.ts: `npu`, `npu-rfc`, `vop`), in probe order; default: the base
+   * target's. Only targets with `boot-config` boot them (the target then has `rk-iommu`).
+   */
+  iommus?: readonly string[];
 }
 
 /** What a step sees: the booted target and where it runs. */

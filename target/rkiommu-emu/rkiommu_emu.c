@@ -110,6 +110,13 @@ static unsigned int dte_addr_v1 = 2;
 module_param(dte_addr_v1, uint, 0444);
 static unsigned int unmapped;
 module_param(unmapped, uint, 0444);
+/*
+ * 0 (default): a translated page that is not memory is the master's own failed transfer; the
+ * MMU's walk succeeded and it raises nothing (its BUS_ERROR is a table-walk read error, as the
+ * Mali-400 MMU's READ_BUS_ERROR it shares the register file with). 1: the MMU raises BUS_ERROR.
+ */
+static unsigned int page_bus_error;
+module_param(page_bus_error, uint, 0444);
 
 struct emu_inst {
 	struct device_node *np;
@@ -337,9 +344,9 @@ static bool beyond(u64 pa, unsigned int reach)
 	return reach < 64 && (pa >> reach) != 0;
 }
 
-enum walk_result { W_OK, W_BUS_ERROR, W_PAGE_FAULT, W_NOT_PAGING, W_STALLED };
+enum walk_result { W_OK, W_BUS_ERROR, W_PAGE_FAULT, W_NOT_PAGING, W_STALLED, W_MASTER_ERROR };
 static const char *const walk_names[] = { "ok", "bus_error", "page_fault", "not_paging",
-					  "stalled" };
+					  "stalled", "master_error" };
 
 struct walk {
 	u32 dte_addr;
@@ -411,8 +418,15 @@ static void device_access(struct emu_inst *in, u32 iova, bool write, void *buf, 
 		goto page_fault;
 	w->page = decode(w->pte, 2);
 	w->level = 3;
-	if (beyond(w->page, in->pt_reach) || phys_rw(w->page + (iova & 0xfff), buf, len, write))
+	if (beyond(w->page, in->pt_reach))
 		goto bus_error;
+	if (phys_rw(w->page + (iova & 0xfff), buf, len, write)) {
+		/* The walk is done: the transfer to a page that is not memory is the master's. */
+		if (page_bus_error)
+			goto bus_error;
+		w->result = W_MASTER_ERROR;
+		goto done;
+	}
 	w->result = W_OK;
 	goto done;
 bus_error:
@@ -735,8 +749,8 @@ static int __init emu_init(void)
 	if (!report)
 		return -ENOMEM;
 	out("rkiommu-emu %d release=%s npages=%u dt_reach_v1=%u pt_reach_v1=%u dte_addr_v1=%u "
-	    "unmapped=%u\n", EMU_FORMAT_VERSION, init_utsname()->release, npages, dt_reach_v1,
-	    pt_reach_v1, dte_addr_v1, unmapped);
+	    "unmapped=%u page_bus_error=%u\n", EMU_FORMAT_VERSION, init_utsname()->release, npages,
+	    dt_reach_v1, pt_reach_v1, dte_addr_v1, unmapped, page_bus_error);
 	for_each_node_with_property(np, "rkhil,revision") {
 		if (ninsts == MAX_INST)
 			break;

@@ -1,0 +1,108 @@
+/**
+ * The report's emulated-IOMMU table on a real run's record (testdata/run-6.12-emulated.results.jsonl:
+ * `rkhil run`'s iommu-emulated suite on Debian 6.12, from runner/rkiommu/emu_qemu_test.ts), on a
+ * disagreement, a step that gave no outcome, and details that are not the step's shape.
+ */
+import assert from "node:assert/strict";
+import { renderRunReport } from "../report/run_report.ts";
+import { parseResults, type TestResult } from "../results/store.ts";
+import { emulatedRows, renderEmulatedSection } from "./table.ts";
+
+const record = parseResults(
+  await Deno.readTextFile(new URL("./testdata/run-6.12-emulated.results.jsonl", import.meta.url)),
+);
+
+Deno.test("a real run: release × scenario × instance, observed, directory, the driver's line, the oracle, agree", () => {
+  const rows = emulatedRows(record.results);
+  assert.deepEqual(
+    rows.map((r) => [r.scenario, r.unit, r.observed, r.predicted, r.verdict]),
+    [
+      ["dtsi", "fde4b000", "BUS_ERROR", "BUS_ERROR", "agree"],
+      ["dtsi", "fe043e00", "OK", "OK", "agree"],
+      ["swiotlb-force", "fde4b000", "PAGE_FAULT", "PAGE_FAULT", "agree"],
+      ["swiotlb-force", "fe043e00", "PAGE_FAULT", "PAGE_FAULT", "agree"],
+      ["npu-rockchip-iommu", "fde4b000", "WRONG_PAGE", "WRONG_PAGE", "agree"],
+      ["npu-rockchip-iommu", "fe043e00", "PROBE_FAILED", "PROBE_FAILED", "agree"],
+    ],
+  );
+  assert.ok(
+    rows.every((r) => r.release === "6.12.118+deb13-arm64" && r.kernel === "debian:trixie"),
+  );
+  // The directory above 4 GiB on 6.12 (the seed's failure mode 1), bounced with swiotlb=force.
+  assert.ok(BigInt(rows[0].directory) >= 2n ** 32n, rows[0].directory);
+  assert.equal(rows[2].directory, "bounced (SWIOTLB)");
+  assert.equal(rows[0].line, "rk_iommu fde4b000.iommu: BUS_ERROR occurred at 0x00000000fffff040");
+  assert.equal(rows[1].line, "-");
+  // WRONG_PAGE is silent: no line of its own.
+  assert.equal(rows[4].line, "-");
+  assert.equal(
+    rows[5].line,
+    "rk_iommu fe043e00.iommu: probe with driver rk_iommu failed with error -22",
+  );
+  const report = renderRunReport(record);
+  assert.match(
+    report,
+    /\n## The real rk_iommu driver on emulated IOMMUs\n\n\| kernel \| release \| scenario/,
+  );
+  assert.match(
+    report,
+    /\| debian:trixie \| 6\.12\.118\+deb13-arm64 \| dtsi \| fde4b000 \| BUS_ERROR \| 0x[0-9a-f]+ \| `rk_iommu fde4b000\.iommu: BUS_ERROR occurred at 0x00000000fffff040` \| BUS_ERROR \| agree \|/,
+  );
+});
+
+Deno.test("a disagreement names its fact on its instance only; a step without outcome shows its verdict and reason", () => {
+  const dtsi = record.results.find((r) => r.test === "iommu/emulated/dtsi")!;
+  const failed: TestResult = {
+    ...dtsi,
+    verdict: "FAIL",
+    reason: "fde4b000: outcome: predicted BUS_ERROR, observed OK",
+    details: {
+      ...dtsi.details,
+      instances: (dtsi.details!.instances as Record<string, unknown>[]).map((i, n) =>
+        n === 0 ? { ...i, observed: "OK", lines: [] } : i
+      ),
+    },
+  };
+  const skipped: TestResult = {
+    ...dtsi,
+    test: "iommu/emulated/swiotlb-force",
+    verdict: "SKIP",
+    reason: "the registers of npu (0xfde4b000) are outside guest RAM 0x40000000..0xc0000000",
+    details: undefined,
+  };
+  const rows = emulatedRows([failed, skipped]);
+  assert.deepEqual(rows.map((r) => [r.scenario, r.unit, r.verdict]), [
+    ["dtsi", "fde4b000", "disagree: outcome: predicted BUS_ERROR, observed OK"],
+    ["dtsi", "fe043e00", "agree"],
+    [
+      "swiotlb-force",
+      "-",
+      "SKIP: the registers of npu (0xfde4b000) are outside guest RAM 0x40000000..0xc0000000",
+    ],
+  ]);
+});
+
+Deno.test("details that are not the step's shape give '-' cells; pipes and newlines cannot break the table; no emulated result, no section", () => {
+  const odd: TestResult = {
+    test: "iommu/emulated",
+    suite: "iommu",
+    target: "t",
+    kernel: "k|x",
+    verdict: "ERROR",
+    reason: "boom\nsecond line",
+    details: { instances: [{ unit: 7, lines: "nope" }, null].filter(Boolean), scenario: 3 },
+    startedAt: "2026-11-30T00:00:00Z",
+    durationMs: 1,
+  } as TestResult;
+  const rows = emulatedRows([odd]);
+  assert.deepEqual(rows.map((r) => [r.scenario, r.unit, r.observed, r.line, r.verdict]), [
+    ["target", "-", "-", "-", "ERROR: boom"],
+  ]);
+  const section = renderEmulatedSection([odd]);
+  assert.equal(section.at(-1)!.split(/(?<!\\)\|/).length, 11, section.at(-1));
+  assert.match(section.at(-1)!, /^\| k\\\|x \|/);
+  assert.deepEqual(
+    renderEmulatedSection(record.results.filter((r) => !r.test.startsWith("iommu/"))),
+    [],
+  );
+});
