@@ -69,6 +69,11 @@ export interface Farm {
   leaseDir: string;
   /** Lease time-to-live in seconds. */
   leaseTtlS: number;
+  /**
+   * PostgreSQL URL (`database:`): leases and the job queue in its tables
+   * (runner/farm/pg_store.ts) and the farm's results history there, instead of lease files.
+   */
+  database?: string;
   /** Targets in file order: QEMU targets first, then each group's boards. */
   targets: FarmTarget[];
 }
@@ -140,7 +145,7 @@ function zodIssues(
             [...path, k],
             `unknown key "${k}"`,
             path.length === 0
-              ? "remove it; the keys of a farm file are: name, leases, boards_dirs, qemu, groups"
+              ? "remove it; the keys of a farm file are: name, database, leases, boards_dirs, qemu, groups"
               : "remove it (README: The board farm shows every key)",
           ),
         );
@@ -369,6 +374,7 @@ export async function loadFarm(path: string): Promise<Farm> {
     path: abs,
     leaseDir: spec.leases.dir ? rel(spec.leases.dir) : `${home}/.cache/rkhil/leases`,
     leaseTtlS: spec.leases.ttl_s ?? DEFAULT_LEASE_TTL_S,
+    ...(spec.database ? { database: spec.database } : {}),
     targets,
   };
 }

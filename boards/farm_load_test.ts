@@ -103,6 +103,34 @@ Deno.test("farm file errors name file:line:column and the field", () => {
 
   const id = errorOf("name: Rock Lab\n");
   assert.match(id.message, /^lab\.yaml:1:7: name: expected lower-case letters/);
+
+  // database: a PostgreSQL URL, its password never shown; leases then live there, not in a dir.
+  const q = "qemu:\n  - id: q\n";
+  const db = errorOf(`name: r\ndatabase: mysql://db.lab/x\n${q}`);
+  assert.match(db.message, /lab\.yaml:2:\d+: database: expected a PostgreSQL URL: postgres:\/\//);
+  const nodb = errorOf(`name: r\ndatabase: "postgres://u:s3cret@db.lab"\n${q}`);
+  assert.match(nodb.message, /lab\.yaml:2:\d+: database: .*names no database/);
+  assert.doesNotMatch(nodb.message, /s3cret/);
+  const both = errorOf(`name: r\ndatabase: postgres://db.lab/x\nleases:\n  dir: l\n${q}`);
+  assert.match(both.message, /lab\.yaml:4:\d+: leases\.dir: leases live in the farm's database/);
+});
+
+Deno.test("database: selects PostgreSQL for the farm's leases, queue and history", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "rkhil-farm-load-" });
+  try {
+    const url = "postgres://rkhil@db.lab:5433/rkhil";
+    await Deno.writeTextFile(
+      `${dir}/lab.yaml`,
+      `name: r\ndatabase: ${url}\nleases: { ttl_s: 30 }\nqemu:\n  - id: q\n`,
+    );
+    const farm = await loadFarm(`${dir}/lab.yaml`);
+    assert.equal(farm.database, url);
+    assert.equal(farm.leaseTtlS, 30);
+    await Deno.writeTextFile(`${dir}/lab.yaml`, "name: r\nqemu:\n  - id: q\n");
+    assert.equal((await loadFarm(`${dir}/lab.yaml`)).database, undefined);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("hostile farm files are one BoardFileError each, never a crash", () => {

@@ -3,6 +3,8 @@
  *
  * ```yaml
  * name: rock-lab                 # the farm's name (leases and run directories carry it)
+ * database: postgres://rkhil@db.lab/rkhil  # several lab hosts: leases, job queue and history
+ *                                # in PostgreSQL (default: lease files, history.sqlite)
  * leases:
  *   dir: /var/lib/rkhil/leases   # lease files, one per target (default ~/.cache/rkhil/leases)
  *   ttl_s: 120                   # a lease not renewed for this long is taken back
@@ -29,6 +31,7 @@
  * @module
  */
 import { z } from "zod";
+import { checkPostgresUrl, isPostgresUrl } from "../runner/history/postgres.ts";
 import { BOARD_ID_PATTERN, parseSize, SshJumpSchema } from "./schema.ts";
 
 /** Default lease time-to-live in seconds. */
@@ -86,9 +89,27 @@ export const FarmGroupSchema = z.strictObject({
   boards: z.array(FarmBoardSchema).min(1),
 });
 
+/** `database:` a PostgreSQL URL (`postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE`). */
+const DatabaseUrl = z.string().superRefine((url, ctx) => {
+  if (!isPostgresUrl(url)) {
+    ctx.addIssue({
+      code: "custom",
+      message: "expected a PostgreSQL URL: postgres://USER@HOST[:PORT]/DATABASE",
+    });
+    return;
+  }
+  try {
+    checkPostgresUrl(url, "database");
+  } catch (err) {
+    ctx.addIssue({ code: "custom", message: (err as Error).message.replace(/^database: /, "") });
+  }
+});
+
 /** The farm file. */
 export const FarmSchema: z.ZodType<FarmSpec, unknown> = z.strictObject({
   name: Id,
+  /** Several lab hosts: leases, the job queue and the history in this PostgreSQL database. */
+  database: DatabaseUrl.optional(),
   leases: z.strictObject({
     /** Directory of the lease files (relative to the farm file). */
     dir: z.string().min(1).optional(),
@@ -98,6 +119,14 @@ export const FarmSchema: z.ZodType<FarmSpec, unknown> = z.strictObject({
   boards_dirs: z.array(z.string().min(1)).default([]),
   qemu: z.array(FarmQemuSchema).default([]),
   groups: z.array(FarmGroupSchema).default([]),
+}).superRefine((f, ctx) => {
+  if (f.database !== undefined && f.leases.dir !== undefined) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["leases", "dir"],
+      message: "leases live in the farm's database when it has one; remove leases.dir or database",
+    });
+  }
 });
 
 /** Per-target limits as written (`host_memory` in bytes). */
@@ -112,6 +141,8 @@ export interface FarmLimits {
 export interface FarmSpec {
   /** The farm's name. */
   name: string;
+  /** PostgreSQL URL of the leases, the job queue and the history (several lab hosts). */
+  database?: string;
   /** Lease directory (relative to the farm file) and time-to-live in seconds. */
   leases: { dir?: string; ttl_s: number };
   /** Directories of board files (relative to the farm file). */
