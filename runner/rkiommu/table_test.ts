@@ -106,3 +106,34 @@ Deno.test("details that are not the step's shape give '-' cells; pipes and newli
     [],
   );
 });
+
+Deno.test("a real run on 6.1 and 7.3: the NPU MMU works on 6.1 and faults on 7.3; the Rocket RFC's tree fails VOP2's probe on 6.1 (global rk_ops) but not on 7.3 (per-device ops); all agree", async () => {
+  const run = parseResults(
+    await Deno.readTextFile(
+      new URL("./testdata/run-6.1-7.3-emulated.results.jsonl", import.meta.url),
+    ),
+  );
+  const rows = emulatedRows(run.results);
+  assert.deepEqual(
+    rows.map((r) => [r.release.split("-")[0], r.scenario, r.unit, r.observed, r.verdict]),
+    [
+      ["6.1.0", "dtsi", "fde4b000", "OK", "agree"],
+      ["6.1.0", "dtsi", "fe043e00", "OK", "agree"],
+      ["6.1.0", "swiotlb-force", "fde4b000", "PAGE_FAULT", "agree"],
+      ["6.1.0", "swiotlb-force", "fe043e00", "PAGE_FAULT", "agree"],
+      ["6.1.0", "npu-rockchip-iommu", "fde4b000", "WRONG_PAGE", "agree"],
+      ["6.1.0", "npu-rockchip-iommu", "fe043e00", "PROBE_FAILED", "agree"],
+      ["7.3.4+deb13", "dtsi", "fde4b000", "BUS_ERROR", "agree"],
+      ["7.3.4+deb13", "dtsi", "fe043e00", "OK", "agree"],
+      ["7.3.4+deb13", "swiotlb-force", "fde4b000", "PAGE_FAULT", "agree"],
+      ["7.3.4+deb13", "swiotlb-force", "fe043e00", "PAGE_FAULT", "agree"],
+      ["7.3.4+deb13", "npu-rockchip-iommu", "fde4b000", "WRONG_PAGE", "agree"],
+      ["7.3.4+deb13", "npu-rockchip-iommu", "fe043e00", "OK", "agree"],
+    ],
+  );
+  // 6.1: GFP_DMA32 directory; 7.3: above 4 GiB (dtsi), below with the v1 ops (rockchip,iommu).
+  assert.ok(BigInt(rows[0].directory) < 2n ** 32n);
+  assert.ok(BigInt(rows[6].directory) >= 2n ** 32n);
+  assert.ok(BigInt(rows[10].directory) < 2n ** 32n);
+  assert.equal(rows[5].line, "rk_iommu: probe of fe043e00.iommu failed with error -22");
+});
