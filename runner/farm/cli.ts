@@ -12,7 +12,31 @@ import { Interrupt } from "../jobs/interrupt.ts";
 import * as opt from "../cli/options.ts";
 import { CliExit } from "../target/cli.ts";
 import { terminalSafe } from "../safe_text.ts";
-import { LeaseDir, staleReason } from "./lease.ts";
+import { type Lease, LeaseDir, type LeaseStore, staleReason } from "./lease.ts";
+import type { Farm } from "../../boards/farm_load.ts";
+
+/**
+ * The farm's lease store (its database, else its lease directory), where it is shown, and how
+ * a lease's staleness is judged (the database's clock there); `close` when done.
+ */
+async function leaseStoreOf(f: Farm): Promise<{
+  store: LeaseStore;
+  where: string;
+  stale: (l: Lease) => Promise<string | undefined>;
+  close: () => Promise<void>;
+}> {
+  if (f.database) {
+    const { PgFarmStore } = await import("./pg_store.ts");
+    const pg = await PgFarmStore.open(f.database, f.name);
+    return { store: pg, where: pg.where, stale: (l) => pg.stale(l), close: () => pg.close() };
+  }
+  return {
+    store: new LeaseDir(f.leaseDir),
+    where: f.leaseDir,
+    stale: (l) => Promise.resolve(staleReason(l)),
+    close: () => Promise.resolve(),
+  };
+}
 
 /** `--jobs N`: 1 to 64. */
 export function jobsOption(value: string): number {
@@ -31,6 +55,10 @@ export interface FarmRunCliOptions {
   suite: string[];
   predictBoard: string[];
   board: string[];
+  /** `--db`: the results history (a file or a `postgres://` URL). */
+  db?: string;
+  /** false with `--no-history`. */
+  history?: boolean;
 }
 
 /**
@@ -47,6 +75,12 @@ export async function farmRunAction(
   defaultKernels: readonly string[],
 ): Promise<void> {
   const given = (name: string) => cmd.getOptionValueSource(name) === "cli";
+  if (o.db && o.history === false) {
+    throw new UserInputError(
+      "--db cannot be used with --no-history",
+      "drop one of them: --db writes the history there, --no-history writes none",
+    );
+  }
   if (o.farm && o.resume) {
     throw new UserInputError(
       "--farm cannot be used with --resume",
@@ -101,6 +135,7 @@ export async function farmRunAction(
     runsRoot: o.resume ? "" : runsRoot(),
     resume: o.resume,
     interrupt,
+    history: o.history === false ? false : o.db,
   }).finally(() => interrupt.dispose());
   if (r.exitCode !== 0) throw new CliExit(r.exitCode);
 }
@@ -108,33 +143,39 @@ export async function farmRunAction(
 /** Add `rkhil farm status|release`. */
 export function addFarmCommand(program: Command): void {
   const farm = program.command("farm").description(
-    "The leases of a farm's targets (one file per target in the farm's lease directory)",
+    "The leases of a farm's targets (one file per target in the farm's lease directory, or " +
+      "rows in the farm's database)",
   );
   farm.command("status")
     .description("Who holds which target of the farm, since when, until when")
     .requiredOption("--farm <file>", "the farm file", opt.inputFile)
     .action(async (o: { farm: string }) => {
       const f = await loadFarm(o.farm);
-      const dir = new LeaseDir(f.leaseDir);
-      const held = new Map((await dir.list()).map((l) => [l.target, l.lease]));
-      console.log(`farm ${f.name}: leases in ${terminalSafe(f.leaseDir)}`);
-      for (const t of f.targets) {
-        const l = held.get(t.id);
-        const what = !l
-          ? "free"
-          : l === "damaged"
-          ? "damaged lease file (rkhil farm release to remove it)"
-          : `${l.owner} pid ${l.pid} since ${l.start} until ${l.expires}${
-            l.run ? ` (${l.run})` : ""
-          }${staleReason(l) ? ` — stale: ${staleReason(l)}` : ""}`;
-        console.log(`  ${t.id.padEnd(16)} ${terminalSafe(what)}`);
-      }
-      for (const [id, l] of held) {
-        if (!f.targets.some((t) => t.id === id)) {
-          console.log(
-            `  ${id.padEnd(16)} not in the farm: ${l === "damaged" ? "damaged" : l.owner}`,
-          );
+      const ls = await leaseStoreOf(f);
+      try {
+        const held = new Map((await ls.store.list()).map((l) => [l.target, l.lease]));
+        console.log(`farm ${f.name}: leases in ${terminalSafe(ls.where)}`);
+        for (const t of f.targets) {
+          const l = held.get(t.id);
+          const stale = l && l !== "damaged" ? await ls.stale(l) : undefined;
+          const what = !l
+            ? "free"
+            : l === "damaged"
+            ? "damaged lease file (rkhil farm release to remove it)"
+            : `${l.owner} pid ${l.pid} since ${l.start} until ${l.expires}${
+              l.run ? ` (${l.run})` : ""
+            }${stale ? ` — stale: ${stale}` : ""}`;
+          console.log(`  ${t.id.padEnd(16)} ${terminalSafe(what)}`);
         }
+        for (const [id, l] of held) {
+          if (!f.targets.some((t) => t.id === id)) {
+            console.log(
+              `  ${id.padEnd(16)} not in the farm: ${l === "damaged" ? "damaged" : l.owner}`,
+            );
+          }
+        }
+      } finally {
+        await ls.close();
       }
     });
   farm.command("release")
@@ -153,7 +194,8 @@ export function addFarmCommand(program: Command): void {
           `use one of: ${f.targets.map((t) => t.id).join(", ")}`,
         );
       }
-      const freed = await new LeaseDir(f.leaseDir).free(id, !!o.force);
+      const ls = await leaseStoreOf(f);
+      const freed = await ls.store.free(id, !!o.force).finally(() => ls.close());
       console.log(
         !freed
           ? `${id}: no lease`

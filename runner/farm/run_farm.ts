@@ -18,6 +18,7 @@
  *
  * @module
  */
+import { basename, dirname } from "node:path";
 import { type Farm, type FarmTarget, type HostCost, loadFarm } from "../../boards/farm_load.ts";
 import { checkBoardTarget, openBoardTarget } from "../board/target.ts";
 import { InfraError, UserInputError } from "../errors.ts";
@@ -26,10 +27,13 @@ import { QemuTarget } from "../qemu/target.ts";
 import { renderRunReport } from "../report/run_report.ts";
 import { parseResults, RunStore, tally, type TestResult } from "../results/store.ts";
 import { closeOpenTargets, runSuites, type TargetPlan } from "../suite/runner.ts";
+import { openRunHistory } from "../suite/run_job.ts";
+import { baselineSamples } from "../history/baseline.ts";
 import { runStep } from "../suite/run_step.ts";
 import type { Suite } from "../suite/types.ts";
 import { costText, hostCapacity, HostGate } from "./capacity.ts";
-import { LeaseDir, LeaseHeldError, LeaseKeeper } from "./lease.ts";
+import { LeaseDir, LeaseHeldError, LeaseKeeper, type LeaseStore } from "./lease.ts";
+import { PgFarmStore } from "./pg_store.ts";
 import { type FarmProgress, PlainProgress, TerminalProgress } from "./progress.ts";
 
 /** What `farm.json` of a farm run holds (what `--resume` runs again). */
@@ -82,6 +86,12 @@ export interface FarmRunOptions {
   progress?: FarmProgress;
   /** Summary lines (default stdout). */
   log?: (line: string) => void;
+  /**
+   * The results history the run writes as it goes, as `rkhil run`'s: a file or a `postgres://`
+   * URL; `false` for none. Default: the farm's `database` when it has one, else
+   * `history.sqlite` beside the run directory.
+   */
+  history?: string | false;
 }
 
 /** What {@linkcode runFarm} did. */
@@ -120,6 +130,7 @@ export function farmJobs(farm: Farm, kernels: readonly string[]): FarmJob[] {
  */
 export async function checkFarm(farm: Farm): Promise<void> {
   for (const t of farm.targets) if (t.kind === "board") await checkBoardTarget(t.board);
+  if (farm.database) return; // leases in the database: PgFarmStore.open checks it
   try {
     await Deno.mkdir(farm.leaseDir, { recursive: true });
     const probe = `${farm.leaseDir}/.probe-${Deno.pid}`;
@@ -256,7 +267,12 @@ function stepKey(target: string, kernel: string | undefined, suite: string, test
 export async function runFarm(opts: FarmRunOptions): Promise<FarmRunResult> {
   const log = opts.log ?? ((l: string) => console.log(l));
   const jobs = farmJobs(opts.farm, opts.kernels);
+  // Several lab hosts: leases and the job queue in the farm's database (reached before any work).
+  const pgStore = opts.farm.database
+    ? await PgFarmStore.open(opts.farm.database, opts.farm.name)
+    : undefined;
   const dir = opts.resume ?? RunStore.newDir(opts.runsRoot, `farm-${opts.farm.name}`);
+  const runId = basename(dir);
   const store = await RunStore.open(dir);
   const jobLog = await JobLog.open(dir);
   const ended = opts.resume ? await JobLog.read(dir) : new Map<string, string>();
@@ -293,7 +309,13 @@ export async function runFarm(opts: FarmRunOptions): Promise<FarmRunResult> {
     }`,
   );
   const gate = new HostGate(opts.jobs, opts.capacity ?? hostCapacity());
-  const leases = new LeaseDir(opts.farm.leaseDir);
+  const leases: LeaseStore = pgStore ?? new LeaseDir(opts.farm.leaseDir);
+  // The results history, written as the run goes (as rkhil run's; never fails a result).
+  const history = openRunHistory(
+    opts.history ?? opts.farm.database ?? `${dirname(dir)}/history.sqlite`,
+    dir,
+    (l) => progress.note(l),
+  );
   const jobTimes: FarmRunResult["jobTimes"] = [];
   const t0 = performance.now();
   let interrupted: InterruptedError | undefined;
@@ -311,11 +333,13 @@ export async function runFarm(opts: FarmRunOptions): Promise<FarmRunResult> {
         kernel: job.kernel ?? "(not booted)",
         state: {},
         log: (l) => progress.result(job.target.id, l),
+        history: history?.writer,
       },
       "boot",
       () => Promise.resolve({ verdict: "MISS", reason }),
     );
     await jobLog.ended(job.key, `out: ${reason}`);
+    await pgStore?.end(runId, job.key, `out: ${reason}`);
     progress.jobEnd(job.target.id, `out: ${reason}`);
   };
 
@@ -335,8 +359,21 @@ export async function runFarm(opts: FarmRunOptions): Promise<FarmRunResult> {
         out = err.message;
       }
     }
+    // The target's next job: from the farm's queue while this runner holds the target (FOR
+    // UPDATE SKIP LOCKED), else (lease files, or the target out) the jobs left in order.
+    const pending = [...mine];
+    const nextJob = async (): Promise<FarmJob | undefined> => {
+      while (pgStore && keeper && !out && !keeper.lost) {
+        const q = await pgStore.next(runId, target.id, keeper.lease);
+        if (!q) break;
+        const i = pending.findIndex((j) => j.key === q.key);
+        if (i >= 0) return pending.splice(i, 1)[0];
+        await pgStore.end(runId, q.key, "done (jobs.jsonl)"); // ended before a kill
+      }
+      return pending.shift();
+    };
     try {
-      for (const job of mine) {
+      for (let job = await nextJob(); job; job = await nextJob()) {
         opts.interrupt?.check();
         out ??= keeper?.lost;
         if (out) {
@@ -358,6 +395,10 @@ export async function runFarm(opts: FarmRunOptions): Promise<FarmRunResult> {
             predictBoards: opts.predictBoards,
             interrupt: opts.interrupt,
             log: (l) => progress.result(target.id, l),
+            history: history?.writer,
+            baseline: history
+              ? (q) => baselineSamples(history.db, { ...q, runId: history.writer.run.id })
+              : undefined,
             onStart: (suite, test) => progress.step(target.id, suite, test),
             done: opts.resume
               ? (suite, test) => done.has(stepKey(target.id, job.kernel, suite, test))
@@ -382,6 +423,7 @@ export async function runFarm(opts: FarmRunOptions): Promise<FarmRunResult> {
           jobTimes.push({ key: job.key, ms: performance.now() - start, state });
         }
         await jobLog.ended(job.key, state);
+        await pgStore?.end(runId, job.key, state);
         progress.jobEnd(target.id, state);
       }
     } finally {
@@ -395,6 +437,11 @@ export async function runFarm(opts: FarmRunOptions): Promise<FarmRunResult> {
       if (ended.has(j.key)) continue;
       byTarget.set(j.target.id, [...(byTarget.get(j.target.id) ?? []), j]);
     }
+    // The run's jobs in the farm's queue (a resumed run's are there already: kept as they are).
+    await pgStore?.enqueue(
+      runId,
+      jobs.map((j) => ({ key: j.key, target: j.target.id, kernel: j.kernel })),
+    );
     const settled = await Promise.allSettled(
       [...byTarget.values()].map((mine) => worker(mine[0].target, mine)),
     );
@@ -410,6 +457,10 @@ export async function runFarm(opts: FarmRunOptions): Promise<FarmRunResult> {
     progress.stop();
     store.close();
     jobLog.close();
+    try {
+      history?.db.close();
+    } catch { /* closed already */ }
+    await pgStore?.close();
     const record = parseResults(await Deno.readTextFile(`${dir}/results.jsonl`));
     await Deno.writeTextFile(`${dir}/report.md`, renderRunReport(record) + "\n").catch(() => {});
   }

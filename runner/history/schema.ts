@@ -198,7 +198,10 @@ export function openHistory(path: string): Database {
   return db;
 }
 
-/** The schema version of `db` (0 for an empty database). */
+/**
+ * The schema version of `db` (0 for an empty database). The farm's tables (`farm_*`,
+ * runner/farm/pg_store.ts) may share the database: they do not make it another kind of database.
+ */
 export function schemaVersion(db: Database, path = "the database"): number {
   let tables: string[];
   try {
@@ -210,11 +213,15 @@ export function schemaVersion(db: Database, path = "the database"): number {
       "give the path of an rkhil history (default runs/history.sqlite) or a new file",
     );
   }
-  if (tables.length === 0) return 0;
+  if (tables.filter((t) => !t.startsWith("farm_")).length === 0) return 0;
   if (!tables.includes("schema_version")) {
     throw new HistorySchemaError(
-      `${path} is an SQLite database but not an rkhil history (no schema_version table)`,
-      "give the path of an rkhil history (default runs/history.sqlite) or a new file",
+      `${path} is ${
+        db.dialect === "postgres" ? "a PostgreSQL" : "an SQLite"
+      } database but not an rkhil history (no schema_version table)`,
+      db.dialect === "postgres"
+        ? "give --db a new database or an rkhil history"
+        : "give the path of an rkhil history (default runs/history.sqlite) or a new file",
     );
   }
   const row = db.prepare("SELECT version FROM schema_version").get() as

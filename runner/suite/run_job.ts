@@ -54,8 +54,12 @@ export interface RunJobOptions {
   history?: string | false;
 }
 
-/** The run's history writer and its database, or nothing (logged once) when it cannot open. */
-function openRunHistory(
+/**
+ * The run's history writer and its database (a file, or a `postgres://` URL), or nothing when
+ * `path` is false or the history cannot be opened: then one line is logged and the run goes on
+ * (results.jsonl has every result; `rkhil history import` adds them later). Also the farm's.
+ */
+export function openRunHistory(
   path: string | false,
   dir: string,
   log: (line: string) => void,
