@@ -31,6 +31,11 @@
  *   a controlling terminal: run the target's console shell through getty, `setsid -c` or
  *   busybox `cttyhack` (a bare `/dev/console` shell has no job control).
  *
+ * Readiness: with no login configured, a line that prints a fresh marker is sent at once and
+ * again with backoff until one comes back (a deterministic handshake: boot output, prompts
+ * and echo around it do not matter); with a user or password, login prompts are answered and
+ * a quiet console is nudged with a newline first (a getty reprints its prompt).
+ *
  * Normalisation (after login): `stty -echo -opost cols 4096` (no echo also turns busybox
  * ash's line editing off, which falls back to plain line reads when echo is off), readline
  * editing and history off (`set +o emacs +o vi +o history +H`, `unset HISTFILE`),
@@ -72,7 +77,11 @@ export interface FramedShellOptions {
   loginPrompt?: RegExp;
   /** Password prompt. Default: a line ending in `Password:`. */
   passwordPrompt?: RegExp;
-  /** Silence that counts as "boot output is over": then a newline is sent. Default 800. */
+  /**
+   * With a `user` or `password` configured: silence that counts as "boot output is over", then
+   * a newline is sent (a getty shows its login prompt again). Default 800. Without either,
+   * readiness is a marker handshake that never waits for silence.
+   */
   quietMs?: number;
   /** Bound for reaching a shell (login included). Default 60 000. */
   loginTimeoutMs?: number;
@@ -347,17 +356,36 @@ export class FramedShell {
     return ok;
   }
 
+  /** The last line received, without escape sequences (prompts are judged on it). */
+  #lastLine(): string {
+    // deno-lint-ignore no-control-regex
+    return this.#buf.slice(-300).replace(/\x1b\[[0-9;?]*[A-Za-z]/g, "").split(/\r|\n/).pop() ??
+      "";
+  }
+
+  #noUser(): UserInputError {
+    return new UserInputError(
+      `${this.name}: the target asks for a login but no user is configured`,
+      "set the board's console user (and password) in its board file",
+    );
+  }
+
+  #noPassword(): UserInputError {
+    return new UserInputError(
+      `${this.name}: the target asks for a password but none is configured`,
+      "set the board's console password in its board file or secrets store",
+    );
+  }
+
   async #login(): Promise<void> {
     const o = this.#opts;
     const total = o.loginTimeoutMs ?? 60_000;
     const deadline = performance.now() + total;
+    if (o.user === undefined && o.password === undefined) return await this.#handshake(deadline);
     const quietMs = o.quietMs ?? 800;
     const loginRe = o.loginPrompt ?? /login: *$/i;
     const passRe = o.passwordPrompt ?? /password: *$/i;
-    // Prompts are judged on the last line received, without escape sequences.
-    const lastLine = () =>
-      // deno-lint-ignore no-control-regex
-      this.#buf.slice(-300).replace(/\x1b\[[0-9;?]*[A-Za-z]/g, "").split(/\r|\n/).pop() ?? "";
+    const lastLine = () => this.#lastLine();
     let nudged = false;
     let sentUser = false;
     while (performance.now() < deadline) {
@@ -370,23 +398,13 @@ export class FramedShell {
         return what !== undefined;
       }, deadline);
       if (what === "login") {
-        if (o.user === undefined) {
-          throw new UserInputError(
-            `${this.name}: the target asks for a login but no user is configured`,
-            "set the board's console user (and password) in its board file",
-          );
-        }
+        if (o.user === undefined) throw this.#noUser();
         this.#buf = "";
         sentUser = true;
         await this.#send(`${o.user}\n`);
         await sleep(50);
       } else if (what === "password") {
-        if (o.password === undefined) {
-          throw new UserInputError(
-            `${this.name}: the target asks for a password but none is configured`,
-            "set the board's console password in its board file or secrets store",
-          );
-        }
+        if (o.password === undefined) throw this.#noPassword();
         this.#buf = "";
         await this.#send(`${o.password}\n`);
         await sleep(50);
@@ -412,6 +430,58 @@ export class FramedShell {
         ? "login did not reach a shell: check the console user and password"
         : "no shell or login prompt answered on the console: check that the target booted, " +
           "the baud rate, and that a getty or shell runs on this console",
+    );
+  }
+
+  /**
+   * Readiness without a login (no user or password configured): a probe line that prints a
+   * fresh marker is sent at once and again after 150, 300, 600 ms ... (at most 2 s apart)
+   * until the output of any of them comes back; no wait for the console to go quiet. A probe
+   * sent before a shell reads the line is either queued by the tty (the shell runs it later:
+   * its marker is dropped with everything before the next frame) or discarded (the next probe
+   * answers). A login or password prompt meanwhile is a UserInputError, as in the quiet flow.
+   */
+  async #handshake(deadline: number): Promise<void> {
+    const o = this.#opts;
+    const loginRe = o.loginPrompt ?? /login: *$/i;
+    const passRe = o.passwordPrompt ?? /password: *$/i;
+    const markers: string[] = [];
+    let waitMs = 150;
+    while (performance.now() < deadline) {
+      const m = makeMarker(this.#rng);
+      markers.push(m);
+      await this.#send(`printf '%s\\n' ${splitQuoted(m, this.#rng)}\n`);
+      let end = -1;
+      let prompt: "login" | "password" | undefined;
+      await this.#until(() => {
+        for (const k of markers) {
+          const i = this.#buf.indexOf(k);
+          if (i < 0) continue;
+          const j = i + k.length;
+          if (this.#buf.startsWith("\n", j)) end = j + 1;
+          else if (this.#buf.startsWith("\r\n", j)) end = j + 2;
+          if (end >= 0) return true;
+        }
+        const l = this.#lastLine();
+        if (passRe.test(l)) prompt = "password";
+        else if (loginRe.test(l)) prompt = "login";
+        return prompt !== undefined;
+      }, Math.min(deadline, performance.now() + waitMs));
+      if (end >= 0) {
+        this.#buf = this.#buf.slice(end);
+        return;
+      }
+      if (prompt === "login") throw this.#noUser();
+      if (prompt === "password") throw this.#noPassword();
+      // Boot output before a shell answers: keep what a marker or prompt can still be in.
+      if (this.#buf.length > 65_536) this.#buf = this.#buf.slice(-4096);
+      waitMs = Math.min(waitMs * 2, 2_000);
+    }
+    throw new TimeoutError(
+      `${this.name}: reaching a shell`,
+      o.loginTimeoutMs ?? 60_000,
+      "no shell answered on the console: check that the target booted, the baud rate, and " +
+        "that a getty or shell runs on this console",
     );
   }
 

@@ -376,6 +376,32 @@ Deno.test("framed: logs in at a login prompt after a press-Enter banner", async 
   );
 });
 
+Deno.test("framed: readiness is a marker handshake, not a quiet console (noise never stops)", async () => {
+  // The console never goes quiet while the shell starts: a background writer prints a line
+  // every 20 ms for 300 lines (6 s or more) and then creates a file. Waiting for silence
+  // (the old start) would return only after it; the handshake returns while it still writes.
+  const dir = await Deno.makeTempDir({ prefix: "rkhil-framed-noise-" });
+  const noise =
+    `i=0; while [ $i -lt 300 ]; do echo "boot noise $i"; sleep 0.02; i=$((i+1)); done; ` +
+    `: >${dir}/noise-done`;
+  const r = await rig(["sh", "-c", `(${noise}) & exec dash -i`], { quietMs: 150 });
+  try {
+    let ended = true;
+    try {
+      await Deno.stat(`${dir}/noise-done`);
+    } catch {
+      ended = false;
+    }
+    assert.equal(ended, false, "start() waited until the console went quiet");
+    const res = await r.shell.run("echo ready");
+    assert.equal(res.exitStatus, 0);
+    assert.match(res.stdout, /^(boot noise \d+\n)*ready\n(boot noise \d+\n)*$/);
+  } finally {
+    await r.done();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("framed: silence with no shell is a TimeoutError naming the console", async () => {
   await assert.rejects(
     rig(["sleep", "5"], { loginTimeoutMs: 1500, syncTimeoutMs: 300 }),

@@ -3,7 +3,8 @@
  * target (runner/target/target.ts): the serial console (a marker-framed shell on a console
  * tap), an SSH exec channel (a fresh process per command) and a persistent marker-framed shell
  * on an SSH shell channel. Every command has the same contract on every transport
- * (runner/protocol/command.ts): it runs in a subshell, stdin is `stdin` or /dev/null, stderr is
+ * (runner/protocol/command.ts): it cannot change the state of later commands (a subshell on the
+ * framed shells, a fresh shell per exec channel), stdin is `stdin` or /dev/null, stderr is
  * merged into stdout, `exitStatus` is its status (128 + signal number after a signal). One
  * difference remains, from the guest's shell and not from rkhil: on a terminal (serial,
  * ssh-shell) busybox ash prints a job status line such as `Killed` after a command killed by
@@ -177,14 +178,14 @@ export async function runOn(
     return await guard(host, what, o.timeoutMs, async () => {
       if (o.via === "ssh-exec") {
         const ssh = await host.ssh();
-        const r = await ssh.exec(
-          o.stdin === undefined ? `(${cmd}\n) </dev/null 2>&1` : `(${cmd}\n) 2>&1`,
-          { timeoutMs: o.timeoutMs, stdin: o.stdin },
-        );
+        const r = await ssh.exec(execCommandLine(cmd, o.stdin !== undefined), {
+          timeoutMs: o.timeoutMs,
+          stdin: o.stdin,
+        });
         const exitStatus = r.exitStatus ?? (r.signal ? 128 + (SIGNALS[r.signal] ?? 127) : 255);
-        // The command's stderr is merged inside the wrapper; what reaches the channel's
-        // stderr comes from the wrapping shell itself after the command (job status such as
-        // "Killed"), which a framed shell prints on its terminal at the same place.
+        // The command's stderr is merged by the wrapper's `exec 2>&1`; what still reaches the
+        // channel's stderr was written before it (a shell that could not start the script)
+        // and follows the output, as a framed shell prints such lines on its terminal.
         const stdoutBytes = r.stderrBytes.length
           ? concatBytes(r.stdoutBytes, r.stderrBytes)
           : r.stdoutBytes;
@@ -222,6 +223,19 @@ export async function runOn(
   } finally {
     offKernel();
   }
+}
+
+/**
+ * The script an SSH exec channel runs for `cmd` under the contract of
+ * runner/protocol/command.ts: stdin from /dev/null unless `withStdin`, stderr merged into
+ * stdout. The redirections are `exec`'s, applied to the channel's own shell: each exec channel
+ * is a fresh shell, so no subshell is needed to keep `cd`, variables or `exit` to the command,
+ * and none is forked (a fork costs about 3 ms in a TCG guest). The SSH client's PID line
+ * (runner/ssh/client.ts, for killing the command on timeout) goes before it, on the channel's
+ * stderr.
+ */
+export function execCommandLine(cmd: string, withStdin: boolean): string {
+  return withStdin ? `exec 2>&1\n${cmd}` : `exec </dev/null 2>&1\n${cmd}`;
 }
 
 /** Raw bytes of stdin written per framed command (as printf escapes, up to 4 chars each). */
