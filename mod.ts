@@ -296,16 +296,28 @@ export type { InterruptSignal } from "./runner/jobs/interrupt.ts";
 export { renderRunReport, writeRunReport } from "./runner/report/run_report.ts";
 export type { RunRecord } from "./runner/report/run_report.ts";
 /**
- * The results history (node:sqlite, `runs/history.sqlite`): a versioned schema with migrations,
- * `HistoryWriter.record` as a run goes, `importRunDir` for run directories, filtered queries.
+ * The results history (node:sqlite, `runs/history.sqlite`, or PostgreSQL: `openHistory` of a
+ * `postgres://` URL): a versioned schema with migrations, `HistoryWriter.record` as a run goes,
+ * `importRunDir` for run directories, filtered queries.
  */
 export {
+  ddlFor,
   HistorySchemaError,
   migrate,
   openHistory,
   SCHEMA_VERSION,
   schemaVersion,
+  tableNames,
 } from "./runner/history/schema.ts";
+export {
+  checkPostgresUrl,
+  isPostgresUrl,
+  openPostgres,
+  PostgresError,
+  redactUrl,
+  toPositional,
+} from "./runner/history/postgres.ts";
+export type { PostgresOptions } from "./runner/history/postgres.ts";
 export { HistoryWriter, importRunDir, parseRunDirName } from "./runner/history/writer.ts";
 export type { ImportReport, RunInfo } from "./runner/history/writer.ts";
 export type { Database, SQLValue, Statement } from "./runner/history/sqlite.ts";
@@ -672,7 +684,9 @@ export type {
   FarmRunSpec,
 } from "./runner/farm/run_farm.ts";
 export { LeaseDir, LeaseHeldError, LeaseKeeper, staleReason } from "./runner/farm/lease.ts";
-export type { Lease } from "./runner/farm/lease.ts";
+export type { Lease, LeaseStore } from "./runner/farm/lease.ts";
+export { leaseHost, PgFarmStore } from "./runner/farm/pg_store.ts";
+export type { QueuedJob } from "./runner/farm/pg_store.ts";
 export { hostCapacity, HostGate, parseMeminfo } from "./runner/farm/capacity.ts";
 export { PlainProgress, TerminalProgress } from "./runner/farm/progress.ts";
 export type { FarmProgress } from "./runner/farm/progress.ts";
