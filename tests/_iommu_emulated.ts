@@ -18,6 +18,7 @@ import { boardFacts } from "../boards/facts.ts";
 import { findBoard } from "../boards/load.ts";
 import { isKnownRelease, parseRelease } from "../oracle/releases.ts";
 import { InfraError } from "../runner/errors.ts";
+import { parseFdt } from "../runner/fdt/fdt.ts";
 import { buildEmuModule } from "../runner/rkiommu/build.ts";
 import { judgeEmu } from "../runner/rkiommu/judge.ts";
 import { runEmu } from "../runner/rkiommu/run.ts";
@@ -95,12 +96,21 @@ async function run(ctx: StepContext, scenario?: EmuScenario): Promise<StepOutcom
   if (!modelled) {
     return { verdict: "SKIP", reason: "no --predict-board board with a Rockchip SoC to judge by" };
   }
+  const dtb = await liveFdt(ctx);
+  // Only IOMMUs rkhil put into the boot tree are emulated: never load the emulator beside real
+  // ones (a board's `rk-iommu`).
+  if (!parseFdt(dtb).nodes.some((n) => n.prop("rkhil,revision"))) {
+    return {
+      verdict: "SKIP",
+      reason: "no emulated IOMMU in the target's device tree (no node with rkhil,revision): " +
+        "real IOMMUs are exercised by the workload suites",
+    };
+  }
   const spec = await debianSpecOf(ctx);
   const ko = await ctx.once(
     `rkiommu_emu module ${spec}`,
     async () => await Deno.readFile((await buildEmuModule(spec)).ko),
   );
-  const dtb = await liveFdt(ctx);
   const emu = await runEmu(probeShellOf(ctx.target, 120_000), ko);
   await Deno.mkdir(`${ctx.dir}/rkiommu`, { recursive: true });
   await Deno.writeTextFile(`${ctx.dir}/rkiommu/rkiommu_emu.txt`, emu.raw);
