@@ -48,8 +48,8 @@ function runner(host: string, args: string[]) {
   };
 }
 
-Deno.test("leases and the job queue in PostgreSQL: two lab hosts' runners share a farm, a killed runner's lease is taken back after expiry", async () => {
-  await using server = await PgServer.start();
+/** Two lab hosts' runners on one queue; a SIGKILLed one's lease taken back after expiry. */
+async function twoHosts(server: PgServer): Promise<void> {
   const url = await server.createDatabase("farm");
   const store = await PgFarmStore.open(url, "rock-lab");
   const db = new pg.Client({ connectionString: url });
@@ -115,10 +115,10 @@ Deno.test("leases and the job queue in PostgreSQL: two lab hosts' runners share 
     await db.end();
     await store.close();
   }
-});
+}
 
-Deno.test("a lease row: taken, renewed, refused to others, freed only when stale or by force", async () => {
-  await using server = await PgServer.start();
+/** One lease row's life; then the server stops (last: it leaves the cluster down). */
+async function leaseRow(server: PgServer): Promise<void> {
   const url = await server.createDatabase("leases");
   const store = await PgFarmStore.open(url, "f");
   const other = await PgFarmStore.open(url, "other-farm");
@@ -151,5 +151,17 @@ Deno.test("a lease row: taken, renewed, refused to others, freed only when stale
   await assert.rejects(
     () => PgFarmStore.open(url, "f"),
     /the farm's database postgres:\/\/postgres@127\.0\.0\.1:\d+\/leases: /,
+  );
+}
+
+Deno.test("leases and the job queue in PostgreSQL (one throwaway cluster)", async (t) => {
+  await using server = await PgServer.start();
+  await t.step(
+    "two lab hosts' runners share a farm, a killed runner's lease is taken back after expiry",
+    () => twoHosts(server),
+  );
+  await t.step(
+    "a lease row: taken, renewed, refused to others, freed only when stale or by force",
+    () => leaseRow(server),
   );
 });
