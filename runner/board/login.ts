@@ -7,7 +7,9 @@
  *
  * While the console stays quiet without a prompt (a shell that printed its prompt before the
  * last kernel message, a getty waiting), rkhil presses Enter, never while U-Boot counts down
- * to autoboot (a key there would stop the boot).
+ * to autoboot (a key there would stop the boot) nor at U-Boot's extlinux menu (`Enter choice:`:
+ * an Enter there is an unknown choice and shows the menu again, so it never times out to its
+ * default; kernel deployment answers that menu itself, runner/board/deploy.ts).
  *
  * @module
  */
@@ -60,6 +62,8 @@ const LOGIN = /(?:^|\s)(?:[\w.-]+ )?login: ?$/i;
 const PASSWORD = /password: ?$/i;
 const INCORRECT = /login incorrect|authentication fail|permission denied/i;
 const AUTOBOOT = /autoboot|hit any key|press any key/i;
+/** U-Boot's extlinux menu waiting for a choice (boot/pxe_utils.c). */
+const UBOOT_MENU = /Enter choice: ?$/;
 
 /**
  * Wait on `recorder` until a shell prompt ends the console output of this boot, logging in
@@ -166,7 +170,11 @@ export async function waitForShell(
         throw new InfraError(`the console of ${opts.board} closed`, "check the console");
       }
       // Quiet: wake a prompt, unless U-Boot is counting down.
-      if (performance.now() < deadline && !AUTOBOOT.test(recorder.since(opts.from).slice(-300))) {
+      if (
+        performance.now() < deadline &&
+        !AUTOBOOT.test(recorder.since(opts.from).slice(-300)) &&
+        !UBOOT_MENU.test(lastLine(recorder.since(opts.from)))
+      ) {
         pokes++;
         lastHandled = -1;
         await recorder.write("\r");

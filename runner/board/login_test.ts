@@ -179,3 +179,26 @@ Deno.test("lastLine drops CRs and ANSI colour sequences", () => {
   assert.equal(lastLine("boot\r\n\x1b[1;32mroot@b\x1b[0m:~# "), "root@b:~# ");
   assert.equal(lastLine("no newline"), "no newline");
 });
+
+Deno.test("serial login: no Enter at U-Boot's extlinux menu, so it times out to its default", async () => {
+  // U-Boot's menu as boot/pxe_utils.c runs it: an Enter is an unknown choice and shows the
+  // menu again; only a quiet wait boots the default label.
+  const r = await rig(
+    'exec bash -c \'while :; do printf "Enter choice: "; ' +
+      'if read -r -t 1.5 c; then echo "[$c] not found"; continue; fi; ' +
+      'echo; echo "1:\tl0"; PS1="# " exec sh -i; done\'',
+  );
+  try {
+    const res = await waitForShell(r.recorder, {
+      board: "b",
+      from: 0,
+      timeoutMs: 15_000,
+      pokeAfterMs: 300,
+    });
+    assert.equal(res.pokes, 0);
+    assert.doesNotMatch(r.recorder.text, /not found/);
+    assert.match(r.recorder.text, /1:\tl0/);
+  } finally {
+    await r.done();
+  }
+});
