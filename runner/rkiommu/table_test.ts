@@ -137,3 +137,28 @@ Deno.test("a real run on 6.1 and 7.3: the NPU MMU works on 6.1 and faults on 7.3
   assert.ok(BigInt(rows[10].directory) < 2n ** 32n);
   assert.equal(rows[5].line, "rk_iommu: probe of fe043e00.iommu failed with error -22");
 });
+
+Deno.test("real runs with --mem 4G and --mem 2G on 6.12: 4 GiB agrees in every scenario; 2 GiB is a SKIP per scenario that says why", async () => {
+  const read = async (f: string) =>
+    parseResults(await Deno.readTextFile(new URL(`./testdata/${f}`, import.meta.url))).results;
+  const four = emulatedRows(await read("run-6.12-4g-emulated.results.jsonl"));
+  assert.deepEqual(four.map((r) => [r.scenario, r.unit, r.observed, r.verdict]), [
+    ["dtsi", "fde4b000", "BUS_ERROR", "agree"],
+    ["dtsi", "fe043e00", "OK", "agree"],
+    ["swiotlb-force", "fde4b000", "PAGE_FAULT", "agree"],
+    ["swiotlb-force", "fe043e00", "PAGE_FAULT", "agree"],
+    ["npu-rockchip-iommu", "fde4b000", "WRONG_PAGE", "agree"],
+    ["npu-rockchip-iommu", "fe043e00", "PROBE_FAILED", "agree"],
+  ]);
+  const twoResults = await read("run-6.12-2g-emulated.results.jsonl");
+  assert.equal(twoResults.find((r) => r.test === "boot")?.target, "qemu-virt-2g");
+  const two = emulatedRows(twoResults);
+  assert.deepEqual(two.map((r) => r.scenario), ["dtsi", "swiotlb-force", "npu-rockchip-iommu"]);
+  for (const r of two) {
+    assert.equal(r.unit, "-");
+    assert.match(
+      r.verdict,
+      /^SKIP: the registers of npu \(0xfde4b000\) are outside guest RAM 0x40000000\.\.0xc0000000: emulated IOMMUs need 3G or more/,
+    );
+  }
+});
