@@ -696,8 +696,10 @@ export { DEFAULT_SHELL_PROMPT, TCP_CONSOLE_PROTOCOLS } from "./boards/schema.ts"
 /** Emulated Rockchip IOMMUs for the real rk_iommu driver (issue 15). */
 export {
   addEmuIommus,
+  emuRamRefusal,
   resolveEmuIommus,
   ROCK3B_IOMMUS,
+  VIRT_RAM_BASE,
   writeEmuIommuDtb,
 } from "./runner/qemu/iommu_dtb.ts";
 export type { EmuIommu, VirtShape } from "./runner/qemu/iommu_dtb.ts";
@@ -725,3 +727,5 @@ export { emuInsmodArgs, runEmu } from "./runner/rkiommu/run.ts";
 export type { EmuParams, EmuRun, EmuShell } from "./runner/rkiommu/run.ts";
 export { judgeEmu } from "./runner/rkiommu/judge.ts";
 export type { JudgeInput, Judgement as EmuJudgement } from "./runner/rkiommu/judge.ts";
+export { emulatedRows, isEmulatedResult, renderEmulatedSection } from "./runner/rkiommu/table.ts";
+export type { EmulatedRow } from "./runner/rkiommu/table.ts";
