@@ -101,6 +101,11 @@ function postgresUser(): { uid: number; gid: number } | undefined {
 export interface PgServerOptions {
   /** Give up waiting for the server to accept connections after this long (default 60 s). */
   startTimeoutMs?: number;
+  /**
+   * The 127.0.0.1 port to try first (default: one the kernel says is free). Taken by another
+   * process, the next attempts use free ports (three attempts in all).
+   */
+  firstPort?: number;
 }
 
 /** A running throwaway cluster (see the module documentation). */
@@ -167,42 +172,52 @@ export class PgServer implements AsyncDisposable {
         "--no-sync",
       ]);
       await run(cmd, args, { cwd: dir, timeoutMs: 120_000, owner: "PgServer.start initdb" });
-      const port = freePort();
-      const [pcmd, pargs] = as(`${bin}/postgres`, [
-        "-D",
-        `${dir}/data`,
-        "-p",
-        String(port),
-        "-h",
-        "127.0.0.1",
-        "-k",
-        dir,
-        // A throwaway cluster: durability is not wanted, speed is.
-        "-c",
-        "fsync=off",
-        "-c",
-        "synchronous_commit=off",
-        "-c",
-        "full_page_writes=off",
-      ]);
-      const child = (await hostCommand(pcmd, {
-        args: pargs,
-        cwd: dir,
-        stdin: "null",
-        stdout: "null",
-        stderr: "piped",
-      })).spawn();
-      const log: string[] = [];
-      (async () => {
-        const dec = new TextDecoder();
-        for await (const chunk of child.stderr) {
-          log.push(...dec.decode(chunk).split("\n").filter(Boolean));
-          if (log.length > 200) log.splice(0, log.length - 200);
+      // The port is free when chosen; another process may bind it before postgres does: then
+      // postgres exits saying so and the next attempt takes another port.
+      for (let attempt = 1;; attempt++) {
+        const port = attempt === 1 && opts.firstPort ? opts.firstPort : freePort();
+        const [pcmd, pargs] = as(`${bin}/postgres`, [
+          "-D",
+          `${dir}/data`,
+          "-p",
+          String(port),
+          "-h",
+          "127.0.0.1",
+          "-k",
+          dir,
+          // A throwaway cluster: durability is not wanted, speed is.
+          "-c",
+          "fsync=off",
+          "-c",
+          "synchronous_commit=off",
+          "-c",
+          "full_page_writes=off",
+        ]);
+        const child = (await hostCommand(pcmd, {
+          args: pargs,
+          cwd: dir,
+          stdin: "null",
+          stdout: "null",
+          stderr: "piped",
+        })).spawn();
+        const log: string[] = [];
+        (async () => {
+          const dec = new TextDecoder();
+          for await (const chunk of child.stderr) {
+            log.push(...dec.decode(chunk).split("\n").filter(Boolean));
+            if (log.length > 200) log.splice(0, log.length - 200);
+          }
+        })().catch(() => {});
+        server = new PgServer(child, dir, port, log);
+        try {
+          await server.#ready(opts.startTimeoutMs ?? 60_000);
+          return server;
+        } catch (err) {
+          await server.#kill();
+          server = undefined;
+          if (attempt >= 3 || !/could not bind|already in use/i.test(log.join("\n"))) throw err;
         }
-      })().catch(() => {});
-      server = new PgServer(child, dir, port, log);
-      await server.#ready(opts.startTimeoutMs ?? 60_000);
-      return server;
+      }
     } catch (err) {
       if (server) await server.stop();
       else await Deno.remove(dir, { recursive: true }).catch(() => {});
@@ -271,6 +286,12 @@ export class PgServer implements AsyncDisposable {
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
+    await this.#kill();
+    await Deno.remove(this.dir, { recursive: true }).catch(() => {});
+  }
+
+  /** End the server process (fast shutdown; SIGKILL after 10 s); the directory stays. */
+  async #kill(): Promise<void> {
     try {
       this.#child.kill("SIGINT");
     } catch { /* already gone */ }
@@ -282,7 +303,6 @@ export class PgServer implements AsyncDisposable {
     await this.#child.status.catch(() => {});
     clearTimeout(t);
     await this.#child.stderr.cancel().catch(() => {});
-    await Deno.remove(this.dir, { recursive: true }).catch(() => {});
   }
 
   /** {@linkcode stop}, for `await using`. */

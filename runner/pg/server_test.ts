@@ -32,3 +32,17 @@ Deno.test("a throwaway cluster starts as the postgres user, serves, and leaves n
   await assert.rejects(() => Deno.readTextFile(`/proc/${pid}/status`), Deno.errors.NotFound);
   await server.stop(); // idempotent
 });
+
+Deno.test("a port taken between choosing and binding: the server starts on another", async () => {
+  const squatter = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const taken = (squatter.addr as Deno.NetAddr).port;
+  try {
+    await using server = await PgServer.start({ firstPort: taken });
+    assert.notEqual(server.port, taken);
+    const c = new pg.Client({ connectionString: server.url() });
+    await c.connect();
+    await c.end();
+  } finally {
+    squatter.close();
+  }
+});
