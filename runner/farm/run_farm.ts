@@ -165,6 +165,8 @@ function planOf(job: FarmJob): TargetPlan {
             memory: variant?.memory ?? t.memory,
             cpus: t.cpus,
             extraAppend: variant?.append,
+            // The iommu-emulated suite's scenarios (issue 15).
+            iommus: variant?.iommus,
           })
         );
         prepareChain = p.catch(() => {});
