@@ -8,6 +8,7 @@ import {
   toPositional,
 } from "./postgres.ts";
 import { openHistory } from "./schema.ts";
+import { openRunHistory } from "../suite/run_job.ts";
 
 Deno.test("placeholders are numbered in order, never inside literals, identifiers or comments", () => {
   assert.equal(
@@ -70,4 +71,21 @@ Deno.test("a server that is not there is an infrastructure error naming it, quic
   const db = openPostgres(url);
   db.close();
   assert.throws(() => db.exec("SELECT 1"), /closed/);
+});
+
+Deno.test("a run whose PostgreSQL history is down goes on without it, saying so in one line without the password", () => {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  const lines: string[] = [];
+  const h = openRunHistory(
+    `postgres://rkhil:hunter2@127.0.0.1:${port}/history`,
+    "/runs/2026-11-30T06-00-00Z-main-abcd",
+    (line) => lines.push(line),
+  );
+  assert.equal(h, undefined);
+  assert.equal(lines.length, 1);
+  assert.match(lines[0], /^rkhil run: no results history this run \(postgres:\/\/rkhil:\*\*\*@/);
+  assert.match(lines[0], /cannot connect/);
+  assert.doesNotMatch(lines[0], /hunter2/);
 });

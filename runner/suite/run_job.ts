@@ -22,6 +22,7 @@ import {
 } from "../jobs/interrupt.ts";
 import { baselineSamples } from "../history/baseline.ts";
 import { openHistory } from "../history/schema.ts";
+import { redactUrl } from "../history/postgres.ts";
 import type { Database } from "../history/sqlite.ts";
 import { HistoryWriter } from "../history/writer.ts";
 import { errorReason } from "./run_step.ts";
@@ -74,7 +75,7 @@ export function openRunHistory(
       db?.close();
     } catch { /* already closed */ }
     log(
-      `rkhil run: no results history this run (${path}: ${
+      `rkhil run: no results history this run (${redactUrl(path)}: ${
         errorReason(err).split("\n")[0].slice(0, 200)
       }); results.jsonl has every result (rkhil history import ${dir} adds them later)`,
     );
