@@ -63,6 +63,8 @@ async function work(target: string): Promise<void> {
     } finally {
       await keeper.stop();
     }
+    // Let the other runners at the lease before taking it again (the test wants contention).
+    await new Promise((r) => setTimeout(r, 20 + Math.random() * 100));
   }
 }
 
