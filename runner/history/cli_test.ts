@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { noStackTrace, rkhil, withTempDir } from "../cli/testutil.ts";
 import { PgServer } from "../pg/server.ts";
+import { labBoardYaml } from "../lab/board_file.ts";
 
 const RUNS = fileURLToPath(new URL("./testdata/runs", import.meta.url));
 const MAIN = `${RUNS}/2026-11-30T02-49-14Z-main-50fb`;
@@ -187,6 +188,51 @@ Deno.test("rkhil history import and report --history with --db postgres://", asy
   assert.match(r.stdout, /^# rkhil history report/);
   assert.match(r.stdout, /6\.12\.118\+deb13-arm64/);
   assert.doesNotMatch(r.stdout, /6\.1\.0-57-arm64/);
+  // rkhil run --db postgres:// writes the run's history there as it goes (no QEMU: a board
+  // whose console nothing listens on is one boot MISS).
+  await withTempDir(async (dir) => {
+    await Deno.mkdir(`${dir}/boards`);
+    await Deno.writeTextFile(`${dir}/key`, "never used\n");
+    await Deno.writeTextFile(
+      `${dir}/boards/rock-1.yaml`,
+      labBoardYaml({
+        id: "rock-1",
+        sshPort: 9,
+        fingerprint: "SHA256:" + "A".repeat(43),
+        keyFile: `${dir}/key`,
+        console: { type: "tcp", port: 9, protocol: "raw" },
+        power: { type: "command", on: "true", off: "true" },
+      }),
+    );
+    const run = await rkhil(
+      "run",
+      "--board",
+      "rock-1",
+      "--boards-dir",
+      `${dir}/boards`,
+      "--suite",
+      "boot",
+      "--runs-dir",
+      `${dir}/runs`,
+      "--db",
+      url,
+    );
+    assert.equal(run.code, 1, run.stderr);
+    const runId = [...Deno.readDirSync(`${dir}/runs`)].find((e) => e.isDirectory)!.name;
+    const { openHistory } = await import("./schema.ts");
+    const { queryResults } = await import("./query.ts");
+    const h = openHistory(url);
+    try {
+      const rows = queryResults(h, { runs: [runId] });
+      assert.deepEqual(rows.map((x) => [x.target, x.test, x.verdict]), [[
+        "rock-1",
+        "boot",
+        "MISS",
+      ]]);
+    } finally {
+      h.close();
+    }
+  });
   // A server that is down: one line naming it, exit 1 (infrastructure), no stack trace.
   await pg.stop();
   r = await rkhil("history", "import", MAIN, "--db", url);
