@@ -9,7 +9,9 @@
  * last kernel message, a getty waiting), rkhil presses Enter, never while U-Boot counts down
  * to autoboot (a key there would stop the boot) nor at U-Boot's extlinux menu (`Enter choice:`:
  * an Enter there is an unknown choice and shows the menu again, so it never times out to its
- * default; kernel deployment answers that menu itself, runner/board/deploy.ts).
+ * default; kernel deployment answers that menu itself, runner/board/deploy.ts), nor after
+ * U-Boot's `Starting kernel ...` until the kernel prints something (a hung kernel does not read
+ * it, and U-Boot would after the power cycle).
  *
  * @module
  */
@@ -64,6 +66,12 @@ const INCORRECT = /login incorrect|authentication fail|permission denied/i;
 const AUTOBOOT = /autoboot|hit any key|press any key/i;
 /** U-Boot's extlinux menu waiting for a choice (boot/pxe_utils.c). */
 const UBOOT_MENU = /Enter choice: ?$/;
+/**
+ * U-Boot handed over to a kernel that has printed nothing yet. A key now is not read by that
+ * kernel; on QEMU it waits in the pty and reaches the next U-Boot after a reset, where it stops
+ * the autoboot (the `=>` prompt), so the fallback boot never comes.
+ */
+const HANDED_OVER = /Starting kernel \.\.\.\s*$/;
 
 /**
  * Wait on `recorder` until a shell prompt ends the console output of this boot, logging in
@@ -173,7 +181,8 @@ export async function waitForShell(
       if (
         performance.now() < deadline &&
         !AUTOBOOT.test(recorder.since(opts.from).slice(-300)) &&
-        !UBOOT_MENU.test(lastLine(recorder.since(opts.from)))
+        !UBOOT_MENU.test(lastLine(recorder.since(opts.from))) &&
+        !HANDED_OVER.test(recorder.since(opts.from).slice(-300))
       ) {
         pokes++;
         lastHandled = -1;

@@ -202,3 +202,23 @@ Deno.test("serial login: no Enter at U-Boot's extlinux menu, so it times out to 
     await r.done();
   }
 });
+
+Deno.test("serial login: no Enter after U-Boot's Starting kernel until the kernel speaks", async () => {
+  // A key typed there would wait for the next U-Boot (after a power cycle) and stop its autoboot.
+  const r = await rig(
+    'exec bash -c \'printf "Starting kernel ...\\r\\n\\r\\n"; ' +
+      'if read -r -t 1.5 c; then echo "got a key"; fi; PS1="# " exec sh -i\'',
+  );
+  try {
+    const res = await waitForShell(r.recorder, {
+      board: "b",
+      from: 0,
+      timeoutMs: 15_000,
+      pokeAfterMs: 300,
+    });
+    assert.equal(res.pokes, 0);
+    assert.doesNotMatch(r.recorder.text, /got a key/);
+  } finally {
+    await r.done();
+  }
+});
