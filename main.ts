@@ -31,7 +31,7 @@ import {
   dbOption as historyDbOption,
 } from "./runner/history/cli.ts";
 import { addLabCommand } from "./runner/board/cli.ts";
-import { addFarmCommand, farmRunAction, jobsOption } from "./runner/farm/cli.ts";
+import { addFarmCommand, farmRunAction, jobsOption, joinRunOption } from "./runner/farm/cli.ts";
 import { renderPrediction } from "./runner/report/prediction_text.ts";
 import { renderReleaseReport } from "./runner/report/release_report.ts";
 import { dtbIommuNodes } from "./runner/dtb.ts";
@@ -154,11 +154,17 @@ export function cli(): Command {
     )
     .option("--jobs <n>", "with --farm or --resume: most jobs at once (default 2)", jobsOption)
     .option("--resume <run-dir>", "resume a farm run killed before it ended", opt.inputDir)
+    .option(
+      "--join <run>",
+      "with --farm: work the job queue of this run another lab host started (its run id)",
+      joinRunOption,
+    )
     .action(
       async (
         o: {
           farm?: string;
           resume?: string;
+          join?: string;
           jobs?: number;
           kernel: string[];
           mem: string;
@@ -173,7 +179,7 @@ export function cli(): Command {
         cmd: Command,
       ) => {
         // Everything is checked before the first boot: a mistake is exit 2 with one line.
-        if (o.farm || o.resume) {
+        if (o.farm || o.resume || o.join) {
           const { DEFAULT_KERNELS } = await import("./runner/suite/plans.ts");
           return await farmRunAction(o, cmd, () => runsRoot(o.runsDir), DEFAULT_KERNELS);
         }

@@ -14,6 +14,7 @@ import { CliExit } from "../target/cli.ts";
 import { terminalSafe } from "../safe_text.ts";
 import { type Lease, LeaseDir, type LeaseStore, staleReason } from "./lease.ts";
 import type { Farm } from "../../boards/farm_load.ts";
+import type { RunQueueState } from "./pg_store.ts";
 
 /**
  * The farm's lease store (its database, else its lease directory), where it is shown, and how
@@ -24,11 +25,18 @@ async function leaseStoreOf(f: Farm): Promise<{
   where: string;
   stale: (l: Lease) => Promise<string | undefined>;
   close: () => Promise<void>;
+  queue?: () => Promise<RunQueueState[]>;
 }> {
   if (f.database) {
     const { PgFarmStore } = await import("./pg_store.ts");
     const pg = await PgFarmStore.open(f.database, f.name);
-    return { store: pg, where: pg.where, stale: (l) => pg.stale(l), close: () => pg.close() };
+    return {
+      store: pg,
+      where: pg.where,
+      stale: (l) => pg.stale(l),
+      close: () => pg.close(),
+      queue: () => pg.queueState(),
+    };
   }
   return {
     store: new LeaseDir(f.leaseDir),
@@ -36,6 +44,24 @@ async function leaseStoreOf(f: Farm): Promise<{
     stale: (l) => Promise.resolve(staleReason(l)),
     close: () => Promise.resolve(),
   };
+}
+
+/**
+ * One run's queue for `rkhil farm status`: `run R (hosts: lab-a, lab-b): 2 queued, 1 running,
+ * 3 ended — lab-a/R: 1 running 2 ended; ...`.
+ */
+export function queueLine(q: RunQueueState): string {
+  const hosts = [...new Set(q.hosts.map((h) => h.host))];
+  const state = q.queued + q.running === 0 ? "done" : "not done";
+  return `run ${q.run}${hosts.length ? ` (hosts: ${hosts.join(", ")})` : ""}: ${state}, ` +
+    `${q.queued} queued, ${q.running} running, ${q.ended} ended${
+      q.byRunner.length
+        ? " — " +
+          q.byRunner.map((b) =>
+            `${b.runner}: ${b.running ? `${b.running} running ` : ""}${b.ended} ended`
+          ).join("; ")
+        : ""
+    }`;
 }
 
 /** `--jobs N`: 1 to 64. */
@@ -46,10 +72,22 @@ export function jobsOption(value: string): number {
   return Number(value);
 }
 
+/** `--join RUN`: a run id (a run directory's name: letters, digits, `.`, `_`, `-`). */
+export function joinRunOption(value: string): string {
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$/.test(value)) {
+    throw new InvalidArgumentError(
+      "expected the run id another lab host printed, e.g. --join 2026-01-01T00-00-00Z-farm-lab-1a2b",
+    );
+  }
+  return value;
+}
+
 /** The options of `rkhil run` the farm branch reads. */
 export interface FarmRunCliOptions {
   farm?: string;
   resume?: string;
+  /** `--join RUN`: work the queue of run RUN another lab host started. */
+  join?: string;
   jobs?: number;
   kernel: string[];
   suite: string[];
@@ -81,6 +119,18 @@ export async function farmRunAction(
       "drop one of them: --db writes the history there, --no-history writes none",
     );
   }
+  if (o.join && !o.farm) {
+    throw new UserInputError(
+      "--join needs --farm FILE",
+      "give this lab host's farm file: rkhil run --farm lab.yaml --join RUN",
+    );
+  }
+  if (o.join && o.resume) {
+    throw new UserInputError(
+      "--join cannot be used with --resume",
+      "resume a joined run with rkhil run --resume RUN_DIR (this host's run directory)",
+    );
+  }
   if (o.farm && o.resume) {
     throw new UserInputError(
       "--farm cannot be used with --resume",
@@ -99,8 +149,32 @@ export async function farmRunAction(
   }
   const { selectSuites } = await import("../../tests/mod.ts");
   const { checkFarm, loadResume, runFarm } = await import("./run_farm.ts");
-  let farm, kernels, suites, predictBoards, jobs;
-  if (o.resume) {
+  let farm, kernels, suites, predictBoards, jobs, join;
+  if (o.join) {
+    farm = await loadFarm(opt.userPath(o.farm!));
+    const run = await sharedRunOf(farm, o.join);
+    const asked: [string, string[], string[]][] = [
+      ["kernel", o.kernel, run.spec.kernels],
+      ["suite", o.suite, run.spec.suites],
+      ["predictBoard", o.predictBoard, run.spec.predictBoards],
+    ];
+    for (const [name, mine, theirs] of asked) {
+      if (given(name) && mine.join("\n") !== theirs.join("\n")) {
+        const flag = "--" + name.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase());
+        throw new UserInputError(
+          `${flag} ${mine.join(" ")} contradicts run ${o.join}, which runs ${flag} ${
+            theirs.join(" ")
+          }`.slice(0, 400),
+          `drop ${flag}: a joining lab host runs what the run was started with`,
+        );
+      }
+    }
+    kernels = run.spec.kernels;
+    suites = selectSuites(run.spec.suites);
+    predictBoards = run.spec.predictBoards;
+    jobs = o.jobs ?? 2;
+    join = o.join;
+  } else if (o.resume) {
     for (const other of ["kernel", "suite", "predictBoard", "runsDir"]) {
       if (given(other)) {
         throw new UserInputError(
@@ -113,6 +187,7 @@ export async function farmRunAction(
     }
     const r = await loadResume(o.resume);
     farm = r.farm;
+    join = r.spec.join;
     kernels = r.spec.kernels;
     suites = selectSuites(r.spec.suites);
     predictBoards = r.spec.predictBoards;
@@ -134,10 +209,46 @@ export async function farmRunAction(
     jobs,
     runsRoot: o.resume ? "" : runsRoot(),
     resume: o.resume,
+    join,
     interrupt,
     history: o.history === false ? false : o.db,
   }).finally(() => interrupt.dispose());
   if (r.exitCode !== 0) throw new CliExit(r.exitCode);
+}
+
+/**
+ * The run `run` of `farm`'s database, for `--join`.
+ *
+ * @throws {UserInputError} (exit 2) when the farm has no database, the database has no such
+ *   run, or the run is another farm's.
+ */
+async function sharedRunOf(farm: Farm, run: string) {
+  if (!farm.database) {
+    throw new UserInputError(
+      `--join needs a farm whose job queue is in a database; ${farm.path} has no database`,
+      "add database: postgres://USER@HOST/DB (the one the starting lab host uses) to the farm file",
+    );
+  }
+  const { PgFarmStore } = await import("./pg_store.ts");
+  const pg = await PgFarmStore.open(farm.database, farm.name);
+  try {
+    const r = await pg.sharedRun(run);
+    if (!r) {
+      throw new UserInputError(
+        `the farm's database ${pg.where} has no farm run ${run}`,
+        "give --join the run id the starting lab host printed (rkhil farm status lists the runs)",
+      );
+    }
+    if (r.farm !== farm.name) {
+      throw new UserInputError(
+        `run ${run} is a run of farm ${r.farm}, not of ${farm.name}`,
+        `join it with a farm file named ${r.farm} (the farm's name keeps the leases apart)`,
+      );
+    }
+    return r;
+  } finally {
+    await pg.close();
+  }
 }
 
 /** Add `rkhil farm status|release`. */
@@ -174,6 +285,7 @@ export function addFarmCommand(program: Command): void {
             );
           }
         }
+        for (const q of await ls.queue?.() ?? []) console.log(terminalSafe(queueLine(q)));
       } finally {
         await ls.close();
       }

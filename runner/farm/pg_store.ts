@@ -51,7 +51,21 @@ CREATE TABLE IF NOT EXISTS farm_jobs (
   ended_at TIMESTAMPTZ,
   PRIMARY KEY (run, key)
 );
-CREATE INDEX IF NOT EXISTS farm_jobs_queued ON farm_jobs (run, target, state, pos);`;
+CREATE INDEX IF NOT EXISTS farm_jobs_queued ON farm_jobs (run, target, state, pos);
+CREATE TABLE IF NOT EXISTS farm_runs (
+  run TEXT PRIMARY KEY,
+  farm TEXT NOT NULL,
+  spec TEXT NOT NULL,
+  host TEXT NOT NULL,
+  started_at TIMESTAMPTZ NOT NULL
+);
+CREATE TABLE IF NOT EXISTS farm_run_hosts (
+  run TEXT NOT NULL,
+  host_run TEXT NOT NULL,
+  host TEXT NOT NULL,
+  joined_at TIMESTAMPTZ NOT NULL,
+  PRIMARY KEY (run, host_run)
+);`;
 
 /** Advisory lock keys: the schema, and one per farm (its name hashed by the server). */
 const SCHEMA_LOCK = 0x726b66; // "rkf"
@@ -115,6 +129,39 @@ export interface QueuedJob {
   target: string;
   /** Kernel spec (embedded targets). */
   kernel?: string;
+}
+
+/** What a farm run was asked to do, as the database holds it for the lab hosts that join it. */
+export interface SharedRunSpec {
+  /** Kernel specs of the embedded targets. */
+  kernels: string[];
+  /** Suite names, in order. */
+  suites: string[];
+  /** Boards of the iommu suite's predictions. */
+  predictBoards: string[];
+}
+
+/** A farm run in the database: its farm, spec, starting host and start (ISO 8601). */
+export interface SharedRun {
+  run: string;
+  farm: string;
+  spec: SharedRunSpec;
+  host: string;
+  startedAt: string;
+}
+
+/** The queue of one run as `rkhil farm status` shows it. */
+export interface RunQueueState {
+  /** The run id (the starting host's run directory name). */
+  run: string;
+  /** Jobs by state: queued, running, ended (any other state). */
+  queued: number;
+  running: number;
+  ended: number;
+  /** Per runner (`host/run-dir-name`): jobs it has taken (running or ended). */
+  byRunner: { runner: string; running: number; ended: number }[];
+  /** The lab hosts working the run: host and its run directory name. */
+  hosts: { host: string; hostRun: string }[];
 }
 
 /**
@@ -321,17 +368,22 @@ export class PgFarmStore implements LeaseStore {
 
   /**
    * Take the next queued job of `run` on `target` for the holder of `lease` (`FOR UPDATE SKIP
-   * LOCKED`: a job another runner is taking is passed over, never taken twice). Undefined when
-   * none is left.
+   * LOCKED`: a job another runner is taking is passed over, never taken twice). `by` names the
+   * taker in the job's `runner` (a lease: its token). Undefined when none is left.
    */
-  async next(run: string, target: string, lease: Lease): Promise<QueuedJob | undefined> {
+  async next(
+    run: string,
+    target: string,
+    by: Lease | string,
+  ): Promise<QueuedJob | undefined> {
+    const runner = typeof by === "string" ? by : by.token;
     const r = await this.#pool.query<{ key: string; target: string; kernel: string | null }>(
       `UPDATE farm_jobs SET state = 'running', runner = $3, taken_at = now()
        WHERE (run, key) = (
          SELECT run, key FROM farm_jobs WHERE run = $1 AND target = $2 AND state = 'queued'
          ORDER BY pos FOR UPDATE SKIP LOCKED LIMIT 1)
        RETURNING key, target, kernel`,
-      [run, target, lease.token],
+      [run, target, runner],
     );
     const x = r.rows[0];
     return x
@@ -356,6 +408,107 @@ export class PgFarmStore implements LeaseStore {
       [run],
     );
     return r.rows;
+  }
+
+  /**
+   * Record run `run` (its starting host's run directory name) and what it runs, so that other
+   * lab hosts can join it. Nothing when the run is recorded already (a resumed run).
+   */
+  async startRun(run: string, spec: SharedRunSpec): Promise<void> {
+    await this.#tx(async (c) => {
+      await c.query(
+        `INSERT INTO farm_runs (run, farm, spec, host, started_at) VALUES ($1, $2, $3, $4, now())
+         ON CONFLICT (run) DO NOTHING`,
+        [run, this.farm, JSON.stringify(spec), leaseHost()],
+      );
+      await c.query(
+        `INSERT INTO farm_run_hosts (run, host_run, host, joined_at) VALUES ($1, $1, $2, now())
+         ON CONFLICT DO NOTHING`,
+        [run, leaseHost()],
+      );
+    });
+  }
+
+  /**
+   * The run `run` as recorded by {@linkcode startRun} (any farm: the caller checks it is this
+   * one), or undefined when the database has no such run.
+   */
+  async sharedRun(run: string): Promise<SharedRun | undefined> {
+    const r = await this.#pool.query<
+      { run: string; farm: string; spec: string; host: string; started_at: Date }
+    >("SELECT * FROM farm_runs WHERE run = $1", [run]);
+    const x = r.rows[0];
+    if (!x) return undefined;
+    return {
+      run: x.run,
+      farm: x.farm,
+      spec: JSON.parse(x.spec),
+      host: x.host,
+      startedAt: x.started_at.toISOString(),
+    };
+  }
+
+  /** Record that this lab host works run `run` from its run directory named `hostRun`. */
+  async joinRun(run: string, hostRun: string): Promise<void> {
+    await this.#pool.query(
+      `INSERT INTO farm_run_hosts (run, host_run, host, joined_at) VALUES ($1, $2, $3, now())
+       ON CONFLICT DO NOTHING`,
+      [run, hostRun, leaseHost()],
+    );
+  }
+
+  /** The run directory names of the lab hosts that worked run `run`, the starting host's first. */
+  async hostRuns(run: string): Promise<string[]> {
+    const r = await this.#pool.query<{ host_run: string }>(
+      "SELECT host_run FROM farm_run_hosts WHERE run = $1 ORDER BY joined_at, host_run",
+      [run],
+    );
+    return r.rows.map((x) => x.host_run);
+  }
+
+  /**
+   * The queue of each run of this farm that has a job queued or running, and of the `recent`
+   * runs started last; oldest first.
+   */
+  async queueState(recent = 3): Promise<RunQueueState[]> {
+    const runs = (await this.#pool.query<{ run: string }>(
+      `SELECT run FROM farm_jobs WHERE farm = $1 GROUP BY run
+       HAVING count(*) FILTER (WHERE state IN ('queued', 'running')) > 0
+          OR run IN (SELECT run FROM farm_runs WHERE farm = $1 ORDER BY started_at DESC LIMIT $2)
+       ORDER BY min(taken_at) NULLS LAST, run`,
+      [this.farm, recent],
+    )).rows.map((x) => x.run);
+    const out: RunQueueState[] = [];
+    for (const run of runs) {
+      const rows = (await this.#pool.query<{ state: string; runner: string | null; n: string }>(
+        `SELECT state, runner, count(*) AS n FROM farm_jobs WHERE run = $1 GROUP BY state, runner`,
+        [run],
+      )).rows;
+      const q: RunQueueState = {
+        run,
+        queued: 0,
+        running: 0,
+        ended: 0,
+        byRunner: [],
+        hosts: (await this.#pool.query<{ host: string; host_run: string }>(
+          "SELECT host, host_run FROM farm_run_hosts WHERE run = $1 ORDER BY joined_at, host_run",
+          [run],
+        )).rows.map((x) => ({ host: x.host, hostRun: x.host_run })),
+      };
+      for (const x of rows) {
+        const n = Number(x.n);
+        const kind = x.state === "queued" ? "queued" : x.state === "running" ? "running" : "ended";
+        q[kind] += n;
+        if (x.runner === null || kind === "queued") continue;
+        let b = q.byRunner.find((y) => y.runner === x.runner);
+        if (!b) q.byRunner.push(b = { runner: x.runner, running: 0, ended: 0 });
+        if (kind === "running") b.running += n;
+        else b.ended += n;
+      }
+      q.byRunner.sort((a, b) => a.runner.localeCompare(b.runner));
+      out.push(q);
+    }
+    return out;
   }
 
   /** Close the connections. Idempotent; never throws. */

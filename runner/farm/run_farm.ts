@@ -33,7 +33,7 @@ import { runStep } from "../suite/run_step.ts";
 import type { Suite } from "../suite/types.ts";
 import { costText, hostCapacity, HostGate } from "./capacity.ts";
 import { LeaseDir, LeaseHeldError, LeaseKeeper, type LeaseStore } from "./lease.ts";
-import { PgFarmStore } from "./pg_store.ts";
+import { leaseHost, PgFarmStore } from "./pg_store.ts";
 import { type FarmProgress, PlainProgress, TerminalProgress } from "./progress.ts";
 
 /** What `farm.json` of a farm run holds (what `--resume` runs again). */
@@ -50,6 +50,8 @@ export interface FarmRunSpec {
   predictBoards: string[];
   /** `--jobs`. */
   jobs: number;
+  /** The run this host joined (`--join RUN`): its jobs come from that run's queue. */
+  join?: string;
 }
 
 /** One job: a target on a kernel (a board: its own kernel). */
@@ -78,6 +80,12 @@ export interface FarmRunOptions {
   runsRoot: string;
   /** The run directory of a run to resume. */
   resume?: string;
+  /**
+   * `--join RUN`: work the queue of run `RUN` another lab host started (the farm's database),
+   * on the targets of this farm; `kernels`, `suites`, `predictBoards` must be the run's. This
+   * host's steps go to its own run directory and history run.
+   */
+  join?: string;
   /** The host's cores and memory (default: {@linkcode hostCapacity}). */
   capacity?: HostCost;
   /** SIGINT/SIGTERM. */
@@ -274,7 +282,11 @@ export async function runFarm(opts: FarmRunOptions): Promise<FarmRunResult> {
     ? await PgFarmStore.open(opts.farm.database, opts.farm.name)
     : undefined;
   const dir = opts.resume ?? RunStore.newDir(opts.runsRoot, `farm-${opts.farm.name}`);
-  const runId = basename(dir);
+  // The queue's run: the starting host's run directory name (`--join` names another host's).
+  const hostRun = basename(dir);
+  const runId = opts.join ?? hostRun;
+  /** Who takes a job from the queue (its `runner`): this lab host and its run directory. */
+  const runnerTag = `${leaseHost()}/${hostRun}`;
   const store = await RunStore.open(dir);
   const jobLog = await JobLog.open(dir);
   const ended = opts.resume ? await JobLog.read(dir) : new Map<string, string>();
@@ -286,6 +298,7 @@ export async function runFarm(opts: FarmRunOptions): Promise<FarmRunResult> {
       suites: opts.suites.map((s) => s.name),
       predictBoards: [...opts.predictBoards],
       jobs: opts.jobs,
+      ...(opts.join ? { join: opts.join } : {}),
     };
     await Deno.writeTextFile(`${dir}/farm.json`, JSON.stringify(spec, null, 2) + "\n");
   }
@@ -348,29 +361,48 @@ export async function runFarm(opts: FarmRunOptions): Promise<FarmRunResult> {
   const worker = async (target: FarmTarget, mine: FarmJob[]) => {
     let out = gate.neverFits(target.cost);
     let keeper: LeaseKeeper | undefined;
+    // With the queue in the database, a target is leased only when this host has room for its
+    // job, so that the lab hosts sharing the run share its targets.
+    let slot = pgStore && !out ? await gate.acquire(target.cost) : undefined;
     if (!out) {
       try {
         const { lease, recovered } = await leases.take(target.id, {
           ttlS: opts.farm.leaseTtlS,
-          run: dir,
+          run: pgStore ? runId : dir,
         });
         if (recovered) progress.note(`${target.id}: lease taken back from ${recovered}`);
         keeper = new LeaseKeeper(leases, lease, opts.farm.leaseTtlS);
       } catch (err) {
         if (!(err instanceof LeaseHeldError)) throw err;
+        if (pgStore && err.lease.run === runId) {
+          // Another lab host (or runner) works this run's jobs of the target: they are its.
+          slot?.();
+          progress.note(`${target.id}: worked by ${err.lease.owner} for this run`);
+          return;
+        }
         out = err.message;
       }
+    }
+    if (out) {
+      slot?.();
+      slot = undefined;
     }
     // The target's next job: from the farm's queue while this runner holds the target (FOR
     // UPDATE SKIP LOCKED), else (lease files, or the target out) the jobs left in order.
     const pending = [...mine];
     const nextJob = async (): Promise<FarmJob | undefined> => {
-      while (pgStore && keeper && !out && !keeper.lost) {
-        const q = await pgStore.next(runId, target.id, keeper.lease);
-        if (!q) break;
+      // With the queue, every job is taken from it (also the MISS of a target out), so each
+      // job is recorded once whichever lab host takes it.
+      while (pgStore) {
+        const q = await pgStore.next(runId, target.id, runnerTag);
+        if (!q) return undefined;
         const i = pending.findIndex((j) => j.key === q.key);
         if (i >= 0) return pending.splice(i, 1)[0];
-        await pgStore.end(runId, q.key, "done (jobs.jsonl)"); // ended before a kill
+        if (ended.has(q.key)) {
+          await pgStore.end(runId, q.key, "done (jobs.jsonl)"); // ended before a kill
+          continue;
+        }
+        return { key: q.key, target, ...(q.kernel ? { kernel: q.kernel } : {}) };
       }
       return pending.shift();
     };
@@ -382,7 +414,8 @@ export async function runFarm(opts: FarmRunOptions): Promise<FarmRunResult> {
           await missJob(job, `target taken out: ${out}`);
           continue;
         }
-        const release = await gate.acquire(target.cost);
+        const release = slot ?? await gate.acquire(target.cost);
+        slot = undefined;
         const start = performance.now();
         let state = "done";
         try {
@@ -429,6 +462,7 @@ export async function runFarm(opts: FarmRunOptions): Promise<FarmRunResult> {
         progress.jobEnd(target.id, state);
       }
     } finally {
+      slot?.();
       await keeper?.stop();
     }
   };
@@ -439,11 +473,35 @@ export async function runFarm(opts: FarmRunOptions): Promise<FarmRunResult> {
       if (ended.has(j.key)) continue;
       byTarget.set(j.target.id, [...(byTarget.get(j.target.id) ?? []), j]);
     }
-    // The run's jobs in the farm's queue (a resumed run's are there already: kept as they are).
-    await pgStore?.enqueue(
-      runId,
-      jobs.map((j) => ({ key: j.key, target: j.target.id, kernel: j.kernel })),
-    );
+    if (pgStore && opts.join) {
+      // The run's queue is there: this host works the jobs of the targets it has.
+      await pgStore.joinRun(runId, hostRun);
+      const queued = await pgStore.jobs(runId);
+      for (const id of [...byTarget.keys()]) {
+        if (!queued.some((q) => q.target === id)) byTarget.delete(id);
+      }
+      const away = [...new Set(queued.map((q) => q.target))].filter((id) =>
+        !opts.farm.targets.some((t) => t.id === id)
+      );
+      progress.note(
+        `joined run ${runId}: ${queued.length} jobs${
+          away.length
+            ? `; not reachable from here (left to the other hosts): ${away.join(", ")}`
+            : ""
+        }`,
+      );
+    } else if (pgStore) {
+      await pgStore.startRun(runId, {
+        kernels: [...opts.kernels],
+        suites: opts.suites.map((s) => s.name),
+        predictBoards: [...opts.predictBoards],
+      });
+      // The run's jobs in the farm's queue (a resumed run's are there already: kept as they are).
+      await pgStore.enqueue(
+        runId,
+        jobs.map((j) => ({ key: j.key, target: j.target.id, kernel: j.kernel })),
+      );
+    }
     const settled = await Promise.allSettled(
       [...byTarget.values()].map((mine) => worker(mine[0].target, mine)),
     );
@@ -455,6 +513,21 @@ export async function runFarm(opts: FarmRunOptions): Promise<FarmRunResult> {
       await closeOpenTargets();
     }
     if (bug && !interrupted) throw bug;
+    if (pgStore) {
+      // Lab hosts share the run: it is done when its queue is, not when this host is.
+      const left = (await pgStore.jobs(runId)).filter((j) =>
+        j.state === "queued" || j.state === "running"
+      );
+      const hostRuns = await pgStore.hostRuns(runId);
+      log(
+        `run ${runId}: ${
+          left.length
+            ? `not done: ${left.length} jobs queued or running on other lab hosts`
+            : "its queue is empty"
+        }; ${dir}/report.md holds this host's steps, the whole run's: rkhil report --history ` +
+          `--db ${pgStore.where} ${hostRuns.map((r) => `--run ${r}`).join(" ")}`,
+      );
+    }
   } finally {
     progress.stop();
     store.close();
