@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { noStackTrace, rkhil, withTempDir } from "../cli/testutil.ts";
+import { joinRunOption, queueLine } from "./cli.ts";
 import { LeaseDir } from "./lease.ts";
 
 const FARM = "name: cli-farm\nleases: { dir: leases }\nqemu:\n  - { id: qemu-1, memory: 2G }\n";
@@ -17,6 +18,12 @@ Deno.test("rkhil run --farm/--resume: bad input is exit 2 with one line, before 
       [["run", "--farm", `${dir}/none.yaml`], /--farm <file>.* is invalid\. no such file/],
       [["run", "--farm", farm, "--jobs", "0"], /expected a whole number of jobs from 1 to 64/],
       [["run", "--farm", farm, "--jobs", "many"], /expected a whole number of jobs/],
+      [["run", "--farm", farm, "--join", "../x"], /expected the run id another lab host printed/],
+      [
+        ["run", "--farm", farm, "--join", "r1"],
+        /--join needs a farm whose job queue is in a database/,
+      ],
+      [["run", "--join", "r1"], /--join needs --farm FILE/],
       [["run", "--farm", farm, "--board", "rock-3b-8g"], /--board cannot be used with --farm/],
       [["run", "--farm", farm, "--mem", "2G"], /--mem cannot be used with --farm/],
       [["run", "--farm", farm, "--resume", dir], /--farm cannot be used with --resume/],
@@ -75,4 +82,47 @@ Deno.test("rkhil farm status and release: who holds what; release a stale lease,
     r = await rkhil("farm", "release", "qemu-1", "--farm", farm);
     assert.match(r.stdout, /qemu-1: no lease/);
   });
+});
+
+Deno.test("--join RUN: a run directory's name; anything else is refused with an example", () => {
+  for (const ok of ["2026-11-30T03-50-53Z-farm-rock-lab-fd06", "run_1.a"]) {
+    assert.equal(joinRunOption(ok), ok);
+  }
+  const hostile = [
+    "",
+    "../runs/x",
+    "/abs",
+    "-x",
+    "a b",
+    "a\nb",
+    "run;drop",
+    "x".repeat(201),
+    "r\u202e",
+  ];
+  for (const bad of hostile) {
+    assert.throws(() => joinRunOption(bad), /expected the run id another lab host printed, e\.g\./);
+  }
+});
+
+Deno.test("farm status's queue line: state, counts, hosts and each runner's share", () => {
+  assert.equal(
+    queueLine({
+      run: "R",
+      queued: 2,
+      running: 1,
+      ended: 3,
+      byRunner: [{ runner: "lab-a/R", running: 1, ended: 1 }, {
+        runner: "lab-b/R2",
+        running: 0,
+        ended: 2,
+      }],
+      hosts: [{ host: "lab-a", hostRun: "R" }, { host: "lab-b", hostRun: "R2" }],
+    }),
+    "run R (hosts: lab-a, lab-b): not done, 2 queued, 1 running, 3 ended — lab-a/R: 1 running 1 " +
+      "ended; lab-b/R2: 2 ended",
+  );
+  assert.equal(
+    queueLine({ run: "R", queued: 0, running: 0, ended: 0, byRunner: [], hosts: [] }),
+    "run R: done, 0 queued, 0 running, 0 ended",
+  );
 });

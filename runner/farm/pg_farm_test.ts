@@ -311,6 +311,17 @@ async function joinedRun(url: string): Promise<void> {
         r = await rkhilOn("lab-b", "run", "--join", run);
         assert.equal(r.code, 2, r.stderr);
         assert.match(r.stderr, /--join needs --farm FILE/);
+        // A run whose recorded parameters cannot be read is refused before any work, too.
+        await db.query(
+          "INSERT INTO farm_runs VALUES ('damaged-run', 'join-lab', '{\"kernels\": 1', 'lab-a', now())",
+        );
+        r = await rkhilOn(
+          "lab-b",
+          ...["run", "--farm", `${dir}/b.yaml`, "--join", "damaged-run", "--runs-dir", `${dir}/x`],
+        );
+        assert.notEqual(r.code, 0);
+        assert.match(r.stderr, /run damaged-run's parameters \(farm_runs\.spec\) are damaged/);
+        noStackTrace(r);
         await assert.rejects(Deno.stat(`${dir}/x`), Deno.errors.NotFound);
       } finally {
         await db.end();

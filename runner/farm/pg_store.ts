@@ -432,6 +432,8 @@ export class PgFarmStore implements LeaseStore {
   /**
    * The run `run` as recorded by {@linkcode startRun} (any farm: the caller checks it is this
    * one), or undefined when the database has no such run.
+   *
+   * @throws {InfraError} when the run's recorded parameters are damaged.
    */
   async sharedRun(run: string): Promise<SharedRun | undefined> {
     const r = await this.#pool.query<
@@ -439,10 +441,21 @@ export class PgFarmStore implements LeaseStore {
     >("SELECT * FROM farm_runs WHERE run = $1", [run]);
     const x = r.rows[0];
     if (!x) return undefined;
+    let spec: SharedRunSpec | undefined;
+    try {
+      spec = JSON.parse(x.spec);
+    } catch { /* damaged: refused below */ }
+    const strings = (v: unknown) => Array.isArray(v) && v.every((e) => typeof e === "string");
+    if (!spec || !strings(spec.kernels) || !strings(spec.suites) || !strings(spec.predictBoards)) {
+      throw new InfraError(
+        `the farm's database ${this.where}: run ${run}'s parameters (farm_runs.spec) are damaged`,
+        "start the run again on one lab host (its kernels and suites cannot be read)",
+      );
+    }
     return {
       run: x.run,
       farm: x.farm,
-      spec: JSON.parse(x.spec),
+      spec,
       host: x.host,
       startedAt: x.started_at.toISOString(),
     };
