@@ -15,21 +15,23 @@
 import { InfraError } from "../runner/errors.ts";
 import { CONSOLE_BAUD } from "../runner/qemu/console.ts";
 import { BaseConsole, type ConsoleStream, openSerialConsole } from "../runner/serial/port.ts";
+import { TtyFd } from "../runner/serial/deno_binding.ts";
 
 /** See the module documentation. */
 export class SharedPtyConsole extends BaseConsole {
   #inner: ConsoleStream | undefined;
   #offData: (() => void) | undefined;
-  #holder: Deno.FsFile;
+  #holder: TtyFd;
 
-  private constructor(readonly ptyPath: string, logPath: string, holder: Deno.FsFile) {
+  private constructor(readonly ptyPath: string, logPath: string, holder: TtyFd) {
     super(ptyPath, { logPath });
     this.#holder = holder;
   }
 
   /** Opens the pty (attached) with its capture in `logPath`: an `openConsole` for QEMU. */
   static async open(ptyPath: string, logPath: string): Promise<SharedPtyConsole> {
-    const holder = await Deno.open(ptyPath, { read: true, write: true });
+    // O_NOCTTY (Deno.open would make the pty this process's controlling terminal).
+    const holder = TtyFd.open(ptyPath);
     const c = new SharedPtyConsole(ptyPath, logPath, holder);
     await c.attach();
     return c;
@@ -73,8 +75,6 @@ export class SharedPtyConsole extends BaseConsole {
 
   protected async rawClose(): Promise<void> {
     await this.detach();
-    try {
-      this.#holder.close();
-    } catch { /* already closed */ }
+    await this.#holder.close().catch(() => {});
   }
 }
