@@ -652,6 +652,38 @@ export { lastLine, waitForShell } from "./runner/board/login.ts";
 export type { ShellWaitOptions, ShellWaitResult } from "./runner/board/login.ts";
 export { checkBoard, CHECKED_PROTOCOLS, formatHealth } from "./runner/board/check.ts";
 export type { CheckedProtocol, CheckOptions, ProtocolHealth } from "./runner/board/check.ts";
+/**
+ * Kernel deployment on boards through U-Boot with a known-good fallback (board file `deploy:`):
+ * the extlinux.conf parser and one-shot writer, `deployKernel`, and the U-Boot lab guest that
+ * proves it on QEMU.
+ */
+export {
+  EXTLINUX_MAX_BYTES,
+  ExtlinuxError,
+  parseExtlinux,
+  RKHIL_LABEL_PREFIX,
+  withOneShotEntry,
+} from "./runner/board/extlinux.ts";
+export type {
+  ExtlinuxConfig,
+  ExtlinuxLabel,
+  OneShotEntry,
+  OneShotOptions,
+} from "./runner/board/extlinux.ts";
+export { deployKernel } from "./runner/board/deploy.ts";
+export type { DeployDetails, DeployKernel, DeployOptions } from "./runner/board/deploy.ts";
+export { DEPLOY_METHODS, DeploySchema } from "./boards/deploy_schema.ts";
+export type { DeploySpec } from "./boards/deploy_schema.ts";
+export {
+  BOOT_DISK_MODULES,
+  buildBootDisk,
+  KNOWN_GOOD_LABEL,
+  labExtlinuxConf,
+  startUbootLab,
+  UBOOT_LAB_APPEND,
+  UBOOT_QEMU_ARM64,
+} from "./runner/lab/uboot.ts";
+export type { UbootLab, UbootLabOptions } from "./runner/lab/uboot.ts";
 export {
   MAX_SUBNEGOTIATION,
   openTelnetConsole,

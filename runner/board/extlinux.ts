@@ -85,6 +85,8 @@ export interface ExtlinuxConfig {
 /** An extlinux.conf that cannot be used, with `file:line` in the message. */
 export class ExtlinuxError extends UserInputError {
   /**
+   * An unusable extlinux.conf (verdict ERROR; the CLI exits 2).
+   *
    * @param source the file name for the message
    * @param line 1-based line number (0: the whole file)
    * @param what what is wrong
