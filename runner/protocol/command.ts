@@ -2,10 +2,11 @@
  * The Command protocol: run a shell command on the target and get its output and exit status.
  *
  * The contract is the same on every transport (serial console, SSH exec channel, framed shell
- * on an SSH shell channel): the command runs in a subshell; stdin is `stdin` if given, else
- * /dev/null; stderr is merged into stdout; `stdout` is exactly what it printed and
- * `exitStatus` its status (128 + the signal number when a signal killed it). A non-zero status
- * is a result, not an error.
+ * on an SSH shell channel): the command runs isolated (a subshell of the framed shell, a fresh
+ * shell per exec channel): its `cd`, variables and `exit` do not reach later commands; stdin is
+ * `stdin` if given, else /dev/null; stderr is merged into stdout; `stdout` is exactly what it
+ * printed and `exitStatus` its status (128 + the signal number when a signal killed it). A
+ * non-zero status is a result, not an error.
  *
  * @module
  */
