@@ -718,7 +718,7 @@ export type {
 export { LeaseDir, LeaseHeldError, LeaseKeeper, staleReason } from "./runner/farm/lease.ts";
 export type { Lease, LeaseStore } from "./runner/farm/lease.ts";
 export { leaseHost, PgFarmStore } from "./runner/farm/pg_store.ts";
-export type { QueuedJob } from "./runner/farm/pg_store.ts";
+export type { QueuedJob, RunQueueState, SharedRun, SharedRunSpec } from "./runner/farm/pg_store.ts";
 export { hostCapacity, HostGate, parseMeminfo } from "./runner/farm/capacity.ts";
 export { PlainProgress, TerminalProgress } from "./runner/farm/progress.ts";
 export type { FarmProgress } from "./runner/farm/progress.ts";
