@@ -141,12 +141,17 @@ export interface SharedRunSpec {
   predictBoards: string[];
 }
 
-/** A farm run in the database: its farm, spec, starting host and start (ISO 8601). */
+/** A farm run in the database, as the starting host recorded it. */
 export interface SharedRun {
+  /** The run id (the starting host's run directory name). */
   run: string;
+  /** The farm file's `name`. */
   farm: string;
+  /** What the run was asked to do. */
   spec: SharedRunSpec;
+  /** The starting lab host (`user@host`). */
   host: string;
+  /** When it started (ISO 8601). */
   startedAt: string;
 }
 
@@ -154,9 +159,11 @@ export interface SharedRun {
 export interface RunQueueState {
   /** The run id (the starting host's run directory name). */
   run: string;
-  /** Jobs by state: queued, running, ended (any other state). */
+  /** Jobs waiting in the queue. */
   queued: number;
+  /** Jobs a runner has taken and not ended. */
   running: number;
+  /** Jobs that ended (any other state). */
   ended: number;
   /** Per runner (`host/run-dir-name`): jobs it has taken (running or ended). */
   byRunner: { runner: string; running: number; ended: number }[];
