@@ -66,7 +66,9 @@ export type DeployDetails = {
   release: string;
   /** The release running afterwards (the deployed one, or the known-good one's). */
   runningAfter?: string;
-  /** The release that ran before (the known-good kernel). */
+  /** The release that ran before (the known-good kernel's, or the last deployed one's). */
+  runningBefore?: string;
+  /** The known-good kernel's release, as it ran after a failed deployment. */
   knownGoodRelease?: string;
   /** U-Boot's menu number rkhil chose. */
   menuNumber: number;
@@ -80,6 +82,25 @@ export type DeployDetails = {
 
 /** The console excerpt a FAIL carries. */
 const CONSOLE_TAIL = 4096;
+
+/** U-Boot's banner at the start of a boot (`U-Boot 2023.01...`, `U-Boot SPL 2017.09...`). */
+const UBOOT_BANNER = /\n\s*U-Boot (?:SPL |TPL )?20\d\d\.\d\d/g;
+
+/**
+ * The console of the boot under test in `text` (from the power cycle on): up to the next
+ * U-Boot banner after the menu choice (the reset or power cycle that ended it), its last
+ * {@linkcode CONSOLE_TAIL} characters, without CRs.
+ */
+export function failedBootConsole(text: string): string {
+  const chosen = text.indexOf("Enter choice: ");
+  let end = text.length;
+  if (chosen >= 0) {
+    UBOOT_BANNER.lastIndex = chosen;
+    const next = UBOOT_BANNER.exec(text);
+    if (next) end = next.index;
+  }
+  return text.slice(0, end).replace(/\r/g, "").slice(-CONSOLE_TAIL);
+}
 
 function bootPaths(spec: DeploySpec) {
   const boot = spec.boot_dir.replace(/\/+$/, "") || "/";
@@ -162,7 +183,7 @@ export async function deployKernel(
       "give the board file an ssh block",
     );
   }
-  const knownGoodRelease = target.release;
+  const runningBefore = target.release;
   const p = bootPaths(spec);
   const events: string[] = [];
   const uploaded: Record<string, number> = {};
@@ -184,6 +205,13 @@ export async function deployKernel(
   );
   const cfg = parseExtlinux(confText, `${target.name}:${p.extlinux}`);
   const good = cfg.labels.find((l) => l.name === spec.known_good);
+  if (!good) {
+    throw new UserInputError(
+      `${target.name}:${p.extlinux} has no label ${spec.known_good} (deploy.known_good)` +
+        (cfg.labels.length ? `; its labels: ${cfg.labels.map((l) => l.name).join(", ")}` : ""),
+      "set deploy.known_good to the label of a kernel that boots on this board",
+    );
+  }
   // Old rkhil files go first: /boot partitions are small.
   await sh(target, `rm -rf ${shellQuote(p.dir)} && mkdir -p ${shellQuote(p.dir)}`, "clear");
   const r = kernel.release;
@@ -235,7 +263,7 @@ export async function deployKernel(
     kernel: `${p.uboot}/vmlinuz-${r}`,
     initrd: kernel.initrd ? `${p.uboot}/initrd.img-${r}` : undefined,
     fdt: dtbName ? `${p.uboot}/${dtbName}` : undefined,
-    append: kernel.append ?? good?.append,
+    append: kernel.append ?? good.append,
   }, {
     knownGood: spec.known_good,
     timeout: (spec.menu_timeout_s ?? 5) * 10,
@@ -286,10 +314,10 @@ export async function deployKernel(
   }
   stopSteering = true;
   await steer.catch(() => {});
-  const consoleText = (failedBoot ?? rec.since(from)).replace(/\r/g, "").slice(-CONSOLE_TAIL);
+  const consoleText = failedBootConsole(failedBoot ?? rec.since(from));
   const details: DeployDetails = {
     release: r,
-    knownGoodRelease,
+    runningBefore,
     menuNumber: number,
     events,
     uploaded,
@@ -314,15 +342,10 @@ export async function deployKernel(
       );
     }
   }
+  // Nobody steered this boot: U-Boot's default, the known-good label, is what runs now.
   details.runningAfter = target.release;
+  details.knownGoodRelease = target.release;
   details.console = consoleText;
-  if (knownGoodRelease && target.release !== knownGoodRelease) {
-    throw new InfraError(
-      `${target.name}: after kernel ${r} failed, ${target.release} runs instead of the ` +
-        `known-good ${knownGoodRelease}`,
-      `check that deploy.known_good (${spec.known_good}) is the kernel the board booted`,
-    );
-  }
   const why = !menuSeen
     ? "U-Boot's menu (Enter choice:) did not show"
     : hung

@@ -2,8 +2,9 @@
  * Kernel deployment through U-Boot with fallback, end to end on a U-Boot lab guest (Debian's
  * u-boot-qemu booting a virtio-blk disk with an extlinux.conf), reached only through its board
  * file: console on its pty, SSH with the pinned key, power by `rkhil lab power` command lines.
- * Four boots: the known-good kernel (bookworm) from power on; the broken kernel (hangs), the
- * power cycle back to the known-good one; the next kernel (trixie), which boots.
+ * Five boots: the known-good kernel (bookworm) from power on; the broken kernel (hangs), the
+ * power cycle back to the known-good one; the next kernel (trixie), which boots; a truncated
+ * Image (U-Boot aborts and resets into the known-good kernel; one boot for both).
  */
 import assert from "node:assert/strict";
 import { findBoard } from "../../boards/load.ts";
@@ -36,7 +37,8 @@ async function hangingImage(real: string, out: string): Promise<void> {
 
 Deno.test({
   name: "deploy through U-Boot: a hanging kernel is FAIL and the power cycle brings the " +
-    "known-good kernel back; the next kernel deploys and boots",
+    "known-good kernel back; the next kernel deploys and boots; an image U-Boot cannot start " +
+    "ends in the known-good kernel, not the last deployed one",
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
@@ -123,8 +125,25 @@ Deno.test({
       const ls = await target.command.run("ls /boot/rkhil");
       assert.equal(ls.stdout, `initrd.img-${trixie.release}\nvmlinuz-${trixie.release}\n`);
 
+      // Job 3, from the deployed kernel: an Image U-Boot cannot start (truncated to 1 MiB: its
+      // synchronous abort resets the board) ends in the known-good kernel, not the last one.
+      const truncated = `${lab.dir}/Image-truncated`;
+      await Deno.writeFile(truncated, (await Deno.readFile(trixie.vmlinuz)).subarray(0, 1 << 20));
+      const cut = await runStep(
+        ctx("0.0.0-rkhil-truncated"),
+        "deploy",
+        () => deployKernel(target, { release: "0.0.0-rkhil-truncated", image: truncated }),
+      );
+      assert.equal(cut.verdict, "FAIL", JSON.stringify(cut));
+      const d3 = cut.details as DeployDetails;
+      assert.equal(d3.runningBefore, trixie.release);
+      assert.equal(d3.runningAfter, lab.knownGood.release);
+      assert.equal(target.release, lab.knownGood.release);
+      assert.match(d3.console ?? "", /Synchronous Abort|Resetting CPU/);
+      assert.equal((await target.command.run("true")).exitStatus, 0);
+
       const recorded = parseResults(await Deno.readTextFile(`${runDir}/results.jsonl`)).results;
-      assert.deepEqual(recorded.map((r) => r.verdict), ["FAIL", "PASS"]);
+      assert.deepEqual(recorded.map((r) => r.verdict), ["FAIL", "PASS", "FAIL"]);
       // The power cycle after the hang went through the board file's adapter, on the console.
       const log = await Deno.readTextFile(`${runDir}/console.log`);
       assert.match(
