@@ -19,9 +19,18 @@ export interface CliRun {
 }
 
 /** Run `deno run -A main.ts ...args` (stdin closed) and wait for it to end. */
-export async function rkhil(...args: string[]): Promise<CliRun> {
+export function rkhil(...args: string[]): Promise<CliRun> {
+  return rkhilWithEnv({}, ...args);
+}
+
+/** As {@linkcode rkhil}, with `env` added to the environment (e.g. `RKHIL_HOST`). */
+export async function rkhilWithEnv(
+  env: Record<string, string>,
+  ...args: string[]
+): Promise<CliRun> {
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", MAIN, ...args],
+    env,
     stdin: "null",
     stdout: "piped",
     stderr: "piped",

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { basename } from "node:path";
 // @ts-types="@types/pg"
 import pg from "pg";
-import { noStackTrace, rkhil, withTempDir } from "../cli/testutil.ts";
+import { noStackTrace, rkhil, rkhilWithEnv, withTempDir } from "../cli/testutil.ts";
 import { labBoardYaml } from "../lab/board_file.ts";
 import { PgServer } from "../pg/server.ts";
 import { queryResults } from "../history/query.ts";
@@ -160,17 +160,7 @@ Deno.test("a farm run without database: writes its history to history.sqlite bes
 });
 
 /** `rkhil ARGS` as lab host `host` (`RKHIL_HOST`), started at once. */
-async function rkhilOn(host: string, ...args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", new URL("../../main.ts", import.meta.url).pathname, ...args],
-    env: { RKHIL_HOST: host },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
+const rkhilOn = (host: string, ...args: string[]) => rkhilWithEnv({ RKHIL_HOST: host }, ...args);
 
 /**
  * lab-a starts a run on rock-1..rock-6 (--jobs 1); lab-b, whose farm file has rock-3..rock-6,
