@@ -20,6 +20,13 @@ import { CloseGate } from "../close_gate.ts";
 import { type Classified, classifyConnectError, HostKeyError, reasonOf } from "./classify.ts";
 import { fingerprintOfKeyBlob, parseFingerprint } from "./fingerprint.ts";
 import type { ByteDuplex } from "../protocol/byte_duplex.ts";
+import {
+  execTagLine,
+  KILL_GRACE_MS,
+  killTreeScript,
+  newExecTag,
+  parseKillReport,
+} from "./kill_tree.ts";
 
 /** Where to connect and how to authenticate. */
 export interface SshEndpoint {
@@ -82,9 +89,10 @@ export interface ExecOptions {
    * Kill the remote command when it times out or floods (default true). SSH "signal"
    * requests are ignored by dropbear 2022.83 and OpenSSH 9.2 (measured), and closing the
    * channel leaves a pty-less command running, so rkhil prefixes the command with one line
-   * that reports the shell's PID on stderr (stripped from the result) and, on timeout, kills
-   * that process group and its children through a second channel. Set false for targets
-   * whose login shell is not POSIX.
+   * that exports `RKHIL_EXEC_ID=<random tag>` (inherited by every process the command starts)
+   * and reports the shell's PID on stderr (stripped from the result). On timeout a second
+   * channel stops the shell and every process of the command (runner/ssh/kill_tree.ts: SIGTERM,
+   * SIGKILL after 1 s; none left behind). Set false for targets whose login shell is not POSIX.
    */
   killOnTimeout?: boolean;
 }
@@ -604,6 +612,8 @@ export class SshSession {
       // PID report: the first stderr line when killable (see ExecOptions.killOnTimeout).
       let remotePid: number | null = null;
       let pidHead: Buffer | null = killable ? Buffer.alloc(0) : null;
+      // The tag every process of the command inherits, for finding them all on timeout.
+      const tag = newExecTag();
       let settled = false;
       const out: Buffer[] = [];
       const err: Buffer[] = [];
@@ -632,12 +642,21 @@ export class SshSession {
         // Kill first and let the server close the channel when the process is gone: closing
         // it ourselves before the process dies makes dropbear 2022.83 fail the next exec
         // request now and then ("Unable to exec", seen 3 in 40 runs here).
-        const p = remotePid;
-        await this.#execNow(
-          `kill -KILL -- -${p} 2>/dev/null; pkill -KILL -P ${p} 2>/dev/null; ` +
-            `kill -KILL ${p} 2>/dev/null; true`,
-          { timeoutMs: 3_000, killOnTimeout: false },
-        ).catch(() => {/* best effort: the loss or timeout is reported by the caller */});
+        // The shell and every process the command started (runner/ssh/kill_tree.ts): TERM,
+        // KILL after the grace period, nothing left behind.
+        const killed = await this.#execNow(killTreeScript(remotePid, tag, KILL_GRACE_MS), {
+          timeoutMs: KILL_GRACE_MS + 10_000,
+          killOnTimeout: false,
+        }).catch(() => null /* best effort: the loss or timeout is reported by the caller */);
+        const report = killed ? parseKillReport(killed.stdout) : null;
+        if (!report || report.left > 0) {
+          this.#log(
+            `ssh ${this.target}: ${what}: stopping the timed-out command ` +
+              (report
+                ? `left ${report.left} of its ${report.found} processes running`
+                : "did not finish; processes of it may be left running"),
+          );
+        }
         let t: ReturnType<typeof setTimeout> | undefined;
         await Promise.race([channelClosed, new Promise((r) => t = setTimeout(r, 2_000))]);
         clearTimeout(t);
@@ -688,7 +707,9 @@ export class SshSession {
         }
       };
       try {
-        const sent = killable ? `printf '\\036rkhil-pid=%s\\n' "$$" >&2\n${cmd}` : cmd;
+        const sent = killable
+          ? `${execTagLine(tag)} printf '\\036rkhil-pid=%s\\n' "$$" >&2\n${cmd}`
+          : cmd;
         client.exec(sent, (e, ch) => {
           if (e) {
             finish(

@@ -234,6 +234,27 @@ dbTest(
   },
 );
 
+bothTest(
+  "exec timeout stops every process of the command (children, an orphan), next exec runs",
+  async () => {
+    await withServers(["dropbear", "sshd"], async (servers, sessions) => {
+      for (const srv of servers) {
+        const s = await connect(await optsFor(srv));
+        sessions.push(s);
+        // dropbear: the shell leads no process group; OpenSSH: it leads its session's.
+        const err = await s.exec(
+          "echo a; (sleep 31.75 &); sleep 31.5 & sleep 31.25; echo b",
+          { timeoutMs: 500 },
+        ).then(() => null, (e: unknown) => e);
+        assert.ok(err instanceof TimeoutError, `${srv.kind}: ${err}`);
+        const left = await s.exec("ps -eo args | grep -cE '^sleep 31[.](75|5|25)$' || true");
+        assert.equal(left.stdout.trim(), "0", `${srv.kind}: processes of the command left`);
+        assert.equal((await s.exec("echo next")).stdout, "next\n");
+      }
+    });
+  },
+);
+
 dbTest("upload without SFTP streams through cat and checks sha256 in the target", async () => {
   await withServers(["dropbear"], async ([db], sessions) => {
     const s = await connect(await optsFor(db));

@@ -11,7 +11,8 @@
  * 2. a burst of random bytes written by the guest to its own serial line between commands and
  *    during one: framing survives, the next commands on both framed shells are exact;
  * 3. a hung command (`sleep`) on serial and on the SSH shell: MISS (timeout), Ctrl-C, the
- *    shell resynchronised, the next command runs on the same shell;
+ *    shell resynchronised, the next command runs on the same shell; on an SSH exec channel
+ *    (`echo a; (sleep 601 &); sleep 600; echo b`): MISS, no process of it left, the next runs;
  * 4. the guest's sshd (dropbear) killed during an SSH command: MISS `target lost: SSH
  *    connection lost`, then a command over serial works (and restarts dropbear; SSH
  *    reconnects);
@@ -167,22 +168,32 @@ Deno.test(
 );
 
 Deno.test(
-  "hung command: MISS on timeout, Ctrl-C, the shell resynchronised, the next command runs",
+  "hung command: MISS on timeout, the shell resynchronised or the process tree killed, none left",
   opts,
   async () => {
     const t = await guest();
     const s = await steps("hung", t);
-    for (const via of ["serial", "ssh-shell"] as const) {
+    const vias = ["serial", "ssh-shell", "ssh-exec"] as const;
+    // Shells up first: a first command's bound also covers its shell's start (run alone).
+    for (const via of vias) await echoCheck(t, via, 1);
+    for (const via of vias) {
+      // Over an exec channel the command is several processes: the shell (dropbear gives it no
+      // process group of its own), its children and an orphan reparented to init. All of them
+      // end (runner/ssh/kill_tree.ts); `sleep 600` alone would run in the shell's place.
+      const cmd = via === "ssh-exec" ? "echo a; (sleep 601 &); sleep 600; echo b" : "sleep 600";
       const t0 = performance.now();
       const r = await s.step(`hung/${via}`, async () => {
-        await t.command.run("sleep 600", { via, timeoutMs: 3_000 });
+        await t.command.run(cmd, { via, timeoutMs: 3_000 });
         return { verdict: "PASS" };
       });
       const ms = performance.now() - t0;
       assert.equal(r.verdict, "MISS", JSON.stringify(r));
-      assert.match(r.reason ?? "", /"sleep 600": timed out after 3000 ms/);
+      // The framed shells' bound is what is left of the 3 s once the shell is reached.
+      const bound = Number(/timed out after (\d+) ms/.exec(r.reason ?? "")?.[1]);
+      assert.ok(bound > 2_000 && bound <= 3_000, r.reason);
       assert.ok(ms < 30_000, `the timeout took ${ms.toFixed(0)} ms`);
-      // The same shell (not a new one) runs the next command: the sleep was interrupted.
+      // The next command runs (on the framed shells, the same shell: the sleep was
+      // interrupted) and no process of the hung command is left on the guest.
       const next = await s.step(`hung/${via}/next`, async () => {
         const p = await t.command.run("pidof sleep || echo none", { via, ...T });
         assert.equal(p.stdout, "none\n");
