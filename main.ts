@@ -115,8 +115,9 @@ export function cli(): Command {
     )
     .option(
       "--kernel <spec>",
-      "kernel to run, repeatable (default: debian:bookworm, debian:trixie, debian:trixie-backports)",
-      opt.repeatable(opt.kernelSpec),
+      "kernel to run, repeatable (default: debian:bookworm, debian:trixie, debian:trixie-backports;" +
+        " dir:/DIR a local kernel for farm boards with deploy:)",
+      opt.repeatable(opt.runKernelSpec),
       [],
     )
     .option("--mem <size>", "guest memory (8G, 512M: 256M to 255G)", opt.guestMemory, "8G")
@@ -185,6 +186,14 @@ export function cli(): Command {
         }
         if (o.jobs !== undefined) {
           throw new UserInputError("--jobs goes with --farm or --resume", "add --farm FILE");
+        }
+        const dirKernel = o.kernel.find((k) => k.startsWith("dir:"));
+        if (dirKernel) {
+          throw new UserInputError(
+            `--kernel ${dirKernel.slice(0, 200)}: a dir: kernel is deployed on farm boards with ` +
+              "deploy:, the embedded target boots Debian kernels",
+            "use --farm FILE whose boards have deploy:, or --kernel debian:<suite or version>",
+          );
         }
         if (o.board.length && o.kernel.length) {
           throw new UserInputError(

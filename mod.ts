@@ -672,6 +672,12 @@ export type {
 } from "./runner/board/extlinux.ts";
 export { deployKernel } from "./runner/board/deploy.ts";
 export type { DeployDetails, DeployKernel, DeployOptions } from "./runner/board/deploy.ts";
+export {
+  deployKernelOf,
+  isDirKernelSpec,
+  parseDirKernelSpec,
+  readDirKernel,
+} from "./runner/board/deploy_kernel.ts";
 export { DEPLOY_METHODS, DeploySchema } from "./boards/deploy_schema.ts";
 export type { DeploySpec } from "./boards/deploy_schema.ts";
 export {

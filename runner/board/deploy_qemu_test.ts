@@ -1,20 +1,24 @@
 /**
- * Kernel deployment through U-Boot with fallback, end to end on a U-Boot lab guest (Debian's
- * u-boot-qemu booting a virtio-blk disk with an extlinux.conf), reached only through its board
- * file: console on its pty, SSH with the pinned key, power by `rkhil lab power` command lines.
- * Five boots: the known-good kernel (bookworm) from power on; the broken kernel (hangs), the
- * power cycle back to the known-good one; the next kernel (trixie), which boots; a truncated
- * Image (U-Boot aborts and resets into the known-good kernel; one boot for both).
+ * Kernel deployment through U-Boot with fallback, end to end through the farm as a user runs it
+ * (`rkhil run --farm`, a child process) on a U-Boot lab guest (Debian's u-boot-qemu booting a
+ * virtio-blk disk with an extlinux.conf), reached only through its board file: console on its
+ * pty, SSH with the pinned key, power by `rkhil lab power` command lines, `deploy:`.
+ *
+ * Two jobs of the board (one per `--kernel`, both `dir:` kernels), five boots: job 1 deploys a
+ * kernel that hangs (known-good boot, the hung boot, the power cycle back to the known-good
+ * kernel): deploy FAIL with the failed boot's console, its suite not run; job 2 deploys
+ * `debian:trixie` (known-good boot, trixie): deploy PASS and its suite runs on trixie.
  */
 import assert from "node:assert/strict";
-import { findBoard } from "../../boards/load.ts";
+import { fileURLToPath } from "node:url";
 import { fetchKernel } from "../debian/kernel.ts";
-import { parseResults, RunStore } from "../results/store.ts";
-import { runStep } from "../suite/run_step.ts";
+import { parseResults, type TestResult } from "../results/store.ts";
 import { startUbootLab } from "../lab/uboot.ts";
-import { parseExtlinux } from "./extlinux.ts";
-import { type DeployDetails, deployKernel } from "./deploy.ts";
-import { openBoardTarget } from "./target.ts";
+import { testRunRoot } from "../test_dirs.ts";
+import type { DeployDetails } from "./deploy.ts";
+
+const MAIN = fileURLToPath(new URL("../../main.ts", import.meta.url));
+const HANG = "0.0.0-rkhil-hang";
 
 /**
  * A kernel that hangs at once: a real arm64 Image's first 2 MiB (header, magic and sizes
@@ -35,128 +39,155 @@ async function hangingImage(real: string, out: string): Promise<void> {
   await Deno.writeFile(out, head.subarray(0, n));
 }
 
+const esc = (s: string) => s.replace(/[.+]/g, "\\$&");
+
 Deno.test({
-  name: "deploy through U-Boot: a hanging kernel is FAIL and the power cycle brings the " +
-    "known-good kernel back; the next kernel deploys and boots; an image U-Boot cannot start " +
-    "ends in the known-good kernel, not the last deployed one",
+  name: "farm deploys on a U-Boot board: a hanging kernel is deploy FAIL (console of its boot, " +
+    "power cycle back to the known-good kernel, its suite not run); the next job deploys " +
+    "trixie (PASS) and runs its suite on it",
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
+    const root = await testRunRoot("rkhil-deploy-");
     const lab = await startUbootLab({ knownGood: "debian:bookworm" });
-    const runDir = await Deno.makeTempDir({ prefix: "rkhil-deploy-run-" });
-    const loaded = await findBoard(lab.id, [lab.boardsDir]);
-    assert.equal(loaded.board.deploy?.known_good, "l0");
-    const target = await openBoardTarget(loaded, {
-      runDir,
-      bounds: { bootTimeoutMs: 240_000, sshTimeoutMs: 90_000, retries: 1 },
-      log: (l) => console.log(`  ${l}`),
-    });
     let ok = false;
     try {
-      const t0 = performance.now();
-      await target.ready();
-      const firstBoot = (performance.now() - t0) / 1000;
-      console.log(`  known-good boot through U-Boot: ${firstBoot.toFixed(1)} s`);
-      assert.equal(target.release, lab.knownGood.release);
-      assert.match(target.console!.recorder.text, /U-Boot 20\d\d/);
-
+      // The two kernels as dir: kernels (a /boot-like directory each).
       const trixie = await fetchKernel("debian:trixie");
-      const hang = `${lab.dir}/Image-hang`;
-      await hangingImage(trixie.vmlinuz, hang);
-      const store = await RunStore.open(runDir);
-      const ctx = (kernel: string) => ({
-        store,
-        suite: "kernel",
-        targetName: target.name,
-        kernel,
-        state: {},
-        target,
-        log: (l: string) => console.log(l),
-      });
-
-      // Job 1: the broken kernel. FAIL (the kernel's), the known-good kernel runs again.
-      const broken = await runStep(
-        ctx("0.0.0-rkhil-hang"),
-        "deploy",
-        () => deployKernel(target, { release: "0.0.0-rkhil-hang", image: hang }),
+      const hangDir = `${root}/k-hang`;
+      const trixieDir = `${root}/k-trixie`;
+      await Deno.mkdir(hangDir);
+      await Deno.mkdir(trixieDir);
+      await hangingImage(trixie.vmlinuz, `${hangDir}/vmlinuz-${HANG}`);
+      await Deno.symlink(trixie.vmlinuz, `${trixieDir}/vmlinuz-${trixie.release}`);
+      await Deno.symlink(await lab.initrdFor(trixie), `${trixieDir}/initrd.img-${trixie.release}`);
+      const farmFile = `${root}/farm.yaml`;
+      await Deno.writeTextFile(
+        farmFile,
+        [
+          "name: uboot-lab",
+          "leases: { dir: leases, ttl_s: 60 }",
+          `boards_dirs: [${JSON.stringify(lab.boardsDir)}]`,
+          "groups:",
+          "  - name: desk",
+          "    boards:",
+          `      - id: ${lab.id}`,
+          "",
+        ].join("\n"),
       );
-      assert.equal(broken.verdict, "FAIL", JSON.stringify(broken));
+      const t0 = performance.now();
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "-A",
+          MAIN,
+          "run",
+          "--farm",
+          farmFile,
+          "--kernel",
+          `dir:${hangDir}`,
+          "--kernel",
+          `dir:${trixieDir}`,
+          "--suite",
+          "boot",
+          "--runs-dir",
+          `${root}/runs`,
+          "--no-history",
+          "--jobs",
+          "1",
+        ],
+        env: { CI: "true" },
+        stdin: "null",
+      }).output();
+      const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+      console.log(text.split("\n").map((l) => `  | ${l}`).join("\n"));
+      console.log(`  farm run: ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+      assert.equal(out.code, 1, "a FAIL (the hanging kernel) is exit 1");
+      const dirs = [];
+      for await (const e of Deno.readDir(`${root}/runs`)) {
+        if (e.isDirectory && e.name.includes("-farm-uboot-lab-")) dirs.push(e.name);
+      }
+      assert.equal(dirs.length, 1, dirs.join(", "));
+      const dir = `${root}/runs/${dirs[0]}`;
+      const results = parseResults(await Deno.readTextFile(`${dir}/results.jsonl`)).results;
+      const of = (kernel: string) =>
+        results.filter((r) => r.kernel === kernel).map((r) => `${r.suite} ${r.test} ${r.verdict}`);
+      const hangSpec = `dir:${hangDir}`;
+      const trixieSpec = `dir:${trixieDir}`;
+      // Job 1: boot (known-good), deploy FAIL, the suite's steps not run. Job 2 after it.
+      assert.deepEqual(of(hangSpec), [
+        "boot boot PASS",
+        "boot deploy FAIL",
+        "boot boot/kernel MISS",
+        "boot boot/console MISS",
+      ]);
+      assert.deepEqual(of(trixieSpec), [
+        "boot boot PASS",
+        "boot deploy PASS",
+        "boot boot/kernel PASS",
+        "boot boot/console PASS",
+      ]);
+      assert.deepEqual(results.map((r) => r.kernel), [
+        ...Array(4).fill(hangSpec),
+        ...Array(4).fill(trixieSpec),
+      ]);
+      const find = (kernel: string, test: string) =>
+        results.find((r) => r.kernel === kernel && r.test === test) as TestResult;
+      const broken = find(hangSpec, "deploy");
       assert.match(
         broken.reason ?? "",
-        /kernel 0\.0\.0-rkhil-hang did not come up: it did not start/,
+        new RegExp(`kernel ${esc(HANG)} did not come up: it did not start`),
       );
-      assert.match(
-        broken.reason ?? "",
-        new RegExp(`known-good ${lab.knownGood.release.replace(/[.+]/g, "\\$&")}`),
-      );
+      assert.match(broken.reason ?? "", new RegExp(`known-good ${esc(lab.knownGood.release)}`));
       const d1 = broken.details as DeployDetails;
       assert.ok(
         d1.events.includes("power cycled through the command adapter"),
         d1.events.join("; "),
       );
       assert.match(d1.console ?? "", /Starting kernel/);
+      assert.doesNotMatch(d1.console ?? "", /Booting Linux/);
       assert.equal(d1.runningAfter, lab.knownGood.release);
-      assert.equal(target.state, "ready");
-      assert.equal(target.release, lab.knownGood.release);
-      const healthy = await target.command.run("uname -r; cat /proc/cmdline");
-      assert.equal(healthy.exitStatus, 0);
       assert.match(
-        healthy.stdout,
-        new RegExp(`^${lab.knownGood.release.replace(/[.+]/g, "\\$&")}\n`),
+        find(hangSpec, "boot/kernel").reason ?? "",
+        new RegExp(`^not run: the kernel was not deployed \\(deploy FAIL: kernel ${esc(HANG)}`),
       );
-
-      // Job 2: the next kernel deploys and boots once; the file's default stays l0.
-      const initrd = await lab.initrdFor(trixie);
-      const next = await runStep(
-        ctx(trixie.release),
-        "deploy",
-        () => deployKernel(target, { release: trixie.release, image: trixie.vmlinuz, initrd }),
-      );
-      assert.equal(next.verdict, "PASS", JSON.stringify(next));
-      assert.equal(target.release, trixie.release);
-      // A new boot of the lab guest (its root is the initramfs) has /boot unmounted again.
-      const conf = await target.command.run(
-        "mount /dev/vda1 /boot && cat /boot/extlinux/extlinux.conf",
-      );
-      assert.equal(conf.exitStatus, 0, conf.stdout);
-      const cfg = parseExtlinux(conf.stdout);
-      assert.equal(cfg.default, "l0");
-      assert.deepEqual(cfg.labels.map((l) => l.name), ["l0", `rkhil-${trixie.release}`]);
-      const ls = await target.command.run("ls /boot/rkhil");
-      assert.equal(ls.stdout, `initrd.img-${trixie.release}\nvmlinuz-${trixie.release}\n`);
-
-      // Job 3, from the deployed kernel: an Image U-Boot cannot start (truncated to 1 MiB: its
-      // synchronous abort resets the board) ends in the known-good kernel, not the last one.
-      const truncated = `${lab.dir}/Image-truncated`;
-      await Deno.writeFile(truncated, (await Deno.readFile(trixie.vmlinuz)).subarray(0, 1 << 20));
-      const cut = await runStep(
-        ctx("0.0.0-rkhil-truncated"),
-        "deploy",
-        () => deployKernel(target, { release: "0.0.0-rkhil-truncated", image: truncated }),
-      );
-      assert.equal(cut.verdict, "FAIL", JSON.stringify(cut));
-      const d3 = cut.details as DeployDetails;
-      assert.equal(d3.runningBefore, trixie.release);
-      assert.equal(d3.runningAfter, lab.knownGood.release);
-      assert.equal(target.release, lab.knownGood.release);
-      assert.match(d3.console ?? "", /Synchronous Abort|Resetting CPU/);
-      assert.equal((await target.command.run("true")).exitStatus, 0);
-
-      const recorded = parseResults(await Deno.readTextFile(`${runDir}/results.jsonl`)).results;
-      assert.deepEqual(recorded.map((r) => r.verdict), ["FAIL", "PASS", "FAIL"]);
+      // The target stayed healthy: job 2 ran on it, from the known-good kernel to trixie.
+      assert.equal(find(trixieSpec, "boot").release, lab.knownGood.release);
+      assert.equal(find(trixieSpec, "deploy").release, trixie.release);
+      assert.equal(find(trixieSpec, "boot/kernel").release, trixie.release);
+      assert.equal(find(trixieSpec, "boot/kernel").details?.release, trixie.release);
+      const jobs = (await Deno.readTextFile(`${dir}/jobs.jsonl`)).split("\n").filter(Boolean)
+        .map((l) => JSON.parse(l));
+      assert.deepEqual(jobs.map((j) => [j.job, j.state]), [
+        [`${lab.id} ${hangSpec}`, "done"],
+        [`${lab.id} ${trixieSpec}`, "done"],
+      ]);
       // The power cycle after the hang went through the board file's adapter, on the console.
-      const log = await Deno.readTextFile(`${runDir}/console.log`);
-      assert.match(
-        log,
-        /deploy: kernel 0\.0\.0-rkhil-hang did not start: power cycle through the adapter\n.*### rkhil: power off \(command: /,
+      const consoles: string[] = [];
+      const walk = async (d: string) => {
+        for await (const e of Deno.readDir(d)) {
+          if (e.isDirectory) await walk(`${d}/${e.name}`);
+          else if (e.name === "console.log") {
+            consoles.push(await Deno.readTextFile(`${d}/${e.name}`));
+          }
+        }
+      };
+      await walk(dir);
+      assert.ok(
+        consoles.some((c) =>
+          new RegExp(
+            `deploy: kernel ${
+              esc(HANG)
+            } did not start: power cycle through the adapter\\n.*### rkhil: power off \\(command: `,
+          ).test(c)
+        ),
+        "the power cycle on the console log",
       );
       ok = true;
     } finally {
-      await target.close();
       await lab.stop();
-      // A failure keeps the console logs (console.log of the run directory) for a look.
-      if (ok) await Deno.remove(runDir, { recursive: true }).catch(() => {});
-      else console.log(`  run directory kept: ${runDir}`);
+      if (ok) await Deno.remove(root, { recursive: true }).catch(() => {});
+      else console.log(`  run directory kept: ${root}`);
     }
   },
 });

@@ -194,6 +194,20 @@ export function guestMemory(value: string): string {
   return `${m![1]}${unit}`;
 }
 
+/**
+ * `rkhil run --kernel`: a {@linkcode kernelSpec}, or `dir:/ABSOLUTE/DIR` (a kernel on this host
+ * that a farm deploys on boards with `deploy:`; runner/board/deploy_kernel.ts reads it).
+ */
+export function runKernelSpec(value: string): string {
+  if (!value.startsWith("dir:")) return kernelSpec(value);
+  if (!/^dir:\/\P{Cc}{0,4000}$/u.test(value)) {
+    throw new InvalidArgumentError(
+      "expected dir:/ABSOLUTE/DIRECTORY holding vmlinuz-<release> (for boards with deploy:)",
+    );
+  }
+  return value;
+}
+
 /** A command timeout in seconds: a positive number up to one day. */
 export function timeoutSeconds(value: string): number {
   const n = /^[0-9]+(\.[0-9]+)?$/.test(value.trim()) ? Number(value) : NaN;

@@ -19,6 +19,7 @@ import {
   patchName,
   releaseOrKernelSpec,
   repeatable,
+  runKernelSpec,
   safeCommanderError,
   timeoutSeconds,
   userPath,
@@ -75,6 +76,18 @@ Deno.test("kernel specs: suites and Debian versions; the rest refused with what 
   refuses(() => kernelSpec("debian:6.1;rm -rf /"), /is not a Debian package version/);
   refuses(() => kernelSpec("debian:constructor"), /unknown Debian suite/);
   refuses(() => kernelSpec(`debian:${"9".repeat(500)}`), /\(\d+ characters\)/);
+});
+
+Deno.test("rkhil run --kernel: a Debian kernel or dir:/ABSOLUTE/DIR (farm boards with deploy:)", () => {
+  assert.equal(runKernelSpec("debian:trixie"), "debian:trixie");
+  assert.equal(runKernelSpec("dir:/srv/kernels/6.12"), "dir:/srv/kernels/6.12");
+  refuses(() => runKernelSpec("debian:nope"), /unknown Debian suite/);
+  for (const bad of ["dir:", "dir:kernels/6.12", "dir:/a\nb", "dir:/a\u0000b"]) {
+    refuses(
+      () => runKernelSpec(bad),
+      /expected dir:\/ABSOLUTE\/DIRECTORY holding vmlinuz-<release>/,
+    );
+  }
 });
 
 Deno.test("releases, board ids, patch sets, boot arguments", () => {

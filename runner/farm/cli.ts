@@ -148,7 +148,7 @@ export async function farmRunAction(
     }
   }
   const { selectSuites } = await import("../../tests/mod.ts");
-  const { checkFarm, loadResume, runFarm } = await import("./run_farm.ts");
+  const { checkFarm, checkFarmKernels, loadResume, runFarm } = await import("./run_farm.ts");
   let farm, kernels, suites, predictBoards, jobs, join;
   if (o.join) {
     farm = await loadFarm(opt.userPath(o.farm!));
@@ -200,6 +200,7 @@ export async function farmRunAction(
     jobs = o.jobs ?? 2;
   }
   await checkFarm(farm);
+  await checkFarmKernels(farm, kernels);
   const interrupt = Interrupt.listen();
   const r = await runFarm({
     farm,

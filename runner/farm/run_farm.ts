@@ -2,7 +2,10 @@
  * `rkhil run --farm lab.yaml`: suites × kernels × the farm's targets in one run directory.
  *
  * - **Jobs**: an embedded QEMU target has one job per kernel; a board one job (it runs its own
- *   kernel). A job boots the target once and runs every suite on it (the suite runner).
+ *   kernel), or, when its board file has `deploy:`, one job per kernel whose first step after
+ *   `boot` is `deploy` (runner/board/deploy.ts: PASS, FAIL with the failed boot's console and
+ *   the suites not run, MISS when not even the known-good kernel came back: taken out). A job
+ *   boots the target once and runs every suite on it (the suite runner).
  * - **Scheduling**: each target runs its jobs one at a time, targets in parallel; a job starts
  *   only when it fits `--jobs N` and the host's cores and memory ({@linkcode HostGate}).
  * - **Health**: a target whose boot does not come up (MISS or ERROR), or that is lost during a
@@ -21,6 +24,9 @@
 import { basename, dirname } from "node:path";
 import { type Farm, type FarmTarget, type HostCost, loadFarm } from "../../boards/farm_load.ts";
 import { checkBoardTarget, openBoardTarget } from "../board/target.ts";
+import { deployKernel } from "../board/deploy.ts";
+import { deployKernelOf, isDirKernelSpec, readDirKernel } from "../board/deploy_kernel.ts";
+import type { Target } from "../protocol/target.ts";
 import { InfraError, UserInputError } from "../errors.ts";
 import { type Interrupt, INTERRUPT_EXIT, InterruptedError } from "../jobs/interrupt.ts";
 import { QemuTarget } from "../qemu/target.ts";
@@ -54,14 +60,19 @@ export interface FarmRunSpec {
   join?: string;
 }
 
-/** One job: a target on a kernel (a board: its own kernel). */
+/** One job: a target on a kernel (a board without `deploy:`: its own kernel). */
 export interface FarmJob {
   /** `rock-1` or `qemu-1 debian:trixie`. */
   key: string;
   /** The target it runs on. */
   target: FarmTarget;
-  /** Kernel spec (embedded targets only). */
+  /** Kernel spec (embedded targets and boards with `deploy:`). */
   kernel?: string;
+}
+
+/** A target that runs each kernel of the run: an embedded one, or a board with `deploy:`. */
+export function runsKernels(t: FarmTarget): boolean {
+  return t.kind === "qemu" || t.board.board.deploy !== undefined;
 }
 
 /** Options of {@linkcode runFarm}. */
@@ -124,7 +135,7 @@ export interface FarmRunResult {
 /** The jobs of a farm for `kernels`, target by target. */
 export function farmJobs(farm: Farm, kernels: readonly string[]): FarmJob[] {
   return farm.targets.flatMap((t): FarmJob[] =>
-    t.kind === "qemu"
+    runsKernels(t)
       ? kernels.map((kernel) => ({ key: `${t.id} ${kernel}`, target: t, kernel }))
       : [{ key: t.id, target: t }]
   );
@@ -151,6 +162,27 @@ export async function checkFarm(farm: Farm): Promise<void> {
       }`,
       "set leases.dir in the farm file to a directory every runner of this host can write",
     );
+  }
+}
+
+/**
+ * Check, before any work, that every kernel can run where the farm puts it: a `dir:` kernel
+ * (runner/board/deploy_kernel.ts) only on boards with `deploy:`, its directory readable and
+ * holding one kernel.
+ *
+ * @throws {UserInputError} (exit 2) naming the kernel and what to do.
+ */
+export async function checkFarmKernels(farm: Farm, kernels: readonly string[]): Promise<void> {
+  for (const k of kernels.filter(isDirKernelSpec)) {
+    const qemu = farm.targets.find((t) => t.kind === "qemu");
+    if (qemu) {
+      throw new UserInputError(
+        `--kernel ${k.slice(0, 200)}: the farm's embedded target ${qemu.id} boots Debian ` +
+          "kernels only; a dir: kernel is deployed on boards with deploy:",
+        "run dir: kernels with a farm file of boards with deploy:",
+      );
+    }
+    await readDirKernel(k);
   }
 }
 
@@ -182,9 +214,19 @@ function planOf(job: FarmJob): TargetPlan {
       },
     };
   }
+  const kernel = job.kernel;
   return {
     name: t.id,
     bootDetails: { group: t.group },
+    ...(kernel
+      ? {
+        kernel,
+        deploy: async (target: Target) =>
+          await deployKernel(target, await deployKernelOf(kernel), {
+            log: (l) => target.console?.recorder.note(l),
+          }),
+      }
+      : {}),
     open: async (dir, variant) => {
       if (variant) {
         throw new InfraError(
@@ -265,9 +307,18 @@ export async function loadResume(dir: string): Promise<{ spec: FarmRunSpec; farm
   return { spec, farm: await loadFarm(spec.farm) };
 }
 
-/** A step key of the done set: suite, test, target, kernel spec (boards: any kernel). */
+/**
+ * A step key of the done set: suite, test, target, kernel spec (boards without `deploy:`: any
+ * kernel, they run their own).
+ */
 function stepKey(target: string, kernel: string | undefined, suite: string, test: string) {
   return JSON.stringify([target, kernel ?? "", suite, test]);
+}
+
+/** The kernel part of a result's step key on `farm` (see {@linkcode stepKey}). */
+function keyKernel(farm: Farm, r: TestResult): string | undefined {
+  const t = farm.targets.find((x) => x.id === r.target);
+  return t && !runsKernels(t) ? undefined : r.kernel;
 }
 
 /**
@@ -308,10 +359,7 @@ export async function runFarm(opts: FarmRunOptions): Promise<FarmRunResult> {
     const before = parseResults(await Deno.readTextFile(`${dir}/results.jsonl`)).results;
     for (const r of before) {
       if (r.verdict === "MISS" && /^interrupted \(/.test(r.reason ?? "")) continue;
-      const t = opts.farm.targets.find((x) => x.id === r.target);
-      done.add(
-        stepKey(r.target, t?.kind === "board" ? undefined : r.kernel, r.suite ?? "", r.test),
-      );
+      done.add(stepKey(r.target, keyKernel(opts.farm, r), r.suite ?? "", r.test));
     }
   }
   const perTarget = new Map<string, number>();
@@ -442,10 +490,16 @@ export async function runFarm(opts: FarmRunOptions): Promise<FarmRunResult> {
           const mineNow = (await resultsSoFar()).slice(before).filter((r) =>
             r.target === target.id
           );
-          const boot = mineNow.find((r) => r.test === "boot" && r.suite === "boot");
+          // A boot, or a deployment whose known-good kernel did not come back (MISS) or that
+          // cannot work on this board (ERROR): the target is out. A FAIL is the kernel's.
+          const health = mineNow.find((r) =>
+            r.suite === "boot" && (r.test === "boot" || r.test === "deploy") &&
+            (r.verdict === "MISS" || r.verdict === "ERROR")
+          );
           const lost = mineNow.find((r) => /^target lost: /.test(r.reason ?? ""));
-          if (boot && (boot.verdict === "MISS" || boot.verdict === "ERROR")) {
-            out = `health check failed: boot ${boot.verdict}: ${boot.reason ?? ""}`.slice(0, 300);
+          if (health) {
+            out = `health check failed: ${health.test} ${health.verdict}: ${health.reason ?? ""}`
+              .slice(0, 300);
           } else if (lost) {
             out = `${lost.reason} (in ${lost.test})`.slice(0, 300);
           }
@@ -544,8 +598,7 @@ export async function runFarm(opts: FarmRunOptions): Promise<FarmRunResult> {
   // A step interrupted in an earlier session and run again on resume counts once: its last record.
   const last = new Map<string, TestResult>();
   for (const r of results) {
-    const kind = opts.farm.targets.find((x) => x.id === r.target)?.kind;
-    last.set(stepKey(r.target, kind === "board" ? undefined : r.kernel, r.suite ?? "", r.test), r);
+    last.set(stepKey(r.target, keyKernel(opts.farm, r), r.suite ?? "", r.test), r);
   }
   const t = tally([...last.values()]);
   const sum = jobTimes.reduce((a, j) => a + j.ms, 0);

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { UserInputError } from "../errors.ts";
 import { loadFarm } from "../../boards/farm_load.ts";
-import { farmJobs, readFarmRunSpec } from "./run_farm.ts";
+import { checkFarmKernels, farmJobs, readFarmRunSpec } from "./run_farm.ts";
 
-Deno.test("farmJobs: one job per QEMU target and kernel, one per board", async () => {
+Deno.test("farmJobs: one job per QEMU target and kernel, one per board (per kernel with deploy:)", async () => {
   const dir = await Deno.makeTempDir({ prefix: "rkhil-farm-jobs-" });
   try {
     await Deno.writeTextFile(
@@ -23,13 +23,39 @@ Deno.test("farmJobs: one job per QEMU target and kernel, one per board", async (
         kind: "board" as const,
         id: "rock-1",
         group: "g",
-        board: {} as never,
+        board: { board: {} } as never,
+        cost: { cpus: 0, memory: 0 },
+      }, {
+        kind: "board" as const,
+        id: "rock-2",
+        group: "g",
+        board: { board: { deploy: { method: "extlinux-menu" } } } as never,
         cost: { cpus: 0, memory: 0 },
       }],
     };
-    assert.deepEqual(farmJobs(board, ["debian:trixie"]).map((j) => [j.key, j.kernel]), [
-      ["rock-1", undefined],
-    ]);
+    // A board with deploy: gets one job per kernel, as a QEMU target; the others one.
+    assert.deepEqual(
+      farmJobs(board, ["debian:trixie", "dir:/k/x"]).map((j) => [j.key, j.kernel]),
+      [["rock-1", undefined], ["rock-2 debian:trixie", "debian:trixie"], [
+        "rock-2 dir:/k/x",
+        "dir:/k/x",
+      ]],
+    );
+    // dir: kernels: only on boards with deploy:, their directory checked before any work.
+    await checkFarmKernels(board, ["debian:trixie"]);
+    await assert.rejects(
+      checkFarmKernels(board, [`dir:${dir}/none`]),
+      (e: Error) => e instanceof UserInputError && /is not a readable directory/.test(e.message),
+    );
+    await Deno.mkdir(`${dir}/k`);
+    await Deno.writeTextFile(`${dir}/k/vmlinuz-6.12.1-arm64`, "x");
+    await checkFarmKernels(board, [`dir:${dir}/k`]);
+    await assert.rejects(
+      checkFarmKernels(farm, [`dir:${dir}/k`]),
+      (e: Error) =>
+        e instanceof UserInputError &&
+        /embedded target qemu-1 boots Debian kernels only/.test(e.message),
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

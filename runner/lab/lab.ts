@@ -102,8 +102,12 @@ export interface Lab {
 /** The repository's `rkhil` bootstrap, by absolute path (power command lines run it). */
 export const RKHIL_BIN: string = fileURLToPath(new URL("../../rkhil", import.meta.url));
 
-/** The lab does not hold a guest's console: this stands in for it in `QemuMachine`. */
-class LeftToBoardFile extends BaseConsole {
+/**
+ * The lab does not hold a guest's console: this stands in for it in `QemuMachine` (the lab's
+ * guests and the U-Boot lab guest, runner/lab/uboot.ts). Writing to it rejects (InfraError).
+ */
+export class LeftToBoardFile extends BaseConsole {
+  /** @param path the guest's console pty, named in its description. */
   constructor(path: string) {
     super(`${path} (left to the board file)`, {});
   }

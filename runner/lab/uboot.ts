@@ -29,9 +29,8 @@ import { type CpioEntry, writeNewc } from "../qemu/cpio.ts";
 import { clientKey, generateDropbearHostKey } from "../qemu/keys.ts";
 import { QemuMachine, qemuOptValue } from "../qemu/machine.ts";
 import { QEMU_HOST_TOOLS } from "../qemu/target.ts";
-import { BaseConsole } from "../serial/port.ts";
 import { labBoardYaml } from "./board_file.ts";
-import { labPowerLine } from "./lab.ts";
+import { labPowerLine, LeftToBoardFile } from "./lab.ts";
 
 /** Debian's U-Boot for QEMU's `-M virt` (package u-boot-qemu). */
 export const UBOOT_QEMU_ARM64 = "/usr/lib/u-boot/qemu_arm64/u-boot.bin";
@@ -85,23 +84,6 @@ export interface UbootLab {
   initrdFor(kernel: FetchedKernel): Promise<string>;
   /** Quit QEMU, remove the directory (unless given). Never throws. */
   stop(): Promise<void>;
-}
-
-/** The lab does not hold the console: the board file's user opens it. */
-class LeftToBoardFile extends BaseConsole {
-  constructor(path: string) {
-    super(`${path} (left to the board file)`, {});
-  }
-
-  protected rawWrite(): Promise<void> {
-    return Promise.reject(
-      new InfraError("the lab does not hold the guest's console", "open it from the board file"),
-    );
-  }
-
-  protected rawClose(): Promise<void> {
-    return Promise.resolve();
-  }
 }
 
 async function readOr(path: string): Promise<string> {

@@ -6,6 +6,9 @@
  *    the plan opens the target and the one strategy (`target.ready()`) brings it to ready;
  *    measurements boot to shell, boot to ssh, attempts. A boot that does not PASS ends this
  *    target and kernel there (nothing else is recorded for it; a panic is a FAIL with its line).
+ * 1b. `deploy` (suite `boot`), for a plan that installs its kernel on a board (`deploy:`): a
+ *    deployment that does not PASS ends this target and kernel there: every step of every suite
+ *    is MISS `not run: the kernel was not deployed (...)`.
  * 2. Each chosen suite in order: a target without one of its capabilities gets ONE result, the
  *    suite's name as test, SKIP `needs capability X (this target has: ...)`, with the oracle's
  *    `details.prediction` when the suite has `predict`; otherwise its steps, in order. A step
@@ -47,6 +50,14 @@ export interface TargetPlan {
    *   a kernel the mirror does not have (ERROR, listing the suites it has).
    */
   open(dir: string, variant?: Variant): Promise<Target>;
+  /**
+   * A board whose kernel rkhil installs (board file `deploy:`): run after a `boot` that PASSed,
+   * as the step `deploy` of suite `boot`; it leaves the target on the kernel under test (PASS)
+   * or on the board's known-good kernel (FAIL: then every step of every suite is MISS
+   * `not run: ...`).
+   * A MISS or ERROR ends the target and kernel there too.
+   */
+  deploy?(target: Target): Promise<StepOutcome>;
 }
 
 /** Options of {@linkcode runSuites}. */
@@ -225,6 +236,9 @@ async function runOnTarget(
       )
       : await runStep(base, "boot", bootWork);
     if (boot.verdict !== "PASS" || !base.target) return;
+    if (plan.deploy && !await deployStep(plan, base, opts) && !base.target.release) {
+      return await suitesNotRun(base, opts);
+    }
     main = {
       target: base.target,
       step: stepContext(base.target, base.kernel, kernelDir, {}, opts, once),
@@ -238,6 +252,49 @@ async function runOnTarget(
       // A target whose opening the interrupt overtook is closed when (if) it comes.
       opening?.then((t) => t.close(), () => {});
     }
+  }
+}
+
+/**
+ * The plan's `deploy` as step `deploy` (a resumed run that recorded it deploys again without a
+ * new record, as `boot`). Returns whether it PASSed; when not, the target and kernel are stopped
+ * (`not run: the kernel was not deployed (...)`) so that every step of every suite is recorded
+ * MISS without running, as the runner records steps not run.
+ */
+async function deployStep(
+  plan: TargetPlan,
+  base: RunStepContext,
+  opts: SuiteRunOptions,
+): Promise<boolean> {
+  const target = base.target!;
+  const work = async () => {
+    const r = await plan.deploy!(target);
+    base.release = target.release;
+    return r;
+  };
+  let r: Pick<TestResult, "verdict" | "reason">;
+  if (opts.done?.("boot", "deploy")) {
+    r = await work().then(
+      (o) => o.verdict === "PASS" ? o : runStep(base, "deploy", () => Promise.resolve(o)),
+      (err) => runStep(base, "deploy", () => Promise.reject(err)),
+    );
+  } else r = await runStep(base, "deploy", work);
+  if (r.verdict === "PASS") return true;
+  base.state.stopped ??= `the kernel was not deployed (deploy ${r.verdict}: ${
+    (r.reason ?? "").split("\n")[0].slice(0, 200)
+  })`;
+  return false;
+}
+
+/** Each suite of a target whose release is unknown (a failed deployment): one MISS `<suite>/*`. */
+async function suitesNotRun(base: RunStepContext, opts: SuiteRunOptions): Promise<void> {
+  for (const suite of opts.suites) {
+    if (opts.done?.(suite.name, `${suite.name}/*`)) continue;
+    await runStep({ ...base, suite: suite.name }, `${suite.name}/*`, () =>
+      Promise.resolve({
+        verdict: "MISS",
+        reason: `not run: ${base.state.stopped ?? "the kernel was not deployed"}`,
+      }));
   }
 }
 
