@@ -123,7 +123,8 @@ export function cli(): Command {
     .option("--mem <size>", "guest memory (8G, 512M: 256M to 255G)", opt.guestMemory, "8G")
     .option(
       "--board <id>",
-      "run on this board (board file), repeatable; it runs its own kernel",
+      "run on this board (board file), repeatable; its own kernel, or each --kernel deployed " +
+        "when its board file has deploy:",
       opt.repeatable(opt.boardId),
       [],
     )
@@ -188,17 +189,11 @@ export function cli(): Command {
           throw new UserInputError("--jobs goes with --farm or --resume", "add --farm FILE");
         }
         const dirKernel = o.kernel.find((k) => k.startsWith("dir:"));
-        if (dirKernel) {
+        if (dirKernel && !o.board.length) {
           throw new UserInputError(
-            `--kernel ${dirKernel.slice(0, 200)}: a dir: kernel is deployed on farm boards with ` +
+            `--kernel ${dirKernel.slice(0, 200)}: a dir: kernel is deployed on boards with ` +
               "deploy:, the embedded target boots Debian kernels",
-            "use --farm FILE whose boards have deploy:, or --kernel debian:<suite or version>",
-          );
-        }
-        if (o.board.length && o.kernel.length) {
-          throw new UserInputError(
-            "--kernel cannot be used with --board: a board runs the kernel it boots",
-            "drop --kernel (kernel deployment to boards comes with the farm issue)",
+            "add --board ID (or --farm FILE) of boards with deploy:, or use --kernel debian:<suite>",
           );
         }
         if (o.db && !o.history) {
@@ -221,7 +216,7 @@ export function cli(): Command {
           "./runner/suite/plans.ts"
         );
         const plans = o.board.length
-          ? await boardPlans(o.board, o.boardsDir)
+          ? await boardPlans(o.board, o.boardsDir, o.kernel)
           : qemuPlans(o.kernel.length ? o.kernel : DEFAULT_KERNELS, o.mem);
         const { runJob } = await import("./runner/suite/run_job.ts");
         const interrupt = Interrupt.listen();

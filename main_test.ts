@@ -377,8 +377,13 @@ Deno.test("run --suite/--board/--kernel mistakes: exit 2 with what is known, bef
       ],
       [
         ["run", "--board", "rock-3b-8g", "--kernel", "debian:trixie"],
-        /^error: --kernel cannot be used with --board: a board runs the kernel it boots$/,
-        /kernel deployment to boards comes with the farm issue/,
+        /^error: --kernel cannot be used with --board rock-3b-8g: its board file .*rock-3b-8g\.yaml has no deploy: block, so the board runs the kernel it boots$/,
+        /what to do: drop --kernel, or add deploy: to the board file/,
+      ],
+      [
+        ["run", "--kernel", "dir:/srv/kernels/6.12"],
+        /^error: --kernel dir:\/srv\/kernels\/6\.12: a dir: kernel is deployed on boards with deploy:/,
+        /what to do: add --board ID \(or --farm FILE\) of boards with deploy:/,
       ],
       [
         ["run", "--no-history", "--db", `${tmp}/h.sqlite`],

@@ -232,7 +232,7 @@ function planOf(job: FarmJob): TargetPlan {
         throw new InfraError(
           `${t.id} cannot boot with ${JSON.stringify(variant)}: rkhil does not choose a ` +
             "board's kernel command line or memory",
-          "kernel deployment to boards is not part of the farm yet",
+          "rkhil deploys a board's kernel (deploy:) but boots it with the board's memory",
         );
       }
       return await openBoardTarget(t.board, { runDir: dir });

@@ -1,14 +1,18 @@
 /**
  * The targets of `rkhil run`, as plans the suite runner opens: the embedded target (a QEMU
  * aarch64 guest, `QemuTarget`, on each Debian kernel asked for) and board targets (a board file
- * each, `openBoardTarget`: BoardDriver under the shared DriverTarget, on the kernel it boots).
+ * each, `openBoardTarget`: BoardDriver under the shared DriverTarget, on the kernel it boots, or
+ * on each kernel asked for, deployed after `boot`, when its board file has `deploy:`).
  *
  * @module
  */
 import { findBoard } from "../../boards/load.ts";
 import { checkBoardTarget, openBoardTarget } from "../board/target.ts";
 import { parseSize } from "../../boards/schema.ts";
-import { InfraError, RkhilError } from "../errors.ts";
+import { InfraError, RkhilError, UserInputError } from "../errors.ts";
+import { deployKernel } from "../board/deploy.ts";
+import { deployKernelOf, isDirKernelSpec, readDirKernel } from "../board/deploy_kernel.ts";
+import type { Target } from "../protocol/target.ts";
 import { emuRamRefusal, resolveEmuIommus } from "../qemu/iommu_dtb.ts";
 import { qemuBoardId, QemuTarget } from "../qemu/target.ts";
 import type { TargetPlan } from "./runner.ts";
@@ -59,34 +63,57 @@ export function qemuPlans(
 
 /**
  * One plan per board id: the board file is found (`boardsDirs` first, then `boards/`) and
- * checked as a board target now, so a mistake is exit 2 before any boot. A board runs its own
- * kernel; results name it by its running release.
+ * checked as a board target now, so a mistake is exit 2 before any boot. Without `kernels` a
+ * board runs its own kernel (results name it by its running release); with `kernels` (`rkhil
+ * run --board ID --kernel SPEC`) every board must have `deploy:` and gets one plan per kernel
+ * that deploys it after `boot` (runner/board/deploy.ts; `dir:` kernels are read now).
  *
- * @throws {UserInputError} for an unknown board (listing the known ones) or a board file that
- *   cannot run as a board target (no pinned host key, no key file, the embedded target, ...).
+ * @throws {UserInputError} for an unknown board (listing the known ones), a board file that
+ *   cannot run as a board target (no pinned host key, no key file, the embedded target, ...),
+ *   `kernels` for a board without `deploy:`, or a bad `dir:` kernel.
  */
 export async function boardPlans(
   ids: readonly string[],
   boardsDirs: readonly string[] = [],
+  kernels: readonly string[] = [],
 ): Promise<TargetPlan[]> {
   const plans: TargetPlan[] = [];
+  for (const k of kernels.filter(isDirKernelSpec)) await readDirKernel(k);
   for (const id of ids) {
     const loaded = await findBoard(id, boardsDirs);
+    if (kernels.length && !loaded.board.deploy) {
+      throw new UserInputError(
+        `--kernel cannot be used with --board ${loaded.id}: its board file ${loaded.path} has ` +
+          "no deploy: block, so the board runs the kernel it boots",
+        "drop --kernel, or add deploy: to the board file (README: Kernel deployment on boards)",
+      );
+    }
     await checkBoardTarget(loaded);
-    plans.push({
-      name: loaded.id,
-      bootDetails: { memory: sizeText(loaded.board.ram.size) },
-      open: async (dir: string, variant?: Variant) => {
-        if (variant) {
-          throw new InfraError(
-            `${loaded.id} cannot boot with ${JSON.stringify(variant)}: rkhil does not choose a ` +
-              "board's kernel command line or memory",
-            "kernel deployment to boards comes with the farm issue",
-          );
-        }
-        return await openBoardTarget(loaded, { runDir: dir });
-      },
-    });
+    for (const kernel of kernels.length ? kernels : [undefined]) {
+      plans.push({
+        name: loaded.id,
+        ...(kernel
+          ? {
+            kernel,
+            deploy: async (target: Target) =>
+              await deployKernel(target, await deployKernelOf(kernel), {
+                log: (l) => target.console?.recorder.note(l),
+              }),
+          }
+          : {}),
+        bootDetails: { memory: sizeText(loaded.board.ram.size) },
+        open: async (dir: string, variant?: Variant) => {
+          if (variant) {
+            throw new InfraError(
+              `${loaded.id} cannot boot with ${JSON.stringify(variant)}: rkhil does not choose a ` +
+                "board's kernel command line or memory",
+              "rkhil deploys a board's kernel (deploy:) but boots it with the board's memory",
+            );
+          }
+          return await openBoardTarget(loaded, { runDir: dir });
+        },
+      });
+    }
   }
   return plans;
 }

@@ -67,3 +67,50 @@ Deno.test("the embedded target's plan: a 2G variant with emulated IOMMUs is SKIP
     /unknown emulated IOMMU "gpu"/,
   );
 });
+
+Deno.test("rkhil run --board ID --kernel SPEC: one plan per kernel that deploys it, only for boards with deploy:", async () => {
+  const { labBoardYaml } = await import("../lab/board_file.ts");
+  const { boardPlans } = await import("./plans.ts");
+  const { UserInputError } = await import("../errors.ts");
+  const dir = await Deno.makeTempDir({ prefix: "rkhil-board-plans-" });
+  try {
+    await Deno.writeTextFile(`${dir}/key`, "not read before a boot\n", { mode: 0o600 });
+    const yaml = (id: string) =>
+      labBoardYaml({
+        id,
+        sshPort: 2222,
+        fingerprint: "SHA256:3b1Y2bGq0m0y2mH9sYb8l8p3VwV4cQzF1mUoT9lZ0aE",
+        keyFile: `${dir}/key`,
+        console: { type: "serial", device: "/dev/null" },
+        power: { type: "command", on: "true", off: "true" },
+      });
+    await Deno.writeTextFile(`${dir}/plain-1.yaml`, yaml("plain-1"));
+    await Deno.writeTextFile(
+      `${dir}/deploy-1.yaml`,
+      yaml("deploy-1") + "deploy:\n  method: extlinux-menu\n  boot_dir: /boot\n  known_good: l0\n",
+    );
+    await Deno.mkdir(`${dir}/k`);
+    await Deno.writeTextFile(`${dir}/k/vmlinuz-6.12.9-arm64`, "x");
+    const plans = await boardPlans(["deploy-1"], [dir], ["debian:trixie", `dir:${dir}/k`]);
+    assert.deepEqual(plans.map((p) => [p.name, p.kernel, typeof p.deploy]), [
+      ["deploy-1", "debian:trixie", "function"],
+      ["deploy-1", `dir:${dir}/k`, "function"],
+    ]);
+    // Without --kernel a board runs its own kernel: one plan, nothing deployed.
+    const own = await boardPlans(["deploy-1", "plain-1"], [dir]);
+    assert.deepEqual(own.map((p) => [p.name, p.kernel, p.deploy]), [
+      ["deploy-1", undefined, undefined],
+      ["plain-1", undefined, undefined],
+    ]);
+    await assert.rejects(
+      boardPlans(["deploy-1", "plain-1"], [dir], ["debian:trixie"]),
+      (e: Error) => e instanceof UserInputError && /--board plain-1: .* no deploy:/.test(e.message),
+    );
+    await assert.rejects(
+      boardPlans(["deploy-1"], [dir], [`dir:${dir}/nope`]),
+      (e: Error) => e instanceof UserInputError && /is not a readable directory/.test(e.message),
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
