@@ -193,60 +193,104 @@ export class PrivateApt {
   /**
    * Run apt-get/apt-cache in the private root. apt's own locking is off (`Debug::NoLocking`:
    * the root is not a system), so runs of rkhil on one host (a farm's runners, a test beside a
-   * run) are kept apart by an `flock` of `<root>/lock`: exclusive for `apt-get update`, which
-   * rewrites the lists, shared for everything that reads them.
+   * run) are kept apart by an `flock` of `<root>/lock`: shared here, for everything that reads
+   * the lists; {@linkcode update} holds it exclusively while it checks and rewrites them.
+   *
+   * @throws {InfraError} when the lock is not had within `timeoutMs` (another run holds it).
    */
   async apt(
     tool: "apt-get" | "apt-cache",
     args: string[],
     opts: { cwd?: string; timeoutMs?: number; allowFailure?: boolean } = {},
   ): Promise<RunResult> {
-    const lock = await Deno.open(`${this.root}/lock`, { create: true, write: true });
+    const timeoutMs = opts.timeoutMs ?? 900_000;
+    return await this.#locked(
+      false,
+      timeoutMs,
+      () => this.#run(tool, args, { ...opts, timeoutMs }),
+    );
+  }
+
+  #run(
+    tool: "apt-get" | "apt-cache",
+    args: string[],
+    opts: { cwd?: string; timeoutMs: number; allowFailure?: boolean },
+  ): Promise<RunResult> {
+    return run(tool, [...this.aptOptions(), ...args], {
+      cwd: opts.cwd,
+      timeoutMs: opts.timeoutMs,
+      owner: `private apt: ${tool} ${args[0] ?? ""}`,
+      allowFailure: opts.allowFailure,
+      env: { DEBIAN_FRONTEND: "noninteractive", LC_ALL: "C" },
+    });
+  }
+
+  /** Run `fn` holding `<root>/lock` (exclusive or shared), waiting at most `timeoutMs` for it. */
+  async #locked<T>(exclusive: boolean, timeoutMs: number, fn: () => Promise<T>): Promise<T> {
+    const path = `${this.root}/lock`;
+    const file = await Deno.open(path, { create: true, write: true });
+    const taking = file.lock(exclusive);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const got = await Promise.race([
+      taking.then(() => true),
+      new Promise<false>((r) => timer = setTimeout(() => r(false), timeoutMs)),
+    ]).finally(() => clearTimeout(timer));
+    if (!got) {
+      // The pending flock may still be granted later: closing then releases it.
+      taking.finally(() => file.close()).catch(() => {});
+      throw new InfraError(
+        `rkhil's private apt root is in use: no ${
+          exclusive ? "exclusive" : "shared"
+        } lock of ${path} within ${Math.round(timeoutMs / 1000)} s`,
+        "another rkhil run on this machine is updating or reading its package lists; wait " +
+          "for it, or find it with `fuser " + path + "`",
+      );
+    }
     try {
-      await lock.lock(tool === "apt-get" && args[0] === "update");
-      return await run(tool, [...this.aptOptions(), ...args], {
-        cwd: opts.cwd,
-        timeoutMs: opts.timeoutMs ?? 900_000,
-        owner: `private apt: ${tool} ${args[0] ?? ""}`,
-        allowFailure: opts.allowFailure,
-        env: { DEBIAN_FRONTEND: "noninteractive", LC_ALL: "C" },
-      });
+      return await fn();
     } finally {
-      lock.close(); // closing releases the flock
+      file.close(); // closing releases the flock
     }
   }
 
   /**
    * `apt-get update` in the private root unless its lists are younger than maxAge (and the
-   * sources did not change). Suites the mirror does not serve are reported in `missing`.
+   * sources did not change). Suites the mirror does not serve are reported in `missing`. The
+   * check, the update, reading what it fetched and the stamp all happen under the root's
+   * exclusive lock, so a run that waited for another's update finds the lists fresh.
    */
-  async update(force = false): Promise<UpdateReport> {
-    const stampPath = `${this.root}/update-stamp.json`;
-    const sourcesList = this.sourcesList();
-    const stamp = await readJsonIfExists<Stamp>(stampPath);
-    if (
-      !force && stamp && stamp.sourcesList === sourcesList &&
-      Date.now() - stamp.time < this.maxAgeMs
-    ) {
-      return { ...stamp.report, refreshed: false };
-    }
-    const res = await this.apt("apt-get", ["update"], { allowFailure: true });
-    const report = {
-      ...await this.readServedSuites(),
-      problems: suiteProblems(`${res.stdout}\n${res.stderr}`),
-    };
-    if (report.served.length === 0) {
-      throw new InfraError(
-        `apt-get update in rkhil's private arm64 root fetched nothing from ${this.mirrors.archive.uri}:\n${
-          res.stderr.trim().split("\n").slice(-8).join("\n")
-        }`,
-        "check that this machine reaches its Debian mirror (apt-get update on the host)",
-      );
-    }
-    if (Object.keys(report.problems).length === 0) {
-      await writeJsonAtomic(stampPath, { time: Date.now(), sourcesList, report });
-    }
-    return { ...report, refreshed: true };
+  update(force = false): Promise<UpdateReport> {
+    return this.#locked(true, 900_000, async () => {
+      const stampPath = `${this.root}/update-stamp.json`;
+      const sourcesList = this.sourcesList();
+      const stamp = await readJsonIfExists<Stamp>(stampPath);
+      if (
+        !force && stamp && stamp.sourcesList === sourcesList &&
+        Date.now() - stamp.time < this.maxAgeMs
+      ) {
+        return { ...stamp.report, refreshed: false };
+      }
+      const res = await this.#run("apt-get", ["update"], {
+        allowFailure: true,
+        timeoutMs: 900_000,
+      });
+      const report = {
+        ...await this.readServedSuites(),
+        problems: suiteProblems(`${res.stdout}\n${res.stderr}`),
+      };
+      if (report.served.length === 0) {
+        throw new InfraError(
+          `apt-get update in rkhil's private arm64 root fetched nothing from ${this.mirrors.archive.uri}:\n${
+            res.stderr.trim().split("\n").slice(-8).join("\n")
+          }`,
+          "check that this machine reaches its Debian mirror (apt-get update on the host)",
+        );
+      }
+      if (Object.keys(report.problems).length === 0) {
+        await writeJsonAtomic(stampPath, { time: Date.now(), sourcesList, report });
+      }
+      return { ...report, refreshed: true };
+    });
   }
 
   /** Read the (In)Release files apt stored to learn what the mirror serves. */

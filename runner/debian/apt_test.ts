@@ -3,6 +3,7 @@
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
+import { InfraError } from "../errors.ts";
 import { PrivateApt, suiteProblems } from "./apt.ts";
 
 // apt 2.6's messages, as a fresh Debian 12 root printed them for a mirror whose sid Release file had
@@ -41,6 +42,11 @@ Deno.test("suiteProblems: hostile output never throws, values stay short", () =>
 
 Deno.test("private apt: runs on one host are kept apart by the root's flock (update exclusive)", async () => {
   const root = await Deno.makeTempDir({ prefix: "rkhil-apt-lock-" });
+  const hold = async (exclusive: boolean) => {
+    const f = await Deno.open(`${root}/lock`, { write: true, create: true });
+    await f.lock(exclusive);
+    return f;
+  };
   try {
     const apt = await PrivateApt.open({
       root,
@@ -50,9 +56,8 @@ Deno.test("private apt: runs on one host are kept apart by the root's flock (upd
       },
       maxAgeMs: 3600_000,
     });
-    // Another run holding the lock exclusively (its `apt-get update`): a read waits for it.
-    const other = await Deno.open(`${root}/lock`, { write: true, create: true });
-    await other.lock(true);
+    // Another run updating the lists (exclusive): a read waits for it.
+    const other = await hold(true);
     let settled = false;
     const read = apt.apt("apt-cache", ["pkgnames", "linux-image"], { allowFailure: true })
       .finally(() => settled = true);
@@ -60,20 +65,31 @@ Deno.test("private apt: runs on one host are kept apart by the root's flock (upd
     assert.equal(settled, false, "apt-cache ran while another run updated the lists");
     other.close();
     assert.equal((await read).code, 0);
-    // Another run reading (shared): reads go on beside it, an update waits.
-    const reader = await Deno.open(`${root}/lock`, { write: true, create: true });
-    await reader.lock(false);
+    // A wait longer than the command's bound is one clear error, and the lock is not kept.
+    const again = await hold(true);
+    await assert.rejects(
+      apt.apt("apt-cache", ["pkgnames", "x"], { allowFailure: true, timeoutMs: 300 }),
+      (err: Error) => {
+        assert.ok(err instanceof InfraError);
+        assert.match(
+          err.message,
+          /private apt root is in use: no shared lock of .*lock within 0 s/,
+        );
+        return true;
+      },
+    );
+    again.close();
+    // Another run reading (shared): reads go on beside it, an update waits for it.
+    const reader = await hold(false);
     assert.equal((await apt.apt("apt-cache", ["pkgnames", "x"], { allowFailure: true })).code, 0);
     let updated = false;
-    const update = apt.apt("apt-get", ["update"], { allowFailure: true, timeoutMs: 120_000 })
-      .finally(() => updated = true);
+    const update = apt.update(true).finally(() => updated = true);
+    update.catch(() => {}); // mirror.invalid: apt fetches nothing, update says so
     await new Promise((r) => setTimeout(r, 500));
     assert.equal(updated, false, "apt-get update ran while another run read the lists");
     reader.close();
-    await update; // mirror.invalid: apt reports the failure, the lock is released either way
-    const again = await Deno.open(`${root}/lock`, { write: true, create: true });
-    await again.lock(true);
-    again.close();
+    await assert.rejects(update, /fetched nothing from http:\/\/mirror.invalid/);
+    (await hold(true)).close(); // released on every path
   } finally {
     await Deno.remove(root, { recursive: true });
   }
