@@ -16,11 +16,12 @@
 
 import { boardFacts } from "../boards/facts.ts";
 import { findBoard } from "../boards/load.ts";
+import type { Difference } from "../oracle/compare.ts";
 import { isKnownRelease, parseRelease } from "../oracle/releases.ts";
 import { InfraError } from "../runner/errors.ts";
 import { parseFdt } from "../runner/fdt/fdt.ts";
 import { buildEmuModule } from "../runner/rkiommu/build.ts";
-import { judgeEmu } from "../runner/rkiommu/judge.ts";
+import { judgeEmu, type Judgement } from "../runner/rkiommu/judge.ts";
 import { runEmu } from "../runner/rkiommu/run.ts";
 import { debianSpecOf } from "../runner/suite/debian_kernel.ts";
 import { probeShellOf } from "../runner/suite/target_io.ts";
@@ -28,7 +29,7 @@ import type { StepContext, StepOutcome, SuiteStep, Variant } from "../runner/sui
 
 /** One emulated-IOMMU scenario of the main job: a boot of its own (a {@linkcode Variant}). */
 export interface EmuScenario {
-  /** Short id, as the report's scenario column shows it (`8g`, `swiotlb-force`). */
+  /** Short id, as the report's scenario column shows it (`dtsi`, `swiotlb-force`). */
   id: string;
   /** The step's test id (`iommu/emulated/<id>`). */
   step: string;
@@ -124,19 +125,54 @@ async function run(ctx: StepContext, scenario?: EmuScenario): Promise<StepOutcom
     board: boardFacts(modelled.board, modelled.path),
     bound: emu.bound,
   });
-  const details = {
+  return emulatedOutcome(j, {
     board: modelled.board.id,
     scenario: scenario?.id ?? "target",
-    release: emu.report.release,
-    instances: j.observations.map((o) => ({
-      unit: o.unit,
-      observed: o.outcome ?? null,
-      predicted: j.prediction.instances.find((i) => i.unit === o.unit)?.outcome ?? null,
-      dt: o.dtPhys === undefined ? null : `0x${o.dtPhys.toString(16)}`,
-      dtBounced: o.dtBounced ?? null,
-      lines: o.logLines ?? [],
-    })),
     errors: emu.report.errors.map((e) => e.line),
+  });
+}
+
+/** `<fact>: predicted <x>, observed <y>`, as the step's reason and the report name a difference. */
+function differenceText(d: Difference): string {
+  return `${d.fact}: predicted ${d.predicted}, observed ${d.observed}`;
+}
+
+/**
+ * The step's outcome for a judgement: PASS when the oracle's comparison agrees, FAIL naming the
+ * first difference, ERROR when the emulation gave no outcome. `details.instances[]` carries, per
+ * observed instance, the outcome observed and predicted, the directory (`0x…` or `null`), whether
+ * it was bounced, the driver's lines, and the instance's own comparison: `verdict` (`agree`,
+ * `disagree`, `inconclusive`, or `null` when the prediction has no such instance), `difference`
+ * (`<fact>: predicted <x>, observed <y>` with `disagree`, else `null`) and `missing` (what was
+ * missing to decide). The report's table (runner/rkiommu/table.ts) shows these per instance.
+ *
+ * @param j the judgement (runner/rkiommu/judge.ts)
+ * @param meta the modelled board's id, the scenario id (`target` on a target's own), and the
+ *   emulator's own error lines
+ */
+export function emulatedOutcome(
+  j: Judgement,
+  meta: { board: string; scenario: string; errors: string[] },
+): StepOutcome {
+  const details = {
+    board: meta.board,
+    scenario: meta.scenario,
+    release: j.release,
+    instances: j.observations.map((o) => {
+      const ic = j.comparison.instances.find((i) => i.unit === o.unit.toLowerCase());
+      return {
+        unit: o.unit,
+        observed: o.outcome ?? null,
+        predicted: j.prediction.instances.find((i) => i.unit === o.unit)?.outcome ?? null,
+        dt: o.dtPhys === undefined ? null : `0x${o.dtPhys.toString(16)}`,
+        dtBounced: o.dtBounced ?? null,
+        lines: o.logLines ?? [],
+        verdict: ic?.verdict ?? null,
+        difference: ic?.difference ? differenceText(ic.difference) : null,
+        missing: ic?.missing ?? [],
+      };
+    }),
+    errors: meta.errors,
   };
   const summary = details.instances.map((i) => `${i.unit} ${i.observed ?? "?"}`).join(", ");
   const c = j.comparison;
@@ -145,11 +181,7 @@ async function run(ctx: StepContext, scenario?: EmuScenario): Promise<StepOutcom
   }
   if (c.verdict === "disagree") {
     const d = c.difference!;
-    return {
-      verdict: "FAIL",
-      reason: `${d.unit}: ${d.fact}: predicted ${d.predicted}, observed ${d.observed}`,
-      details,
-    };
+    return { verdict: "FAIL", reason: `${d.unit}: ${differenceText(d)}`, details };
   }
   return {
     verdict: "ERROR",

@@ -3,7 +3,8 @@
  * release × scenario × instance from the `iommu/emulated` results of a run (the details the
  * step records through `runStep`: tests/_iommu_emulated.ts): what the emulated device saw, where
  * the directory lay, the driver's first own line, the oracle's prediction, and whether they
- * agree (a disagreement names the step's first differing fact). Pure: results in, Markdown out.
+ * agree (each instance's own comparison as the step recorded it; records that predate it are
+ * inferred from the step's verdict and its first differing fact). Pure: results in, Markdown out.
  *
  * @module
  */
@@ -31,7 +32,11 @@ export interface EmulatedRow {
   line: string;
   /** The oracle's predicted outcome, `-` when none. */
   predicted: string;
-  /** `agree`, `disagree: <fact>`, or the step's verdict and reason when it gave no outcome. */
+  /**
+   * `agree`, `disagree: <fact>: predicted <x>, observed <y>`, `inconclusive: <missing>`, `not
+   * compared: …`, or (records without per-instance verdicts) the step's verdict and reason when it
+   * gave no outcome.
+   */
   verdict: string;
 }
 
@@ -42,6 +47,31 @@ interface InstanceDetails {
   dt?: unknown;
   dtBounced?: unknown;
   lines?: unknown;
+  /** The instance's own comparison (`agree`, `disagree`, `inconclusive`; `null`: not compared). */
+  verdict?: unknown;
+  /** `<fact>: predicted <x>, observed <y>` with `disagree`. */
+  difference?: unknown;
+  /** What was missing to decide, with `inconclusive`. */
+  missing?: unknown;
+}
+
+/**
+ * The instance's own verdict as the step recorded it (`details.instances[].verdict`), or
+ * `undefined` for records that predate it (they are inferred from the step's verdict).
+ */
+function recordedVerdict(i: InstanceDetails): string | undefined {
+  if (i.verdict === null) return "not compared: not in the prediction";
+  if (i.verdict === "agree") return "agree";
+  if (i.verdict === "disagree") {
+    return typeof i.difference === "string" && i.difference
+      ? `disagree: ${i.difference}`
+      : "disagree";
+  }
+  if (i.verdict === "inconclusive") {
+    const missing = Array.isArray(i.missing) ? i.missing.filter((m) => typeof m === "string") : [];
+    return missing.length ? `inconclusive: ${missing.join("; ")}` : "inconclusive";
+  }
+  return undefined;
 }
 
 const text = (v: unknown, dflt = "-"): string => typeof v === "string" && v !== "" ? v : dflt;
@@ -91,8 +121,14 @@ export function emulatedRows(results: readonly TestResult[]): EmulatedRow[] {
       const own = lines.find((l) => l.includes(`${unit}.iommu`)) ??
         (observed === "PROBE_FAILED" ? lines[0] : undefined);
       const mine = reason.startsWith(`${unit}: `);
+      // Records that predate per-instance verdicts: inferred from the step's (first) difference.
       let verdict: string;
-      if (r.verdict === "PASS" || (r.verdict === "FAIL" && !mine && observed === predicted)) {
+      const recorded = recordedVerdict(i);
+      if (recorded !== undefined) {
+        verdict = recorded;
+      } else if (
+        r.verdict === "PASS" || (r.verdict === "FAIL" && !mine && observed === predicted)
+      ) {
         verdict = "agree";
       } else if (r.verdict === "FAIL") {
         verdict = mine ? `disagree: ${reason.slice(unit.length + 2)}` : "disagree";

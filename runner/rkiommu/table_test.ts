@@ -162,3 +162,26 @@ Deno.test("real runs with --mem 4G and --mem 2G on 6.12: 4 GiB agrees in every s
     );
   }
 });
+
+Deno.test("recorded per-instance verdicts win over the inference: inconclusive names what was missing, an instance outside the prediction is not compared", () => {
+  const dtsi = record.results.find((r) => r.test === "iommu/emulated/dtsi")!;
+  const [npu, vop] = dtsi.details!.instances as Record<string, unknown>[];
+  const errored: TestResult = {
+    ...dtsi,
+    verdict: "ERROR",
+    reason: "the emulation gave no outcome: fe043e00: outcome",
+    details: {
+      ...dtsi.details,
+      instances: [
+        { ...npu, verdict: "agree", difference: null, missing: [] },
+        { ...vop, observed: null, verdict: "inconclusive", missing: ["fe043e00: outcome"] },
+        { unit: "fdd40000", observed: "OK", predicted: null, verdict: null, missing: [] },
+      ],
+    },
+  };
+  assert.deepEqual(emulatedRows([errored]).map((r) => [r.unit, r.verdict]), [
+    ["fde4b000", "agree"],
+    ["fe043e00", "inconclusive: fe043e00: outcome"],
+    ["fdd40000", "not compared: not in the prediction"],
+  ]);
+});
