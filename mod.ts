@@ -678,7 +678,7 @@ export {
   parseDirKernelSpec,
   readDirKernel,
 } from "./runner/board/deploy_kernel.ts";
-export { DEPLOY_METHODS, DeploySchema } from "./boards/deploy_schema.ts";
+export { DEPLOY_METHODS } from "./boards/deploy_schema.ts";
 export type { DeploySpec } from "./boards/deploy_schema.ts";
 export {
   BOOT_DISK_MODULES,

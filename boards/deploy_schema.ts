@@ -58,5 +58,29 @@ export const DeploySchema = z.strictObject({
   modules_dir: AbsPath.optional(),
 });
 
-/** A validated `deploy:` block. */
-export type DeploySpec = z.output<typeof DeploySchema>;
+/** A validated `deploy:` block (what {@linkcode DeploySchema} gives; paths absolute). */
+export interface DeploySpec {
+  /** How the kernel under test is booted once. */
+  method: (typeof DEPLOY_METHODS)[number];
+  /** Directory on the running board that holds U-Boot's boot files. */
+  boot_dir: string;
+  /** Block device mounted on `boot_dir` before writing, when it is not mounted. */
+  device?: string;
+  /** How U-Boot names `boot_dir` in extlinux paths (default: `boot_dir`). */
+  uboot_prefix?: string;
+  /** The extlinux.conf U-Boot reads (default `<boot_dir>/extlinux/extlinux.conf`). */
+  extlinux?: string;
+  /** Label of the known-good entry, U-Boot's `default`. */
+  known_good: string;
+  /** Seconds from the menu choice to the kernel's first console line (default 30). */
+  kernel_start_s?: number;
+  /** Seconds U-Boot's menu waits for a choice (default 5). */
+  menu_timeout_s?: number;
+  /** Where modules go (`<modules_dir>/<release>`); absent: modules are not installed. */
+  modules_dir?: string;
+}
+
+// The interface is the schema's output, field for field (a compile error otherwise).
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const _deploySpecIsTheSchemasOutput: Same<DeploySpec, z.output<typeof DeploySchema>> = true;
+void _deploySpecIsTheSchemasOutput;
