@@ -377,6 +377,21 @@ export class FramedShell {
     );
   }
 
+  /**
+   * A login or password prompt while no user and no password are configured: one error for
+   * either. A `login:` printed before the console was opened is missed, the first probe line is
+   * read as a user name and `Password:` follows; the password is not what is missing.
+   */
+  #noLogin(prompt: string): UserInputError {
+    const p = prompt.trim();
+    const shown = p.length > 80 ? `...${p.slice(-77)}` : p;
+    return new UserInputError(
+      `${this.name}: the console asks for a login (${JSON.stringify(shown)}) but no ` +
+        "user (and password) is configured",
+      "add console.login: { user: ..., password_env: NAME_OF_A_VARIABLE } to the board file",
+    );
+  }
+
   async #login(): Promise<void> {
     const o = this.#opts;
     const total = o.loginTimeoutMs ?? 60_000;
@@ -439,7 +454,8 @@ export class FramedShell {
    * until the output of any of them comes back; no wait for the console to go quiet. A probe
    * sent before a shell reads the line is either queued by the tty (the shell runs it later:
    * its marker is dropped with everything before the next frame) or discarded (the next probe
-   * answers). A login or password prompt meanwhile is a UserInputError, as in the quiet flow.
+   * answers). A login or password prompt meanwhile is one UserInputError: no login is configured
+   * (a `Password:` too: the probe may have been read as a user name at a `login:` sent earlier).
    */
   async #handshake(deadline: number): Promise<void> {
     const o = this.#opts;
@@ -452,7 +468,7 @@ export class FramedShell {
       markers.push(m);
       await this.#send(`printf '%s\\n' ${splitQuoted(m, this.#rng)}\n`);
       let end = -1;
-      let prompt: "login" | "password" | undefined;
+      let prompt: string | undefined;
       await this.#until(() => {
         for (const k of markers) {
           const i = this.#buf.indexOf(k);
@@ -463,16 +479,14 @@ export class FramedShell {
           if (end >= 0) return true;
         }
         const l = this.#lastLine();
-        if (passRe.test(l)) prompt = "password";
-        else if (loginRe.test(l)) prompt = "login";
+        if (passRe.test(l) || loginRe.test(l)) prompt = l;
         return prompt !== undefined;
       }, Math.min(deadline, performance.now() + waitMs));
       if (end >= 0) {
         this.#buf = this.#buf.slice(end);
         return;
       }
-      if (prompt === "login") throw this.#noUser();
-      if (prompt === "password") throw this.#noPassword();
+      if (prompt !== undefined) throw this.#noLogin(prompt);
       // Boot output before a shell answers: keep what a marker or prompt can still be in.
       if (this.#buf.length > 65_536) this.#buf = this.#buf.slice(-4096);
       waitMs = Math.min(waitMs * 2, 2_000);

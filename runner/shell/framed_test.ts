@@ -372,7 +372,29 @@ Deno.test("framed: logs in at a login prompt after a press-Enter banner", async 
   }
   await assert.rejects(
     rig(["sh", "-c", script], { loginTimeoutMs: 3000 }),
-    (e: unknown) => e instanceof UserInputError && /no user/.test(e.message),
+    (e: unknown) =>
+      e instanceof UserInputError &&
+      /asks for a login \(".*rock-3b login:"\) but no user \(and password\)/.test(e.message),
+  );
+});
+
+Deno.test("framed: no login configured, a login: missed before the console opened: the probe is read as the user name, Password: is one 'no user' error, not 'set the password'", async () => {
+  // The getty's `login:` went out before the tap opened: the first line read is the handshake's
+  // probe, taken as a user name; then `Password:`.
+  const script = [
+    "read u",
+    "stty -echo",
+    'printf "Password: "',
+    "read p",
+    "sleep 1",
+  ].join("\n");
+  await assert.rejects(
+    rig(["sh", "-c", script], { loginTimeoutMs: 3000 }),
+    (e: unknown) =>
+      e instanceof UserInputError &&
+      /asks for a login \("Password:"\) but no user \(and password\) is configured/.test(
+        e.message,
+      ) && /add console\.login: .* to the board file/.test(e.hint),
   );
 });
 
