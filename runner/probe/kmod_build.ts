@@ -52,9 +52,10 @@ export async function sourcesHash(src: ModuleSources): Promise<string> {
 }
 
 /**
- * The module built for `tc`'s kernel, from the cache unless `rebuild` (then `built: false`),
- * else built now: `make -C <headers> M=<copy of the sources> modules`, its vermagic checked
- * against the kernel's release, the .ko and `meta(ko)` (its `<name>.json`) stored atomically.
+ * The module built for `tc`'s kernel: taken from the cache when it holds one and `rebuild` is
+ * not set (`built: false`); else built now (`built: true`): `make -C <headers> M=<copy of the
+ * sources> modules`, its vermagic checked against the kernel's release, the .ko and `meta(ko)`
+ * (its `<name>.json`) stored atomically.
  *
  * @throws {InfraError} when make fails (the output's tail; the whole log in the cache
  *   directory) or the vermagic is not the kernel's release.

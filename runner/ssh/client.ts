@@ -21,6 +21,7 @@ import { type Classified, classifyConnectError, HostKeyError, reasonOf } from ".
 import { fingerprintOfKeyBlob, parseFingerprint } from "./fingerprint.ts";
 import type { ByteDuplex } from "../protocol/byte_duplex.ts";
 import {
+  describeKill,
   execTagLine,
   KILL_GRACE_MS,
   killTreeScript,
@@ -91,8 +92,11 @@ export interface ExecOptions {
    * channel leaves a pty-less command running, so rkhil prefixes the command with one line
    * that exports `RKHIL_EXEC_ID=<random tag>` (inherited by every process the command starts)
    * and reports the shell's PID on stderr (stripped from the result). On timeout a second
-   * channel stops the shell and every process of the command (runner/ssh/kill_tree.ts: SIGTERM,
-   * SIGKILL after 1 s; none left behind). Set false for targets whose login shell is not POSIX.
+   * channel stops the shell and every process of the command it finds (runner/ssh/kill_tree.ts:
+   * SIGTERM, SIGKILL after 1 s). A process that both leaves the command's process tree (double
+   * fork) and drops the environment (`env -i`, `sudo`) is not found when the shell leads no
+   * process group (dropbear) and keeps running. The TimeoutError's hint says what the kill
+   * reported. Set false for targets whose login shell is not POSIX.
    */
   killOnTimeout?: boolean;
 }
@@ -623,10 +627,11 @@ export class SshSession {
       let signal: string | null = null;
       let stopping = false;
       let channelClosed: Promise<void> = Promise.resolve();
-      const stop = async (): Promise<void> => {
+      // Stops the command; resolves with what happened to it, in words (for the error's hint).
+      const stop = async (): Promise<string> => {
         stopping = true;
         const ch = channel;
-        if (!ch) return;
+        if (!ch) return "its channel had not opened yet";
         const closeNow = () => {
           try {
             ch.close();
@@ -637,30 +642,31 @@ export class SshSession {
             ch.signal("KILL"); // honoured by some servers; harmless elsewhere
           } catch { /* channel already gone */ }
           closeNow();
-          return;
+          return `it was not killed in the target (${
+            !killable
+              ? "killOnTimeout: false"
+              : !this.connected
+              ? "the connection is gone"
+              : "it reported no PID"
+          }) and may still run; its channel was closed`;
         }
         // Kill first and let the server close the channel when the process is gone: closing
         // it ourselves before the process dies makes dropbear 2022.83 fail the next exec
         // request now and then ("Unable to exec", seen 3 in 40 runs here).
-        // The shell and every process the command started (runner/ssh/kill_tree.ts): TERM,
-        // KILL after the grace period, nothing left behind.
+        // The shell and every process of the command it finds (runner/ssh/kill_tree.ts): TERM,
+        // KILL after the grace period.
         const killed = await this.#execNow(killTreeScript(remotePid, tag, KILL_GRACE_MS), {
           timeoutMs: KILL_GRACE_MS + 10_000,
           killOnTimeout: false,
         }).catch(() => null /* best effort: the loss or timeout is reported by the caller */);
         const report = killed ? parseKillReport(killed.stdout) : null;
-        if (!report || report.left > 0) {
-          this.#log(
-            `ssh ${this.target}: ${what}: stopping the timed-out command ` +
-              (report
-                ? `left ${report.left} of its ${report.found} processes running`
-                : "did not finish; processes of it may be left running"),
-          );
-        }
+        const done = describeKill(report);
+        if (!report || report.left > 0) this.#log(`ssh ${this.target}: ${what}: ${done}`);
         let t: ReturnType<typeof setTimeout> | undefined;
         await Promise.race([channelClosed, new Promise((r) => t = setTimeout(r, 2_000))]);
         clearTimeout(t);
         closeNow();
+        return `${done}; its channel was closed`;
       };
       const finish = (e: Error | null, r?: ExecResult) => {
         if (settled) return;
@@ -673,14 +679,19 @@ export class SshSession {
       const onLost: LossHandler = (lost) => finish(this.#lossError(what, lost, t0));
       this.#pending.add(onLost);
       const timer = setTimeout(() => {
-        const err = new TimeoutError(
-          `${this.target} ${what}`,
-          timeoutMs,
-          "the command did not finish in time; it was killed in the target and its channel " +
-            "closed. Raise timeoutMs if it is legitimately slow, or check the target's " +
-            "console for a hang",
+        stop().catch((e) => {
+          this.#handlers.caught(e);
+          return "stopping it in the target failed: processes of it may be left running";
+        }).then((stopped) =>
+          finish(
+            new TimeoutError(
+              `${this.target} ${what}`,
+              timeoutMs,
+              `the command did not finish in time; ${stopped}. Raise timeoutMs if it is ` +
+                "legitimately slow, or check the target's console for a hang",
+            ),
+          )
         );
-        stop().catch((e) => this.#handlers.caught(e)).then(() => finish(err));
       }, timeoutMs);
       const onData = (bufs: Buffer[], isErr: boolean) => (d: Buffer) => {
         if (isErr && pidHead !== null) {

@@ -217,6 +217,11 @@ dbTest(
       assert.equal(err.verdict, "MISS");
       assert.equal(err.ms, 500);
       assert.match(err.owner, /exec 'sleep 30.25'/);
+      // The hint says what the kill reported (the shell execs its last command: one process).
+      assert.match(
+        err.hint,
+        /; its [1-9]\d* process(es)? found in the target (was|were) killed; its channel was closed\./,
+      );
       assert.ok(took < 1_500, `took ${took} ms`);
       assert.equal((await s.exec("echo ok")).stdout, "ok\n");
       // The command was killed in the target, not just abandoned with its channel.
@@ -226,6 +231,10 @@ dbTest(
       const raw = await s.exec("echo e >&2; sleep 30.5", { timeoutMs: 300, killOnTimeout: false })
         .then(() => null, (e: unknown) => e);
       assert.ok(raw instanceof TimeoutError);
+      assert.match(
+        raw.hint,
+        /; it was not killed in the target \(killOnTimeout: false\) and may still run; its channel was closed\./,
+      );
       const left2 = await s.exec("ps -eo args | grep -c '^sleep 30[.]5' || true");
       assert.equal(left2.stdout.trim(), "1", "if this fails, the server now honours signals");
       // No more execs here: the abandoned process dying while dropbear starts another exec

@@ -72,6 +72,24 @@ export function parseKillReport(out: string): KillReport | null {
 }
 
 /**
+ * What stopping a timed-out command did, as the report says it, for an error's hint and the
+ * log: `its 3 processes found in the target were killed` (left 0: a process that escaped the
+ * search, see the module doc, is not counted), `stopping it in the target left 1 of its 3
+ * processes running`, or, with no report (null: the script did not finish), `stopping it in the
+ * target did not finish: processes of it may be left running`.
+ */
+export function describeKill(report: KillReport | null): string {
+  if (!report) {
+    return "stopping it in the target did not finish: processes of it may be left running";
+  }
+  const n = (k: number) => `${k} process${k === 1 ? "" : "es"}`;
+  if (report.left > 0) {
+    return `stopping it in the target left ${report.left} of its ${n(report.found)} running`;
+  }
+  return `its ${n(report.found)} found in the target ${report.found === 1 ? "was" : "were"} killed`;
+}
+
+/**
  * A POSIX sh script that stops the command whose exec shell is `pid` and every process it
  * started (see the module doc), TERM first and KILL after `graceMs`. It uses only shell
  * builtins, `grep -z` (busybox and GNU) and `sleep` with a fraction. Its exit status is 0

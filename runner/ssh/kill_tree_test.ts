@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { hostCommand } from "../debian/host_tools.ts";
 import {
+  describeKill,
   EXEC_TAG_VAR,
   execTagLine,
   killTreeScript,
@@ -176,6 +177,24 @@ Deno.test("kill_tree: arguments and the report line are checked", () => {
   for (const g of [-1, 60_001, NaN]) assert.throws(() => killTreeScript(100, tag, g), RangeError);
   assert.match(killTreeScript(4242, tag, 250), /waitgone 3\n/);
   assert.deepEqual(parseKillReport("x\nrkhil-kill: found 3 left 1\n"), { found: 3, left: 1 });
+  // What a timeout's hint and the log say: what the report says, never "killed" unless left 0.
+  const said = (out: string) => describeKill(parseKillReport(out));
+  assert.equal(
+    said("rkhil-kill: found 3 left 0\n"),
+    "its 3 processes found in the target were killed",
+  );
+  assert.equal(
+    said("rkhil-kill: found 1 left 0\n"),
+    "its 1 process found in the target was killed",
+  );
+  assert.equal(
+    said("rkhil-kill: found 3 left 1\n"),
+    "stopping it in the target left 1 of its 3 processes running",
+  );
+  assert.equal(
+    said("rkhil-kill: found 3"),
+    "stopping it in the target did not finish: processes of it may be left running",
+  );
   for (
     const junk of [
       "",
