@@ -10,13 +10,23 @@ Protocol: one JSON object per line on stdin, one JSON answer per line on stdout:
   {"op": "serial_run", "n": N}    N times ShellDriver.run("true") on the persistent console
   {"op": "ssh_first"}             new SSHDriver: activate + run("true"); deactivate untimed
   {"op": "serial_first"}          new SerialDriver + ShellDriver: activate + run("true")
-  {"op": "quit"}
+  {"op": "quit"}                  deactivate every driver, then answer and exit
 Answer: {"ok": true, "ms": [...]} or {"ok": false, "error": "..."}. A command whose exit status
 is not 0 or whose output is not empty is an error (nothing is timed as a success that failed).
-Arguments: a JSON object on argv[1] with host, port, user, keyfile, pty, prompt.
+Arguments: a JSON object on argv[1] with host, port, user, keyfile, pty, prompt and
+await_login_timeout (whole seconds of console silence ShellDriver waits before it sends a newline
+when it activates; labgrid's default is 2).
+
+No ssh process outlives this program: every driver is deactivated (SSHDriver's deactivation
+stops its keepalive and exits its ControlMaster, which runs in its own session, `ssh -f` with
+ControlPersist) before `quit` is answered, when a timed call raises, when stdin ends and on
+SIGTERM.
 """
 
 import json
+import os
+import signal
+import subprocess
 import sys
 import time
 
@@ -27,6 +37,9 @@ from labgrid.resource import NetworkService, RawSerialPort
 
 def main():
     cfg = json.loads(sys.argv[1])
+    # SIGTERM (bench/labgrid.ts when this side does not end in time) unwinds through the
+    # finally clauses below instead of leaving the drivers' ssh processes behind.
+    signal.signal(signal.SIGTERM, lambda _sig, _frame: sys.exit(143))
     counter = [0]
 
     def ssh_target():
@@ -43,7 +56,8 @@ def main():
         RawSerialPort(t, name=None, port=cfg["pty"], speed=1500000)
         SerialDriver(t, name=None)
         sh = ShellDriver(t, name=None, prompt=cfg["prompt"], login_prompt="login: ",
-                         username="root")
+                         username="root",
+                         await_login_timeout=int(cfg.get("await_login_timeout", 2)))
         return t, sh
 
     def check(res, what):
@@ -51,62 +65,89 @@ def main():
         if code != 0 or any(line.strip() for line in out):
             raise RuntimeError(f"{what}: exit {code}, output {out!r}")
 
+    def close(t, drv):
+        """Deactivates t's drivers. If drv is an SSHDriver whose activation raised after its
+        ControlMaster started (labgrid then leaves it inactive, so deactivation skips it), that
+        master is told to exit as well."""
+        try:
+            t.deactivate_all_drivers()
+        finally:
+            control = getattr(drv, "control", None)
+            if isinstance(drv, SSHDriver) and control and os.path.exists(control):
+                subprocess.call(["ssh", "-F", "none", "-o", f"ControlPath={control}", "-O", "exit",
+                                 "x"],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+
     ssh_t, ssh = ssh_target()
-    ssh_t.activate(ssh)
-    ser_t, shell = None, None
+    persistent = []  # [(target, ShellDriver)] once the first serial_run opens it
 
     def persistent_shell():
-        nonlocal ser_t, shell
-        if shell is None:
-            ser_t, shell = serial_target()
-            ser_t.activate(shell)
-        return shell
+        if not persistent:
+            t, sh = serial_target()
+            persistent.append((t, sh))
+            t.activate(sh)
+        return persistent[0][1]
 
-    for line in sys.stdin:
-        req = json.loads(line)
-        op = req["op"]
+    def close_all():
         try:
-            ms = []
-            if op == "quit":
-                print(json.dumps({"ok": True, "ms": []}), flush=True)
-                break
-            if op == "ssh_run":
-                for _ in range(int(req.get("n", 1))):
-                    t0 = time.perf_counter()
-                    res = ssh.run("true")
-                    ms.append((time.perf_counter() - t0) * 1000)
-                    check(res, "SSHDriver.run")
-            elif op == "serial_run":
-                sh = persistent_shell()
-                for _ in range(int(req.get("n", 1))):
-                    t0 = time.perf_counter()
-                    res = sh.run("true")
-                    ms.append((time.perf_counter() - t0) * 1000)
-                    check(res, "ShellDriver.run")
-            elif op == "ssh_first":
-                t, drv = ssh_target()
-                t0 = time.perf_counter()
-                t.activate(drv)
-                res = drv.run("true")
-                ms.append((time.perf_counter() - t0) * 1000)
-                t.deactivate_all_drivers()
-                check(res, "first SSHDriver.run")
-            elif op == "serial_first":
-                t, sh = serial_target()
-                t0 = time.perf_counter()
-                t.activate(sh)
-                res = sh.run("true")
-                ms.append((time.perf_counter() - t0) * 1000)
-                t.deactivate_all_drivers()
-                check(res, "first ShellDriver.run")
-            else:
-                raise ValueError(f"unknown op {op!r}")
-            print(json.dumps({"ok": True, "ms": ms}), flush=True)
-        except Exception as e:  # pylint: disable=broad-except
-            print(json.dumps({"ok": False, "error": f"{type(e).__name__}: {e}"}), flush=True)
-    if shell is not None:
-        ser_t.deactivate_all_drivers()
-    ssh_t.deactivate_all_drivers()
+            while persistent:
+                close(*persistent.pop())
+        finally:
+            close(ssh_t, ssh)
+
+    try:
+        ssh_t.activate(ssh)
+        for line in sys.stdin:
+            req = json.loads(line)
+            op = req["op"]
+            try:
+                ms = []
+                if op == "quit":
+                    close_all()
+                    print(json.dumps({"ok": True, "ms": []}), flush=True)
+                    return
+                if op == "ssh_run":
+                    for _ in range(int(req.get("n", 1))):
+                        t0 = time.perf_counter()
+                        res = ssh.run("true")
+                        ms.append((time.perf_counter() - t0) * 1000)
+                        check(res, "SSHDriver.run")
+                elif op == "serial_run":
+                    sh = persistent_shell()
+                    for _ in range(int(req.get("n", 1))):
+                        t0 = time.perf_counter()
+                        res = sh.run("true")
+                        ms.append((time.perf_counter() - t0) * 1000)
+                        check(res, "ShellDriver.run")
+                elif op == "ssh_first":
+                    t, drv = ssh_target()
+                    try:
+                        t0 = time.perf_counter()
+                        t.activate(drv)
+                        res = drv.run("true")
+                        ms.append((time.perf_counter() - t0) * 1000)
+                    finally:
+                        close(t, drv)
+                    check(res, "first SSHDriver.run")
+                elif op == "serial_first":
+                    t, sh = serial_target()
+                    try:
+                        t0 = time.perf_counter()
+                        t.activate(sh)
+                        res = sh.run("true")
+                        ms.append((time.perf_counter() - t0) * 1000)
+                    finally:
+                        close(t, sh)
+                    check(res, "first ShellDriver.run")
+                else:
+                    raise ValueError(f"unknown op {op!r}")
+                print(json.dumps({"ok": True, "ms": ms}), flush=True)
+            except Exception as e:  # pylint: disable=broad-except
+                print(json.dumps({"ok": False, "error": f"{type(e).__name__}: {e}"}),
+                      flush=True)
+    finally:
+        close_all()
 
 
 if __name__ == "__main__":
