@@ -37,6 +37,7 @@ import { KERNEL_BANNER } from "../target/strategy.ts";
 import { run } from "../debian/proc.ts";
 import { parseExtlinux, withOneShotEntry } from "./extlinux.ts";
 import type { StepOutcome } from "../suite/types.ts";
+import { BOOT_FILE_NAME, checkDtbName } from "./deploy_kernel.ts";
 
 /** The kernel to deploy: host files. */
 export interface DeployKernel {
@@ -113,6 +114,12 @@ function bootPaths(spec: DeploySpec) {
   };
 }
 
+/**
+ * Run `cmd` on the board; a non-zero status is an InfraError (MISS): a `/boot` that cannot be
+ * mounted, cleared or written (read-only, full, a wrong `deploy.device`) is the board's state,
+ * not the kernel's failure (FAIL) nor input rkhil refuses up front (ERROR); the target is taken
+ * out either way.
+ */
 async function sh(target: Target, cmd: string, what: string, timeoutMs = 120_000) {
   const r = await target.command.run(cmd, { timeoutMs });
   if (r.exitStatus !== 0) {
@@ -135,12 +142,13 @@ async function checkHostFiles(k: DeployKernel): Promise<void> {
       );
     }
   }
-  if (!/^[A-Za-z0-9._+-]+$/.test(k.release)) {
+  if (!BOOT_FILE_NAME.test(k.release)) {
     throw new UserInputError(
       `kernel release ${JSON.stringify(k.release)} has characters a boot file name cannot`,
       "a release is what uname -r prints: letters, digits and ._+-",
     );
   }
+  if (k.dtb !== undefined) checkDtbName(k.dtb);
 }
 
 /**
@@ -150,10 +158,12 @@ async function checkHostFiles(k: DeployKernel): Promise<void> {
  *
  * @returns PASS when the target then runs `kernel.release`; FAIL (the kernel's) with the
  *   console of the failed boot when it does not and the known-good kernel came back.
- * @throws {UserInputError} (ERROR) for a board file without `deploy:`, missing host files, an
- *   extlinux.conf without the known-good label.
- * @throws {InfraError} (MISS) when the target cannot be reached, an upload fails, or not even
- *   the known-good kernel comes back (the target is then to be taken out).
+ * @throws {UserInputError} (ERROR) for a board file without `deploy:`, missing host files, a
+ *   release or DTB name a boot file cannot have, an extlinux.conf without the known-good label.
+ * @throws {InfraError} (MISS) when the target cannot be reached, its `/boot` cannot take the
+ *   kernel (mount, clear, mkdir or the move of `extlinux.conf` fails: read-only, full), an
+ *   upload fails, or not even the known-good kernel comes back (the target is then to be taken
+ *   out). The board is broken for this test, not the kernel nor rkhil's input.
  */
 export async function deployKernel(
   target: Target,
@@ -281,21 +291,34 @@ export async function deployKernel(
   const rec = con.recorder;
   const from = rec.mark();
   const startMs = (spec.kernel_start_s ?? 30) * 1000;
-  let stopSteering = false;
+  // Aborted once the boot ended (a shell, or a boot that failed early): the steering's waits
+  // end then, not at their timeouts.
+  const stopSteering = new AbortController();
+  const signal = stopSteering.signal;
   let menuSeen = false;
   let hung = false;
   let failedBoot: string | undefined; // the console of the boot under test, up to the cycle
   const steer = (async () => {
-    await rec.waitFor(/Enter choice: /, { from, timeoutMs: 300_000, owner: "U-Boot menu" });
-    if (stopSteering) return;
+    await rec.waitFor(/Enter choice: /, {
+      from,
+      timeoutMs: 300_000,
+      owner: "U-Boot menu",
+      signal,
+    });
+    if (signal.aborted) return;
     menuSeen = true;
     rec.note(`deploy: choosing menu entry ${number} (rkhil-${r}) once`);
     await rec.write(`${number}\r`);
     const chosen = rec.mark();
     try {
-      await rec.waitFor(KERNEL_BANNER, { from: chosen, timeoutMs: startMs, owner: "kernel start" });
+      await rec.waitFor(KERNEL_BANNER, {
+        from: chosen,
+        timeoutMs: startMs,
+        owner: "kernel start",
+        signal,
+      });
     } catch {
-      if (stopSteering) return;
+      if (signal.aborted) return;
       hung = true;
       failedBoot = rec.since(from);
       events.push(`no kernel line within ${startMs / 1000} s of the menu choice`);
@@ -312,7 +335,7 @@ export async function deployKernel(
     bootErr = err;
     events.push(`boot: ${(err as Error).message.split("\n")[0]}`);
   }
-  stopSteering = true;
+  stopSteering.abort();
   await steer.catch(() => {});
   const consoleText = failedBootConsole(failedBoot ?? rec.since(from));
   const details: DeployDetails = {

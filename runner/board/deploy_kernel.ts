@@ -12,14 +12,40 @@
  *
  * @module
  */
+import { basename } from "node:path";
 import { UserInputError } from "../errors.ts";
 import { fetchKernel } from "../debian/kernel.ts";
 import type { DeployKernel } from "./deploy.ts";
 
 export type { DeployKernel };
 
-/** A release as `uname -r` prints it (and a boot file name can carry). */
-const RELEASE = /^[A-Za-z0-9._+-]{1,100}$/;
+/**
+ * What a file rkhil puts in `/boot` may be named (a release as `uname -r` prints it, a DTB):
+ * letters, digits and `._+-`, as `extlinux.conf` paths and shell words take them unquoted.
+ */
+export const BOOT_FILE_NAME: RegExp = /^[A-Za-z0-9._+-]{1,200}$/;
+
+/**
+ * Check a DTB's file name (its basename goes into `/boot` and `extlinux.conf`'s `fdt`).
+ *
+ * @throws {UserInputError} when it has other characters than {@linkcode BOOT_FILE_NAME}.
+ */
+export function checkDtbName(path: string): void {
+  const name = basename(path);
+  if (!BOOT_FILE_NAME.test(name)) {
+    throw new UserInputError(
+      `device tree ${JSON.stringify(name.slice(0, 200))} has characters a boot file name ` +
+        "cannot (white space, quotes, ...)",
+      "rename it with letters, digits and ._+- only (e.g. rk3568-rock-3b.dtb)",
+    );
+  }
+}
+
+/**
+ * The one form of a `dir:` kernel spec: `dir:` and an absolute path without control
+ * characters (group 1: the path). `rkhil run --kernel` and {@linkcode parseDirKernelSpec} use it.
+ */
+export const DIR_KERNEL_SPEC: RegExp = /^dir:(\/\P{Cc}{0,4000})$/u;
 
 /** True for a `dir:` kernel spec (its form is checked by {@linkcode parseDirKernelSpec}). */
 export function isDirKernelSpec(spec: string): boolean {
@@ -32,7 +58,7 @@ export function isDirKernelSpec(spec: string): boolean {
  * @throws {UserInputError} when it is not `dir:` and an absolute path without control characters.
  */
 export function parseDirKernelSpec(spec: string): string {
-  const m = /^dir:(\/\P{Cc}{0,4000})$/u.exec(spec);
+  const m = DIR_KERNEL_SPEC.exec(spec);
   if (!m) {
     throw new UserInputError(
       `kernel ${JSON.stringify(spec.slice(0, 200))} is not dir:/ABSOLUTE/DIRECTORY`,
@@ -46,7 +72,8 @@ export function parseDirKernelSpec(spec: string): string {
  * Read a `dir:` kernel's directory (see the module documentation).
  *
  * @throws {UserInputError} when it is not a directory, holds no or several `vmlinuz-*`, a
- *   release with characters `uname -r` cannot print, or several `.dtb` files.
+ *   release with characters `uname -r` cannot print, several `.dtb` files or one whose name a
+ *   boot file cannot have (white space, quotes).
  */
 export async function readDirKernel(spec: string): Promise<DeployKernel> {
   const dir = parseDirKernelSpec(spec);
@@ -72,7 +99,7 @@ export async function readDirKernel(spec: string): Promise<DeployKernel> {
     );
   }
   const release = images[0].slice("vmlinuz-".length);
-  if (!RELEASE.test(release)) {
+  if (!BOOT_FILE_NAME.test(release)) {
     throw new UserInputError(
       `kernel ${spec}: release ${JSON.stringify(release)} of ${images[0]} has characters ` +
         "uname -r does not print",
@@ -86,6 +113,7 @@ export async function readDirKernel(spec: string): Promise<DeployKernel> {
       "keep the one the board boots with",
     );
   }
+  if (dtbs.length) checkDtbName(dtbs[0]);
   const initrd = names.includes(`initrd.img-${release}`) ? `initrd.img-${release}` : undefined;
   return {
     release,

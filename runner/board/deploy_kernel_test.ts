@@ -48,6 +48,9 @@ Deno.test("dir: kernel: vmlinuz-<release>, its initrd and one DTB; everything el
       [await mk("bad", ["vmlinuz-6.1 $(reboot)"]), /characters uname -r does not print/],
       [await mk("empty-release", ["vmlinuz-"]), /characters uname -r does not print/],
       [await mk("dtbs", ["vmlinuz-1", "a.dtb", "b.dtb"]), /several device trees/],
+      // Refused here, before any work, not after the board's /boot/rkhil was cleared.
+      [await mk("dtb-space", ["vmlinuz-1", "rock 3b.dtb"]), /device tree "rock 3b\.dtb" has/],
+      [await mk("dtb-quote", ["vmlinuz-1", "a'b.dtb"]), /device tree "a'b\.dtb" has/],
       [`dir:${root}/missing`, /is not a readable directory/],
       [`dir:${root}/full/rk3568-rock-3b.dtb`, /is not a readable directory/],
     ];

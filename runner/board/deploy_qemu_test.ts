@@ -147,6 +147,13 @@ Deno.test({
       assert.match(d1.console ?? "", /Starting kernel/);
       assert.doesNotMatch(d1.console ?? "", /Booting Linux/);
       assert.equal(d1.runningAfter, lab.knownGood.release);
+      // Recorded under the release that failed, not the known-good one running again (the
+      // history files results by release); the boot before it ran the known-good kernel.
+      assert.equal(find(hangSpec, "boot").release, lab.knownGood.release);
+      assert.deepEqual(
+        ["deploy", "boot/kernel", "boot/console"].map((t) => find(hangSpec, t).release),
+        [HANG, HANG, HANG],
+      );
       assert.match(
         find(hangSpec, "boot/kernel").reason ?? "",
         new RegExp(`^not run: the kernel was not deployed \\(deploy FAIL: kernel ${esc(HANG)}`),

@@ -21,6 +21,7 @@ import { BootArgsError, COMMAND_LINE_SIZE, parseBootArgs } from "../../oracle/bo
 import { getPatch, patchNames } from "../../oracle/patches.ts";
 import { isKnownRelease, parseRelease, RELEASES } from "../../oracle/releases.ts";
 import { KERNEL_SUITES } from "../debian/kernel.ts";
+import { DIR_KERNEL_SPEC } from "../board/deploy_kernel.ts";
 import { UserInputError } from "../errors.ts";
 import { DEFAULT_APPEND } from "../qemu/machine.ts";
 import { escapeControls, shown } from "../safe_text.ts";
@@ -200,7 +201,7 @@ export function guestMemory(value: string): string {
  */
 export function runKernelSpec(value: string): string {
   if (!value.startsWith("dir:")) return kernelSpec(value);
-  if (!/^dir:\/\P{Cc}{0,4000}$/u.test(value)) {
+  if (!DIR_KERNEL_SPEC.test(value)) {
     throw new InvalidArgumentError(
       "expected dir:/ABSOLUTE/DIRECTORY holding vmlinuz-<release> (for boards with deploy:)",
     );

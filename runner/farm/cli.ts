@@ -200,7 +200,7 @@ export async function farmRunAction(
     jobs = o.jobs ?? 2;
   }
   await checkFarm(farm);
-  await checkFarmKernels(farm, kernels);
+  await checkFarmKernels(farm, kernels, join);
   const interrupt = Interrupt.listen();
   const r = await runFarm({
     farm,

@@ -23,16 +23,15 @@
  */
 import { basename, dirname } from "node:path";
 import { type Farm, type FarmTarget, type HostCost, loadFarm } from "../../boards/farm_load.ts";
-import { checkBoardTarget, openBoardTarget } from "../board/target.ts";
-import { deployKernel } from "../board/deploy.ts";
-import { deployKernelOf, isDirKernelSpec, readDirKernel } from "../board/deploy_kernel.ts";
-import type { Target } from "../protocol/target.ts";
-import { InfraError, UserInputError } from "../errors.ts";
+import { checkBoardTarget } from "../board/target.ts";
+import { isDirKernelSpec, readDirKernel } from "../board/deploy_kernel.ts";
+import { UserInputError } from "../errors.ts";
 import { type Interrupt, INTERRUPT_EXIT, InterruptedError } from "../jobs/interrupt.ts";
 import { QemuTarget } from "../qemu/target.ts";
 import { renderRunReport } from "../report/run_report.ts";
 import { parseResults, RunStore, tally, type TestResult } from "../results/store.ts";
 import { closeOpenTargets, runSuites, type TargetPlan } from "../suite/runner.ts";
+import { boardPlan } from "../suite/plans.ts";
 import { openRunHistory } from "../suite/run_job.ts";
 import { baselineSamples } from "../history/baseline.ts";
 import { runStep } from "../suite/run_step.ts";
@@ -167,12 +166,18 @@ export async function checkFarm(farm: Farm): Promise<void> {
 
 /**
  * Check, before any work, that every kernel can run where the farm puts it: a `dir:` kernel
- * (runner/board/deploy_kernel.ts) only on boards with `deploy:`, its directory readable and
- * holding one kernel.
+ * (runner/board/deploy_kernel.ts) only on a farm of boards some of which have `deploy:`, not
+ * in a run several lab hosts share (`join`: the run joined, or resumed as joined; each host
+ * would read its own files at that path under one key), its directory readable and holding
+ * one kernel.
  *
  * @throws {UserInputError} (exit 2) naming the kernel and what to do.
  */
-export async function checkFarmKernels(farm: Farm, kernels: readonly string[]): Promise<void> {
+export async function checkFarmKernels(
+  farm: Farm,
+  kernels: readonly string[],
+  join?: string,
+): Promise<void> {
   for (const k of kernels.filter(isDirKernelSpec)) {
     const qemu = farm.targets.find((t) => t.kind === "qemu");
     if (qemu) {
@@ -180,6 +185,20 @@ export async function checkFarmKernels(farm: Farm, kernels: readonly string[]): 
         `--kernel ${k.slice(0, 200)}: the farm's embedded target ${qemu.id} boots Debian ` +
           "kernels only; a dir: kernel is deployed on boards with deploy:",
         "run dir: kernels with a farm file of boards with deploy:",
+      );
+    }
+    if (!farm.targets.some(runsKernels)) {
+      throw new UserInputError(
+        `--kernel ${k.slice(0, 200)}: no board of ${farm.path} has deploy:, so no job would ` +
+          "deploy it",
+        "add deploy: to the board files (README: Kernel deployment on boards) or drop --kernel",
+      );
+    }
+    if (join) {
+      throw new UserInputError(
+        `--kernel ${k.slice(0, 200)}: run ${join} is shared by lab hosts and a dir: kernel is ` +
+          "a directory on one host",
+        "run dir: kernels on one lab host (without --join), or use debian: kernels",
       );
     }
     await readDirKernel(k);
@@ -214,30 +233,7 @@ function planOf(job: FarmJob): TargetPlan {
       },
     };
   }
-  const kernel = job.kernel;
-  return {
-    name: t.id,
-    bootDetails: { group: t.group },
-    ...(kernel
-      ? {
-        kernel,
-        deploy: async (target: Target) =>
-          await deployKernel(target, await deployKernelOf(kernel), {
-            log: (l) => target.console?.recorder.note(l),
-          }),
-      }
-      : {}),
-    open: async (dir, variant) => {
-      if (variant) {
-        throw new InfraError(
-          `${t.id} cannot boot with ${JSON.stringify(variant)}: rkhil does not choose a ` +
-            "board's kernel command line or memory",
-          "rkhil deploys a board's kernel (deploy:) but boots it with the board's memory",
-        );
-      }
-      return await openBoardTarget(t.board, { runDir: dir });
-    },
-  };
+  return boardPlan(t.id, t.board, job.kernel, { group: t.group });
 }
 
 /** Appends job ends to `jobs.jsonl`, flushed. */
@@ -354,12 +350,12 @@ export async function runFarm(opts: FarmRunOptions): Promise<FarmRunResult> {
     await Deno.writeTextFile(`${dir}/farm.json`, JSON.stringify(spec, null, 2) + "\n");
   }
   // Steps recorded before (a resumed run): not run again. An interrupted step runs again.
-  const done = new Set<string>();
+  const done = new Map<string, TestResult>();
   if (opts.resume) {
     const before = parseResults(await Deno.readTextFile(`${dir}/results.jsonl`)).results;
     for (const r of before) {
       if (r.verdict === "MISS" && /^interrupted \(/.test(r.reason ?? "")) continue;
-      done.add(stepKey(r.target, keyKernel(opts.farm, r), r.suite ?? "", r.test));
+      done.set(stepKey(r.target, keyKernel(opts.farm, r), r.suite ?? "", r.test), r);
     }
   }
   const perTarget = new Map<string, number>();
@@ -484,7 +480,7 @@ export async function runFarm(opts: FarmRunOptions): Promise<FarmRunResult> {
               : undefined,
             onStart: (suite, test) => progress.step(target.id, suite, test),
             done: opts.resume
-              ? (suite, test) => done.has(stepKey(target.id, job.kernel, suite, test))
+              ? (suite, test) => done.get(stepKey(target.id, job.kernel, suite, test))
               : undefined,
           });
           const mineNow = (await resultsSoFar()).slice(before).filter((r) =>

@@ -56,6 +56,24 @@ Deno.test("farmJobs: one job per QEMU target and kernel, one per board (per kern
         e instanceof UserInputError &&
         /embedded target qemu-1 boots Debian kernels only/.test(e.message),
     );
+    // A farm whose boards have no deploy: would read the directory and never use it.
+    const noDeploy = { ...board, targets: [board.targets[0]] };
+    await checkFarmKernels(noDeploy, ["debian:trixie"]);
+    await assert.rejects(
+      checkFarmKernels(noDeploy, [`dir:${dir}/k`]),
+      (e: Error) =>
+        e instanceof UserInputError &&
+        /^--kernel dir:.*: no board of .* has deploy:, so no job would deploy it$/.test(e.message),
+    );
+    // A run several lab hosts share: each would read its own files at that path.
+    await checkFarmKernels(board, ["debian:trixie"], "run-1");
+    await assert.rejects(
+      checkFarmKernels(board, [`dir:${dir}/k`], "run-1"),
+      (e: Error) =>
+        e instanceof UserInputError &&
+        /^--kernel dir:.*: run run-1 is shared by lab hosts and a dir: kernel is a directory on one host$/
+          .test(e.message),
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -202,11 +202,18 @@ export class ConsoleRecorder {
   /**
    * Wait until `pattern` appears in the transcript at or after `from`. Rejects with a
    * TimeoutError owned by `owner` after `timeoutMs`, or with an InfraError at once when the
-   * recorder is (or gets) closed. The match's `index` is absolute.
+   * recorder is (or gets) closed or `signal` is (or gets) aborted (the wait is then gone). The
+   * match's `index` is absolute.
    */
   waitFor(
     pattern: RegExp | string,
-    opts: { timeoutMs: number; owner: string; from?: number; hint?: string },
+    opts: {
+      timeoutMs: number;
+      owner: string;
+      from?: number;
+      hint?: string;
+      signal?: AbortSignal;
+    },
   ): Promise<RegExpExecArray> {
     const src = typeof pattern === "string"
       ? pattern.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")
@@ -218,9 +225,26 @@ export class ConsoleRecorder {
         reject(new InfraError(`${opts.owner}: the console recorder is closed`, "record again"));
         return;
       }
-      const timer = this.#gate.timer(() => {
+      const stopped = () =>
+        new InfraError(
+          `${opts.owner}: stopped waiting for ${re}`,
+          "nothing to do: rkhil stopped it",
+        );
+      if (opts.signal?.aborted) {
+        reject(stopped());
+        return;
+      }
+      const drop = () => {
         const i = this.#waiters.indexOf(waiter);
         if (i >= 0) this.#waiters.splice(i, 1);
+      };
+      const onAbort = () => {
+        drop();
+        waiter.reject(stopped());
+      };
+      const timer = this.#gate.timer(() => {
+        drop();
+        opts.signal?.removeEventListener("abort", onAbort);
         const last = this.#text.slice(-300).replace(/\r/g, "");
         reject(
           new TimeoutError(
@@ -236,13 +260,16 @@ export class ConsoleRecorder {
         from: opts.from ?? 0,
         resolve: (m) => {
           clearTimeout(timer);
+          opts.signal?.removeEventListener("abort", onAbort);
           resolve(m);
         },
         reject: (e) => {
           clearTimeout(timer);
+          opts.signal?.removeEventListener("abort", onAbort);
           reject(e);
         },
       };
+      opts.signal?.addEventListener("abort", onAbort, { once: true });
       this.#waiters.push(waiter);
       this.#wake();
     });

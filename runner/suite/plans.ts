@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { findBoard } from "../../boards/load.ts";
+import { findBoard, type LoadedBoard } from "../../boards/load.ts";
 import { checkBoardTarget, openBoardTarget } from "../board/target.ts";
 import { parseSize } from "../../boards/schema.ts";
 import { InfraError, RkhilError, UserInputError } from "../errors.ts";
@@ -90,32 +90,49 @@ export async function boardPlans(
     }
     await checkBoardTarget(loaded);
     for (const kernel of kernels.length ? kernels : [undefined]) {
-      plans.push({
-        name: loaded.id,
-        ...(kernel
-          ? {
-            kernel,
-            deploy: async (target: Target) =>
-              await deployKernel(target, await deployKernelOf(kernel), {
-                log: (l) => target.console?.recorder.note(l),
-              }),
-          }
-          : {}),
-        bootDetails: { memory: sizeText(loaded.board.ram.size) },
-        open: async (dir: string, variant?: Variant) => {
-          if (variant) {
-            throw new InfraError(
-              `${loaded.id} cannot boot with ${JSON.stringify(variant)}: rkhil does not choose a ` +
-                "board's kernel command line or memory",
-              "rkhil deploys a board's kernel (deploy:) but boots it with the board's memory",
-            );
-          }
-          return await openBoardTarget(loaded, { runDir: dir });
-        },
-      });
+      plans.push(
+        boardPlan(loaded.id, loaded, kernel, { memory: sizeText(loaded.board.ram.size) }),
+      );
     }
   }
   return plans;
+}
+
+/**
+ * The plan of board `board` (named `name` in results) on its own kernel, or, with `kernel`,
+ * deploying that kernel after `boot` (runner/board/deploy.ts; `rkhil run --board` and the
+ * farm's jobs). Its `open` refuses a variant (InfraError, MISS): rkhil does not choose a
+ * board's memory or command line.
+ */
+export function boardPlan(
+  name: string,
+  board: LoadedBoard,
+  kernel: string | undefined,
+  bootDetails: Record<string, unknown>,
+): TargetPlan {
+  return {
+    name,
+    ...(kernel
+      ? {
+        kernel,
+        deploy: async (target: Target) =>
+          await deployKernel(target, await deployKernelOf(kernel), {
+            log: (l) => target.console?.recorder.note(l),
+          }),
+      }
+      : {}),
+    bootDetails,
+    open: async (dir: string, variant?: Variant) => {
+      if (variant) {
+        throw new InfraError(
+          `${name} cannot boot with ${JSON.stringify(variant)}: rkhil does not choose a ` +
+            "board's kernel command line or memory",
+          "rkhil deploys a board's kernel (deploy:) but boots it with the board's memory",
+        );
+      }
+      return await openBoardTarget(board, { runDir: dir });
+    },
+  };
 }
 
 /** Bytes as QEMU writes a size (`8G`), as the `boot` result's `memory` detail. */

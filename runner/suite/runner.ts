@@ -79,11 +79,13 @@ export interface SuiteRunOptions {
   /** Called when a step starts (the farm's live progress). */
   onStart?: (suite: string, test: string) => void;
   /**
-   * Steps already recorded by the run this one resumes (`rkhil run --resume`): they are neither
-   * run nor recorded again. A `boot` already recorded boots the target again without a new
-   * record (a boot that fails this time is recorded).
+   * Steps already recorded by the run this one resumes (`rkhil run --resume`): the result
+   * recorded, undefined when none. They are neither run nor recorded again. A `boot` already
+   * recorded boots the target again without a new record (a boot that fails this time is
+   * recorded); so does a `deploy` recorded PASS, while a `deploy` recorded otherwise is not
+   * run again and the target and kernel stop there (their steps are MISS `not run`).
    */
-  done?: (suite: string, test: string) => boolean;
+  done?: (suite: string, test: string) => TestResult | undefined;
   /** The results history every result is written to after the store (never fails the run). */
   history?: HistorySink;
   /**
@@ -256,10 +258,13 @@ async function runOnTarget(
 }
 
 /**
- * The plan's `deploy` as step `deploy` (a resumed run that recorded it deploys again without a
- * new record, as `boot`). Returns whether it PASSed; when not, the target and kernel are stopped
- * (`not run: the kernel was not deployed (...)`) so that every step of every suite is recorded
- * MISS without running, as the runner records steps not run.
+ * The plan's `deploy` as step `deploy` (a resumed run that recorded it PASS deploys again
+ * without a new record, as `boot`; one that recorded it otherwise does not deploy again).
+ * Returns whether it PASSed; when not, the target and kernel are stopped (`not run: the kernel
+ * was not deployed (...)`) so that every step of every suite is recorded MISS without running,
+ * as the runner records steps not run. The `deploy` record and the steps after it carry the
+ * release deployed (its `details.release`), also on a FAIL, when the target runs the
+ * known-good kernel again.
  */
 async function deployStep(
   plan: TargetPlan,
@@ -267,23 +272,44 @@ async function deployStep(
   opts: SuiteRunOptions,
 ): Promise<boolean> {
   const target = base.target!;
+  const notDeployed = (r: Pick<TestResult, "verdict" | "reason">) => {
+    base.state.stopped ??= `the kernel was not deployed (deploy ${r.verdict}: ${
+      (r.reason ?? "").split("\n")[0].slice(0, 200)
+    })`;
+    return false;
+  };
+  const recorded = opts.done?.("boot", "deploy");
+  if (recorded && recorded.verdict !== "PASS") {
+    if (recorded.release) base.release = recorded.release;
+    return notDeployed(recorded);
+  }
   const work = async () => {
     const r = await plan.deploy!(target);
-    base.release = target.release;
+    base.release = deployedRelease(r, target.release);
     return r;
   };
   let r: Pick<TestResult, "verdict" | "reason">;
-  if (opts.done?.("boot", "deploy")) {
+  if (recorded) {
     r = await work().then(
       (o) => o.verdict === "PASS" ? o : runStep(base, "deploy", () => Promise.resolve(o)),
       (err) => runStep(base, "deploy", () => Promise.reject(err)),
     );
   } else r = await runStep(base, "deploy", work);
-  if (r.verdict === "PASS") return true;
-  base.state.stopped ??= `the kernel was not deployed (deploy ${r.verdict}: ${
-    (r.reason ?? "").split("\n")[0].slice(0, 200)
-  })`;
-  return false;
+  return r.verdict === "PASS" || notDeployed(r);
+}
+
+/**
+ * The release a deployment's results are recorded under: on PASS the one the target runs
+ * (`running`), otherwise the one deployed (`details.release`; the target runs the known-good
+ * kernel again), undefined when the outcome does not say.
+ */
+export function deployedRelease(
+  outcome: Pick<StepOutcome, "verdict" | "details">,
+  running: string | undefined,
+): string | undefined {
+  if (outcome.verdict === "PASS") return running;
+  const r = outcome.details?.release;
+  return typeof r === "string" ? r : undefined;
 }
 
 /** Each suite of a target whose release is unknown (a failed deployment): one MISS `<suite>/*`. */
