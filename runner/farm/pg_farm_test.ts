@@ -16,6 +16,7 @@ import { openHistory } from "../history/schema.ts";
 import { parseResults } from "../results/store.ts";
 import { PgFarmStore } from "./pg_store.ts";
 
+const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 const FP = "SHA256:" + "A".repeat(43);
 
 /** Board files `ids` whose console is on `consolePort` (default: the discard port, unanswered). */
@@ -126,6 +127,49 @@ Deno.test("farm runs with database: (one throwaway cluster)", async (t) => {
         r = await rkhil("farm", "release", "rock-2", "--farm", farm, "--force");
         assert.equal(r.code, 0, r.stderr);
         assert.match(r.stdout, /rock-2: released \(was \S+@lab-b pid \d+ since /);
+      });
+    },
+  );
+  await t.step(
+    "a database error taking a lease ends the run: the host's job slot is given back, no hang",
+    async () => {
+      const url = await server.createDatabase("refuses");
+      await (await PgFarmStore.open(url, "pg-lab")).close();
+      const db = new pg.Client({ connectionString: url });
+      await db.connect();
+      await db.query(`CREATE FUNCTION refuse() RETURNS trigger AS $$
+        BEGIN RAISE EXCEPTION 'leases refused by the test'; END $$ LANGUAGE plpgsql;
+        CREATE TRIGGER refuse BEFORE INSERT ON farm_leases FOR EACH ROW EXECUTE FUNCTION refuse()`);
+      await db.end();
+      await withTempDir(async (dir) => {
+        await boards(dir);
+        const farm = `${dir}/farm.yaml`;
+        await Deno.writeTextFile(farm, `name: pg-lab\ndatabase: ${url}\n${GROUP}`);
+        // One job at a time: the second target's worker waits for the first one's slot.
+        const LIMIT_MS = 60_000;
+        const child = new Deno.Command(Deno.execPath(), {
+          args: ["run", "-A", MAIN, "run", "--farm", farm, "--suite", "boot", "--jobs", "1"]
+            .concat(["--runs-dir", `${dir}/runs`]),
+          stdin: "null",
+          stdout: "piped",
+          stderr: "piped",
+        }).spawn();
+        let hung = false;
+        const timer = setTimeout(() => {
+          hung = true;
+          child.kill("SIGKILL");
+        }, LIMIT_MS);
+        const out = await child.output();
+        clearTimeout(timer);
+        const r = {
+          code: out.code,
+          stdout: new TextDecoder().decode(out.stdout),
+          stderr: new TextDecoder().decode(out.stderr),
+        };
+        assert.ok(!hung, `killed after ${LIMIT_MS} ms (a job slot never given back): ${r.stderr}`);
+        assert.notEqual(r.code, 0);
+        assert.match(r.stderr, /leases refused by the test/);
+        noStackTrace(r);
       });
     },
   );

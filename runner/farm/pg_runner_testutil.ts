@@ -13,6 +13,7 @@
  */
 // @ts-types="@types/pg"
 import pg from "pg";
+import assert from "node:assert/strict";
 import { LeaseHeldError, LeaseKeeper } from "./lease.ts";
 import { PgFarmStore } from "./pg_store.ts";
 
@@ -44,7 +45,7 @@ async function work(target: string): Promise<void> {
     if (taken.recovered) say({ recovered: target, from: taken.recovered, host });
     const keeper = new LeaseKeeper(store, taken.lease, Number(ttlS));
     try {
-      const job = await store.next(run, target, taken.lease);
+      const job = await store.next(run, target, `${host}/${run}`, taken.lease);
       // Holding the lease, no other runner has a job of this target running (a dead runner's
       // went back to the queue when the lease was taken): no job is the target's queue empty.
       if (!job) return;
@@ -58,7 +59,7 @@ async function work(target: string): Promise<void> {
         "INSERT INTO work_log VALUES ($1, $2, $3, $4, now())",
         [target, job.key, host, started],
       );
-      await store.end(run, job.key, "done");
+      assert(await store.end(run, job.key, "done", `${host}/${run}`), `${job.key} not ended`);
       say({ done: job.key, host });
     } finally {
       await keeper.stop();

@@ -11,8 +11,10 @@
  *   runner) at once; another host's holder only after expiry (its pid cannot be checked here).
  * - **Queue**: a row per job (`farm_jobs`: run, key, target, kernel, position, state, runner).
  *   A runner takes the next queued job of a target with `SELECT ... FOR UPDATE SKIP LOCKED`,
- *   so two runners working one queue never take one job; a job whose runner was killed or
- *   interrupted goes back to the queue when its target is next taken.
+ *   so two runners working one queue never take one job, and only while it holds the target's
+ *   lease (unexpired); it ends only a job it still runs. A job taken under a lease whose holder
+ *   was killed, interrupted or lost the lease goes back to the queue when its target is next
+ *   taken. Database errors of the queue's calls are retried (3 tries) before an InfraError.
  *
  * @module
  */
@@ -51,6 +53,8 @@ CREATE TABLE IF NOT EXISTS farm_jobs (
   ended_at TIMESTAMPTZ,
   PRIMARY KEY (run, key)
 );
+-- The token of the lease a job was taken under (none: a target out, its jobs recorded MISS).
+ALTER TABLE farm_jobs ADD COLUMN IF NOT EXISTS lease TEXT;
 CREATE INDEX IF NOT EXISTS farm_jobs_queued ON farm_jobs (run, target, state, pos);
 CREATE TABLE IF NOT EXISTS farm_runs (
   run TEXT PRIMARY KEY,
@@ -237,7 +241,8 @@ export class PgFarmStore implements LeaseStore {
 
   async #row(c: pg.PoolClient, target: string): Promise<LeaseRow | undefined> {
     const r = await c.query<LeaseRow>(
-      `SELECT *, expires_at <= now() AS expired FROM farm_leases WHERE farm = $1 AND target = $2`,
+      `SELECT *, expires_at <= now() AS expired FROM farm_leases WHERE farm = $1 AND target = $2
+       FOR UPDATE`,
       [this.farm, target],
     );
     return r.rows[0];
@@ -261,11 +266,13 @@ export class PgFarmStore implements LeaseStore {
         if (!why) throw new LeaseHeldError(leaseOf(old));
         recovered = `${old.owner} (pid ${old.pid}): ${why}`;
       }
-      // Only a target's holder runs its jobs: one left running now lost its runner (killed, or
-      // interrupted and its lease given back) and goes back to the queue.
+      // Only a target's holder runs its jobs: one taken under an earlier lease of the target and
+      // left running lost its runner (killed, interrupted and its lease given back, or its lease
+      // taken back) and goes back to the queue. A job taken with no lease (a target out, its
+      // job being recorded MISS by a live runner) is that runner's.
       await c.query(
-        `UPDATE farm_jobs SET state = 'queued', runner = NULL, taken_at = NULL
-         WHERE farm = $1 AND target = $2 AND state = 'running'`,
+        `UPDATE farm_jobs SET state = 'queued', runner = NULL, lease = NULL, taken_at = NULL
+         WHERE farm = $1 AND target = $2 AND state = 'running' AND lease IS NOT NULL`,
         [this.farm, target],
       );
       const host = leaseHost();
@@ -294,11 +301,15 @@ export class PgFarmStore implements LeaseStore {
     }, true);
   }
 
-  /** Extend `lease` by `ttlS` from now; undefined when it is no longer ours. */
+  /**
+   * Extend `lease` by `ttlS` from now; undefined when it is no longer ours: taken back or freed,
+   * or expired (anyone may take it back then; a take under way holds the row, and the renewal
+   * waits for it and then finds another token).
+   */
   async renew(lease: Lease, ttlS: number): Promise<Lease | undefined> {
     const r = await this.#pool.query<LeaseRow>(
       `UPDATE farm_leases SET renewed_at = now(), expires_at = now() + $4 * interval '1 second'
-       WHERE farm = $1 AND target = $2 AND token = $3 RETURNING *`,
+       WHERE farm = $1 AND target = $2 AND token = $3 AND expires_at > now() RETURNING *`,
       [this.farm, lease.target, lease.token, ttlS],
     );
     return r.rows[0] ? leaseOf(r.rows[0]) : undefined;
@@ -374,47 +385,104 @@ export class PgFarmStore implements LeaseStore {
   }
 
   /**
-   * Take the next queued job of `run` on `target` for the holder of `lease` (`FOR UPDATE SKIP
-   * LOCKED`: a job another runner is taking is passed over, never taken twice). `by` names the
-   * taker in the job's `runner` (a lease: its token). Undefined when none is left.
+   * Take the next queued job of `run` on `target` (`FOR UPDATE SKIP LOCKED`: a job another
+   * runner is taking is passed over, never taken twice). `runner` names the taker in the job's
+   * `runner` (`host/run-dir-name`). With `lease`, a job is taken only while that lease holds the
+   * target (its token, unexpired; the row is locked so that no take can replace it meanwhile).
+   * Without one (the target is out: its jobs are recorded MISS), only while no lease of `run`
+   * holds the target (a runner of the run works it). Undefined when no job is left or the
+   * condition does not hold.
+   *
+   * @throws {InfraError} when the database fails 3 tries.
    */
-  async next(
+  next(
     run: string,
     target: string,
-    by: Lease | string,
+    runner: string,
+    lease?: Lease,
   ): Promise<QueuedJob | undefined> {
-    const runner = typeof by === "string" ? by : by.token;
-    const r = await this.#pool.query<{ key: string; target: string; kernel: string | null }>(
-      `UPDATE farm_jobs SET state = 'running', runner = $3, taken_at = now()
-       WHERE (run, key) = (
-         SELECT run, key FROM farm_jobs WHERE run = $1 AND target = $2 AND state = 'queued'
-         ORDER BY pos FOR UPDATE SKIP LOCKED LIMIT 1)
-       RETURNING key, target, kernel`,
-      [run, target, runner],
-    );
-    const x = r.rows[0];
-    return x
-      ? { key: x.key, target: x.target, ...(x.kernel ? { kernel: x.kernel } : {}) }
-      : undefined;
+    return this.#retry(`taking the next job of ${target}`, () =>
+      this.#tx(async (c) => {
+        const held = lease
+          ? await c.query(
+            `SELECT 1 FROM farm_leases WHERE farm = $1 AND target = $2 AND token = $3
+             AND expires_at > now() FOR SHARE`,
+            [this.farm, target, lease.token],
+          )
+          : await c.query(
+            `SELECT 1 FROM farm_leases WHERE farm = $1 AND target = $2 AND run = $3
+             AND expires_at > now()`,
+            [this.farm, target, run],
+          );
+        if ((held.rowCount === 1) !== !!lease) return undefined;
+        const r = await c.query<{ key: string; target: string; kernel: string | null }>(
+          `UPDATE farm_jobs SET state = 'running', runner = $3, lease = $4, taken_at = now()
+           WHERE (run, key) = (
+             SELECT run, key FROM farm_jobs WHERE run = $1 AND target = $2 AND state = 'queued'
+             ORDER BY pos FOR UPDATE SKIP LOCKED LIMIT 1)
+           RETURNING key, target, kernel`,
+          [run, target, runner, lease?.token ?? null],
+        );
+        const x = r.rows[0];
+        return x
+          ? { key: x.key, target: x.target, ...(x.kernel ? { kernel: x.kernel } : {}) }
+          : undefined;
+      }));
   }
 
-  /** Mark job `key` of `run` ended with `state` (`done`, `taken out: ...`, `interrupted`). */
-  async end(run: string, key: string, state: string): Promise<void> {
-    await this.#pool.query(
-      "UPDATE farm_jobs SET state = $3, ended_at = now() WHERE run = $1 AND key = $2",
-      [run, key, state.slice(0, 500)],
-    );
+  /**
+   * Mark job `key` of `run` ended with `state` (`done`, `taken out: ...`, `out: ...`,
+   * `failed: ...`), when `runner` still runs it (nothing when it went back to the queue: its
+   * lease was taken back). True when it did.
+   *
+   * @throws {InfraError} when the database fails 3 tries.
+   */
+  end(run: string, key: string, state: string, runner: string): Promise<boolean> {
+    return this.#retry(`ending job ${key}`, async () => {
+      const r = await this.#pool.query(
+        `UPDATE farm_jobs SET state = $3, ended_at = now()
+         WHERE run = $1 AND key = $2 AND runner = $4 AND state = 'running'`,
+        [run, key, state.slice(0, 500), runner],
+      );
+      return r.rowCount === 1;
+    });
   }
 
-  /** The jobs of `run` with their states, in queue order. */
-  async jobs(
+  /**
+   * The jobs of `run` with their states, in queue order.
+   *
+   * @throws {InfraError} when the database fails 3 tries.
+   */
+  jobs(
     run: string,
   ): Promise<{ key: string; target: string; state: string; runner: string | null }[]> {
-    const r = await this.#pool.query(
-      "SELECT key, target, state, runner FROM farm_jobs WHERE run = $1 ORDER BY pos",
-      [run],
-    );
-    return r.rows;
+    return this.#retry(`reading run ${run}'s jobs`, async () =>
+      (await this.#pool.query(
+        "SELECT key, target, state, runner FROM farm_jobs WHERE run = $1 ORDER BY pos",
+        [run],
+      )).rows);
+  }
+
+  /**
+   * `fn` tried up to 3 times (0.5 s, then 1 s between tries: a server restarting, a dropped
+   * connection); then an InfraError saying in one line what failed.
+   */
+  async #retry<T>(what: string, fn: () => Promise<T>, waitsMs = [500, 1000]): Promise<T> {
+    for (let i = 0;; i++) {
+      try {
+        return await fn();
+      } catch (err) {
+        if (i >= waitsMs.length) {
+          throw new InfraError(
+            `the farm's database ${this.where}: ${what}: ${
+              String((err as Error)?.message ?? err).split("\n")[0].slice(0, 200)
+            } (${i + 1} tries)`,
+            "check that the server is up and reachable from this host",
+          );
+        }
+        await new Promise((r) => setTimeout(r, waitsMs[i]));
+      }
+    }
   }
 
   /**
@@ -479,11 +547,16 @@ export class PgFarmStore implements LeaseStore {
 
   /** The run directory names of the lab hosts that worked run `run`, the starting host's first. */
   async hostRuns(run: string): Promise<string[]> {
-    const r = await this.#pool.query<{ host_run: string }>(
-      "SELECT host_run FROM farm_run_hosts WHERE run = $1 ORDER BY joined_at, host_run",
+    return (await this.#hosts(run)).map((x) => x.hostRun);
+  }
+
+  /** The lab hosts working run `run` and their run directory names, the starting host's first. */
+  async #hosts(run: string): Promise<{ host: string; hostRun: string }[]> {
+    const r = await this.#pool.query<{ host: string; host_run: string }>(
+      "SELECT host, host_run FROM farm_run_hosts WHERE run = $1 ORDER BY joined_at, host_run",
       [run],
     );
-    return r.rows.map((x) => x.host_run);
+    return r.rows.map((x) => ({ host: x.host, hostRun: x.host_run }));
   }
 
   /**
@@ -510,10 +583,7 @@ export class PgFarmStore implements LeaseStore {
         running: 0,
         ended: 0,
         byRunner: [],
-        hosts: (await this.#pool.query<{ host: string; host_run: string }>(
-          "SELECT host, host_run FROM farm_run_hosts WHERE run = $1 ORDER BY joined_at, host_run",
-          [run],
-        )).rows.map((x) => ({ host: x.host, hostRun: x.host_run })),
+        hosts: await this.#hosts(run),
       };
       for (const x of rows) {
         const n = Number(x.n);
@@ -534,5 +604,10 @@ export class PgFarmStore implements LeaseStore {
   /** Close the connections. Idempotent; never throws. */
   async close(): Promise<void> {
     await this.#pool.end().catch(() => {});
+  }
+
+  /** {@linkcode close} (`await using`). */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
   }
 }

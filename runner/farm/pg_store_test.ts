@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 // @ts-types="@types/pg"
 import pg from "pg";
 import { PgServer } from "../pg/server.ts";
+import { InfraError } from "../errors.ts";
 import { LeaseHeldError } from "./lease.ts";
 import { PgFarmStore } from "./pg_store.ts";
 
@@ -117,6 +118,78 @@ async function twoHosts(server: PgServer): Promise<void> {
   }
 }
 
+/**
+ * A holder whose lease expired and was taken back by another lab host: its next() and end() do
+ * nothing (the job it ran went back to the queue, the new holder runs it), its renewal fails.
+ */
+async function expiredHolder(server: PgServer): Promise<void> {
+  const url = await server.createDatabase("expired");
+  const a = await PgFarmStore.open(url, "f");
+  const b = await PgFarmStore.open(url, "f");
+  const db = new pg.Client({ connectionString: url });
+  await db.connect();
+  try {
+    await a.enqueue("r", ["j1", "j2", "j3"].map((key) => ({ key, target: "t" })));
+    // Another run's job of the target, taken with no lease (recorded MISS by a live runner).
+    await a.enqueue("r-other", [{ key: "o1", target: "t" }]);
+    assert.equal((await a.next("r-other", "t", "lab-c/r-other"))?.key, "o1");
+    const { lease: la } = await a.take("t", { ttlS: 60, run: "r" });
+    assert.equal((await a.next("r", "t", "lab-a/r", la))?.key, "j1");
+    // No lease: nothing while a live lease of the run holds the target.
+    assert.equal(await b.next("r", "t", "lab-b/r"), undefined);
+    // lab-a stalls past its expiry; lab-b takes the lease back.
+    await db.query("UPDATE farm_leases SET expires_at = now() - interval '1 second'");
+    assert.equal(await a.next("r", "t", "lab-a/r", la), undefined, "an expired lease takes none");
+    const { lease: lb, recovered } = await b.take("t", { ttlS: 60, run: "r" });
+    assert.match(recovered!, /expired at /);
+    assert.equal(await a.renew(la, 60), undefined, "the old holder's renewal fails");
+    assert.equal(await a.next("r", "t", "lab-a/r", la), undefined, "the old holder takes none");
+    assert.equal(await a.end("r", "j1", "done", "lab-a/r"), false, "nor ends its old job");
+    // j1 went back to the queue (taken under the old lease); the MISS job of no lease did not.
+    assert.deepEqual(
+      (await a.jobs("r")).map((j) => [j.key, j.state, j.runner]),
+      [["j1", "queued", null], ["j2", "queued", null], ["j3", "queued", null]],
+    );
+    assert.deepEqual((await a.jobs("r-other")).map((j) => j.state), ["running"]);
+    assert.equal((await b.next("r", "t", "lab-b/r", lb))?.key, "j1");
+    assert.equal(await a.end("r", "j1", "done", "lab-a/r"), false, "lab-b's now");
+    assert.equal(await b.end("r", "j1", "done", "lab-b/r"), true);
+    assert.equal(await b.end("r", "j1", "done again", "lab-b/r"), false, "ended once");
+    assert.deepEqual((await a.jobs("r")).map((j) => j.state), ["done", "queued", "queued"]);
+    // A renewal of a live lease works, and keeps its token.
+    assert.equal((await b.renew(lb, 60))?.token, lb.token);
+  } finally {
+    await db.end();
+    await a.close();
+    await b.close();
+  }
+}
+
+/** A queue call whose database fails: retried, then one line naming the database and the call. */
+async function queueDown(server: PgServer): Promise<void> {
+  const url = await server.createDatabase("down");
+  const store = await PgFarmStore.open(url, "f");
+  const db = new pg.Client({ connectionString: url });
+  await db.connect();
+  try {
+    await db.query("ALTER TABLE farm_jobs RENAME TO farm_jobs_gone");
+    const t0 = performance.now();
+    await assert.rejects(() => store.jobs("r"), (e: unknown) => {
+      assert.ok(e instanceof InfraError, String(e));
+      assert.match(
+        e.message,
+        /^the farm's database postgres:\/\/postgres@127\.0\.0\.1:\d+\/down: reading run r's jobs: relation "farm_jobs" does not exist \(3 tries\)$/,
+      );
+      return true;
+    });
+    assert.ok(performance.now() - t0 >= 1400, "retried with backoff");
+    await assert.rejects(() => store.end("r", "k", "done", "h/r"), /ending job k: .*\(3 tries\)/);
+  } finally {
+    await db.end();
+    await store.close();
+  }
+}
+
 /** One lease row's life; then the server stops (last: it leaves the cluster down). */
 async function leaseRow(server: PgServer): Promise<void> {
   const url = await server.createDatabase("leases");
@@ -159,6 +232,14 @@ Deno.test("leases and the job queue in PostgreSQL (one throwaway cluster)", asyn
   await t.step(
     "two lab hosts' runners share a farm, a killed runner's lease is taken back after expiry",
     () => twoHosts(server),
+  );
+  await t.step(
+    "an expired holder takes and ends no job once another lab host took the lease back",
+    () => expiredHolder(server),
+  );
+  await t.step(
+    "a queue call whose database fails is retried, then one InfraError",
+    () => queueDown(server),
   );
   await t.step(
     "a lease row: taken, renewed, refused to others, freed only when stale or by force",

@@ -328,6 +328,8 @@ export async function runFarm(opts: FarmRunOptions): Promise<FarmRunResult> {
   const pgStore = opts.farm.database
     ? await PgFarmStore.open(opts.farm.database, opts.farm.name)
     : undefined;
+  // Closed however runFarm ends, a throw before its try/finally included (else 10 s to exit).
+  await using _pgStore = pgStore;
   const dir = opts.resume ?? RunStore.newDir(opts.runsRoot, `farm-${opts.farm.name}`);
   // The queue's run: the starting host's run directory name (`--join` names another host's).
   const hostRun = basename(dir);
@@ -398,7 +400,7 @@ export async function runFarm(opts: FarmRunOptions): Promise<FarmRunResult> {
       () => Promise.resolve({ verdict: "MISS", reason }),
     );
     await jobLog.ended(job.key, `out: ${reason}`);
-    await pgStore?.end(runId, job.key, `out: ${reason}`);
+    await pgStore?.end(runId, job.key, `out: ${reason}`, runnerTag);
     progress.jobEnd(job.target.id, `out: ${reason}`);
   };
 
@@ -417,7 +419,10 @@ export async function runFarm(opts: FarmRunOptions): Promise<FarmRunResult> {
         if (recovered) progress.note(`${target.id}: lease taken back from ${recovered}`);
         keeper = new LeaseKeeper(leases, lease, opts.farm.leaseTtlS);
       } catch (err) {
-        if (!(err instanceof LeaseHeldError)) throw err;
+        if (!(err instanceof LeaseHeldError)) {
+          slot?.(); // else the other targets' workers wait for it for good
+          throw err;
+        }
         if (pgStore && err.lease.run === runId) {
           // Another lab host (or runner) works this run's jobs of the target: they are its.
           slot?.();
@@ -438,12 +443,19 @@ export async function runFarm(opts: FarmRunOptions): Promise<FarmRunResult> {
       // With the queue, every job is taken from it (also the MISS of a target out), so each
       // job is recorded once whichever lab host takes it.
       while (pgStore) {
-        const q = await pgStore.next(runId, target.id, runnerTag);
+        // Under the target's lease while this runner holds it; without it (the target out, or
+        // its lease lost) only while no runner of the run holds the target.
+        const q = await pgStore.next(
+          runId,
+          target.id,
+          runnerTag,
+          keeper && !keeper.lost ? keeper.lease : undefined,
+        );
         if (!q) return undefined;
         const i = pending.findIndex((j) => j.key === q.key);
         if (i >= 0) return pending.splice(i, 1)[0];
         if (ended.has(q.key)) {
-          await pgStore.end(runId, q.key, "done (jobs.jsonl)"); // ended before a kill
+          await pgStore.end(runId, q.key, "done (jobs.jsonl)", runnerTag); // ended before a kill
           continue;
         }
         return { key: q.key, target, ...(q.kernel ? { kernel: q.kernel } : {}) };
@@ -508,7 +520,7 @@ export async function runFarm(opts: FarmRunOptions): Promise<FarmRunResult> {
           jobTimes.push({ key: job.key, ms: performance.now() - start, state });
         }
         await jobLog.ended(job.key, state);
-        await pgStore?.end(runId, job.key, state);
+        await pgStore?.end(runId, job.key, state, runnerTag);
         progress.jobEnd(target.id, state);
       }
     } finally {

@@ -21,8 +21,35 @@ const { url, flag: flagBuf, port } = workerData as {
   port: MessagePort;
 };
 const flag = new Int32Array(flagBuf);
-const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000 });
+
+/** The connection, made at the first request after start or after it was lost. */
+let client: pg.Client | undefined;
 let connected: Promise<unknown> | undefined;
+/** Why the connection was lost while idle: the next request is answered with it at once. */
+let lost: Error | undefined;
+
+/**
+ * A fresh client. A connection that drops (the server restarted, the backend was terminated)
+ * emits "error": without a listener that is an uncaught error ending this thread. The client is
+ * dropped; the next request gets the error (a transaction it was in is gone: the caller must
+ * know), the one after it connects again.
+ */
+function fresh(): pg.Client {
+  const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000 });
+  c.on("error", (err: Error) => {
+    if (client !== c) return;
+    lost = err;
+    drop();
+  });
+  return c;
+}
+
+function drop(): void {
+  const c = client;
+  client = undefined;
+  connected = undefined;
+  c?.end().catch(() => {});
+}
 
 function answer(msg: unknown): void {
   port.postMessage(msg);
@@ -30,22 +57,45 @@ function answer(msg: unknown): void {
   Atomics.notify(flag, 0);
 }
 
+/** A server's error carries a SQLSTATE; 08xxx (connection) and 57P0x (shut down) end it. */
+function connectionGone(e: { code?: string }): boolean {
+  return !/^[0-9A-Z]{5}$/.test(e.code ?? "") || /^(?:08|57P0)/.test(e.code ?? "");
+}
+
 port.on("message", async (req: { op: "query" | "end"; text?: string; values?: unknown[] }) => {
+  if (req.op === "end") {
+    if (connected) await client?.end().catch(() => {});
+    client = undefined;
+    connected = undefined;
+    answer({ ok: true });
+    return;
+  }
+  if (lost) {
+    const e = lost as Error & { code?: string };
+    lost = undefined;
+    answer({ error: { message: e.message, code: e.code, lost: true } });
+    return;
+  }
+  let up = false;
   try {
-    if (req.op === "end") {
-      if (connected) await client.end().catch(() => {});
-      answer({ ok: true });
-      return;
+    if (!client) {
+      client = fresh();
+      connected = client.connect();
     }
-    connected ??= client.connect();
     await connected;
+    up = true;
     const r = req.values === undefined
-      ? await client.query(req.text!)
-      : await client.query(req.text!, req.values);
+      ? await client!.query(req.text!)
+      : await client!.query(req.text!, req.values);
     const last = Array.isArray(r) ? r[r.length - 1] : r;
     answer({ rows: last?.rows ?? [], rowCount: last?.rowCount ?? 0 });
   } catch (err) {
     const e = err as Error & { code?: string };
-    answer({ error: { message: e.message, code: e.code } });
+    // A failed connect, or a connection lost under this request (reported here, not again):
+    // the client is dropped and the next request connects afresh.
+    const gone = !up || lost !== undefined || client === undefined || connectionGone(e);
+    lost = undefined;
+    if (gone) drop();
+    answer({ error: { message: e.message, code: e.code, lost: gone && up } });
   }
 });

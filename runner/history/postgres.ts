@@ -7,7 +7,10 @@
  * client therefore lives in a worker thread (runner/history/_pg_worker.ts) and each call blocks
  * the caller on a shared flag (`Atomics.wait`) until the worker has the answer, as a
  * `node:sqlite` call blocks on its file. Every call has a time limit (`timeoutMs`, default
- * 120 s): past it the call throws an {@linkcode InfraError} instead of hanging the run.
+ * 20 s, well under a farm lease's renewal period: the blocked thread also renews leases): past
+ * it the call throws an {@linkcode InfraError} instead of hanging the run. A connection that
+ * drops (the server restarted, the backend was terminated) fails the next call at once with an
+ * InfraError; the call after it connects again. A worker that died fails every call at once.
  *
  * SQL is written once with `?` placeholders; {@linkcode toPositional} numbers them `$1..$n`
  * for PostgreSQL. BIGINT and NUMERIC come back as numbers (as SQLite's integers do).
@@ -23,9 +26,25 @@ export function isPostgresUrl(s: string): boolean {
   return /^postgres(?:ql)?:\/\//i.test(s);
 }
 
-/** `url` with its password replaced by `***` (for messages: secrets never reach a log). */
+/**
+ * `url` with its password and any `password=` parameter replaced by `***` (for messages:
+ * secrets never reach a log). A URL that does not parse has everything between `://` and its
+ * last `@` replaced.
+ */
 export function redactUrl(url: string): string {
-  return url.replace(/^(postgres(?:ql)?:\/\/[^:/@]*:)[^@/]*@/i, "$1***@");
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = "***";
+    for (const k of new Set(u.searchParams.keys())) {
+      if (/password/i.test(k)) u.searchParams.set(k, "***");
+    }
+    return u.href;
+  } catch {
+    return url.replace(/^([^/]*:\/\/).*@/s, "$1***@").replace(
+      /([?&;\s][^=&#\s]*password=)[^&#\s]*/gi,
+      "$1***",
+    );
+  }
 }
 
 /**
@@ -117,7 +136,7 @@ export class PostgresError extends Error {
 
 /** Options of {@linkcode openPostgres}. */
 export interface PostgresOptions {
-  /** Most time one call may take, in ms (default 120 000), connecting included. */
+  /** Most time one call may take, in ms (default 20 000), connecting included. */
   timeoutMs?: number;
 }
 
@@ -128,6 +147,8 @@ class PgDatabase implements Database {
   #port: MessageChannel["port1"];
   #flag: Int32Array;
   #closed = false;
+  /** Why the worker thread ended (an error it did not catch, or its exit), once it did. */
+  #dead: string | undefined;
   readonly #url: string;
   readonly #timeoutMs: number;
 
@@ -145,16 +166,28 @@ class PgDatabase implements Database {
     // The worker never keeps the process alive: close() ends it; a process that forgets to
     // close still exits.
     this.#worker.unref();
+    this.#worker.on("error", (err: Error) => {
+      this.#dead ??= `its worker thread failed: ${String(err?.message ?? err).split("\n")[0]}`;
+    });
+    this.#worker.on("exit", (code: number) => {
+      this.#dead ??= `its worker thread exited (code ${code})`;
+    });
   }
 
   #call(req: { op: "query" | "end"; text?: string; values?: SQLValue[] }) {
     if (this.#closed) throw new Error("the PostgreSQL history is closed");
+    if (this.#dead) {
+      throw new InfraError(
+        `PostgreSQL ${redactUrl(this.#url)}: ${this.#dead}`,
+        "this history connection cannot be used again: run again",
+      );
+    }
     Atomics.store(this.#flag, 0, 0);
     this.#port.postMessage(req);
     const woke = Atomics.wait(this.#flag, 0, 0, this.#timeoutMs);
     const msg = receiveMessageOnPort(this.#port)?.message as
       | { rows: Record<string, SQLValue>[]; rowCount: number; error?: undefined }
-      | { error: { message: string; code?: string } }
+      | { error: { message: string; code?: string; lost?: boolean } }
       | undefined;
     if (woke === "timed-out" || !msg) {
       this.#dispose();
@@ -165,6 +198,14 @@ class PgDatabase implements Database {
     }
     if (msg.error) {
       const e = msg.error;
+      if (e.lost) {
+        throw new InfraError(
+          `PostgreSQL ${redactUrl(this.#url)}: connection lost: ${
+            e.message.split("\n")[0].slice(0, 200)
+          }`,
+          "check the server; the next call connects again",
+        );
+      }
       // A server's error carries a SQLSTATE (5 characters); anything else is the connection's.
       if (!/^[0-9A-Z]{5}$/.test(e.code ?? "")) {
         throw new InfraError(
@@ -219,5 +260,5 @@ class PgDatabase implements Database {
  */
 export function openPostgres(url: string, opts: PostgresOptions = {}): Database {
   checkPostgresUrl(url);
-  return new PgDatabase(url, opts.timeoutMs ?? 120_000);
+  return new PgDatabase(url, opts.timeoutMs ?? 20_000);
 }
