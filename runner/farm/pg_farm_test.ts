@@ -15,6 +15,8 @@ import { queryResults } from "../history/query.ts";
 import { openHistory } from "../history/schema.ts";
 import { parseResults } from "../results/store.ts";
 import { PgFarmStore } from "./pg_store.ts";
+import { runFarm } from "./run_farm.ts";
+import { loadFarm } from "../../boards/farm_load.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 const FP = "SHA256:" + "A".repeat(43);
@@ -170,6 +172,49 @@ Deno.test("farm runs with database: (one throwaway cluster)", async (t) => {
         assert.notEqual(r.code, 0);
         assert.match(r.stderr, /leases refused by the test/);
         noStackTrace(r);
+      });
+    },
+  );
+  await t.step(
+    "a throw before the run's work starts leaves no database connection open",
+    async () => {
+      const url = await server.createDatabase("closed");
+      await withTempDir(async (dir) => {
+        await boards(dir);
+        await Deno.writeTextFile(`${dir}/farm.yaml`, `name: pg-lab\ndatabase: ${url}\n${GROUP}`);
+        const farm = await loadFarm(`${dir}/farm.yaml`);
+        // A run directory whose results.jsonl cannot be opened: runFarm throws after the
+        // database was opened, before its try/finally.
+        await Deno.mkdir(`${dir}/run/results.jsonl`, { recursive: true });
+        await assert.rejects(() =>
+          runFarm({
+            farm,
+            kernels: [],
+            suites: [],
+            predictBoards: [],
+            jobs: 1,
+            runsRoot: `${dir}/runs`,
+            resume: `${dir}/run`,
+            history: false,
+            log: () => {},
+          })
+        );
+        const db = new pg.Client({ connectionString: url });
+        await db.connect();
+        try {
+          // The pool's idle connection (else open for 10 s, and the process with it) is gone.
+          let n = -1;
+          for (let i = 0; i < 20 && n !== 0; i++) {
+            if (i) await new Promise((r) => setTimeout(r, 100));
+            n = (await db.query(
+              `SELECT count(*)::int AS n FROM pg_stat_activity
+               WHERE datname = current_database() AND pid <> pg_backend_pid()`,
+            )).rows[0].n;
+          }
+          assert.equal(n, 0, "a connection of the farm's pool is left open");
+        } finally {
+          await db.end();
+        }
       });
     },
   );
