@@ -164,6 +164,15 @@ async function loginInitramfs(base: string, out: string, password: string): Prom
       mode: 0o644,
     },
   ]);
+  return await withOverlay(base, overlay, out);
+}
+
+/**
+ * Write `out` (mode 0600: an image holds the guest's SSH host key): the initramfs image at
+ * `base`, zero-padded to 512 bytes, followed by the newc archive `overlay` (the kernel unpacks
+ * both; later files win). Returns `out`.
+ */
+export async function withOverlay(base: string, overlay: Uint8Array, out: string): Promise<string> {
   const first = await Deno.readFile(base);
   const padded = Math.ceil(first.length / 512) * 512;
   const bytes = new Uint8Array(padded + overlay.length);

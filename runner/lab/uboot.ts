@@ -30,7 +30,7 @@ import { clientKey, generateDropbearHostKey } from "../qemu/keys.ts";
 import { QemuMachine, qemuOptValue } from "../qemu/machine.ts";
 import { QEMU_HOST_TOOLS } from "../qemu/target.ts";
 import { labBoardYaml } from "./board_file.ts";
-import { labPowerLine, LeftToBoardFile } from "./lab.ts";
+import { labPowerLine, LeftToBoardFile, withOverlay } from "./lab.ts";
 
 /** Debian's U-Boot for QEMU's `-M virt` (package u-boot-qemu). */
 export const UBOOT_QEMU_ARM64 = "/usr/lib/u-boot/qemu_arm64/u-boot.bin";
@@ -166,14 +166,7 @@ async function initrdWithOverlay(
     throw new InfraError("the lab expects an uncompressed initramfs", "rebuild without gzip");
   }
   const overlay = await overlayFor(kernel, image.modulesLoaded, hostKey, work);
-  const first = await Deno.readFile(image.path);
-  const padded = Math.ceil(first.length / 512) * 512;
-  const bytes = new Uint8Array(padded + overlay.length);
-  bytes.set(first, 0);
-  bytes.set(overlay, padded);
-  await Deno.writeFile(out, bytes, { mode: 0o600 });
-  await Deno.chmod(out, 0o600);
-  return out;
+  return await withOverlay(image.path, overlay, out);
 }
 
 /** The lab's extlinux.conf: the known-good label only (rkhil adds its own when it deploys). */
