@@ -217,32 +217,7 @@ static bool serve_bank(struct emu_inst *in, u32 *r)
 	return busy;
 }
 
-/*
- * One poller per online CPU, each serving every instance (a command is taken by exactly one,
- * under the instance's lock). Whichever CPU the driver polls from, the poller bound there runs
- * while the driver sleeps in readx_poll_timeout (100 us steps, 1 ms bound), so the answer is
- * there when it wakes even when the host deschedules the other vCPU's thread for longer than
- * the driver's bound (a single poller on another vCPU missed the 1 ms on a loaded 2-core host).
- */
-static int poller_fn(void *arg)
-{
-	int i, b;
-
-	while (!kthread_should_stop()) {
-		for (i = 0; i < ninsts; i++) {
-			unsigned long flags;
-
-			spin_lock_irqsave(&insts[i].lock, flags);
-			for (b = 0; b < insts[i].nbanks; b++)
-				serve_bank(&insts[i], insts[i].regs[b]);
-			spin_unlock_irqrestore(&insts[i].lock, flags);
-		}
-		cpu_relax();
-		cond_resched();
-	}
-	return 0;
-}
-
+/* Serve every bank of every instance once, each instance under its lock. */
 static void serve_all(void)
 {
 	int i, b;
@@ -255,6 +230,23 @@ static void serve_all(void)
 			serve_bank(&insts[i], insts[i].regs[b]);
 		spin_unlock_irqrestore(&insts[i].lock, flags);
 	}
+}
+
+/*
+ * One poller per online CPU, each serving every instance (a command is taken by exactly one,
+ * under the instance's lock). Whichever CPU the driver polls from, the poller bound there runs
+ * while the driver sleeps in readx_poll_timeout (100 us steps, 1 ms bound), so the answer is
+ * there when it wakes even when the host deschedules the other vCPU's thread for longer than
+ * the driver's bound (a single poller on another vCPU missed the 1 ms on a loaded 2-core host).
+ */
+static int poller_fn(void *arg)
+{
+	while (!kthread_should_stop()) {
+		serve_all();
+		cpu_relax();
+		cond_resched();
+	}
+	return 0;
 }
 
 /*
